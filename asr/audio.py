@@ -1,0 +1,76 @@
+"""Reading audio: any file soundfile reads, downmixed to mono and resampled to 16 kHz."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+SAMPLE_RATE = 16_000
+
+__all__ = ["SAMPLE_RATE", "AudioError", "AudioInfo", "audio_info", "load_audio", "resample"]
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used: missing, unreadable, empty or truncated."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, read without decoding the samples."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read sample rate, channels and length from the header; raise AudioError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        info = sf.info(str(path))
+    except Exception as err:  # soundfile raises several types for undecodable input
+        raise AudioError(f"{path}: not a readable audio file ({err})") from err
+    return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a file to a mono float32 waveform at `sample_rate`: (S,).
+
+    Silence is valid audio; a file with no samples, or fewer samples than its header
+    promises (a truncated download), is not.
+    """
+    info = audio_info(path)
+    try:
+        samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:
+        raise AudioError(f"{path}: cannot decode audio ({err})") from err
+    if samples.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    # Compressed formats may report an approximate frame count; PCM headers are exact.
+    if info.frames > 0 and samples.shape[0] < 0.99 * info.frames:
+        raise AudioError(
+            f"{path}: truncated: the header promises {info.frames} frames, "
+            f"only {samples.shape[0]} could be decoded"
+        )
+    waveform = samples.mean(axis=1)  # (S, C) -> (S,)
+    return resample(waveform, int(file_rate), sample_rate)
+
+
+def resample(waveform: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling of a mono waveform (S,) -> (S * new_rate / orig_rate,)."""
+    if orig_rate == new_rate:
+        return np.ascontiguousarray(waveform, dtype=np.float32)
+    tensor = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
+    return AF.resample(tensor, orig_rate, new_rate).numpy()

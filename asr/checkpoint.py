@@ -1,0 +1,78 @@
+"""Self-describing checkpoints, written atomically and loaded without running code.
+
+A checkpoint is a dict of tensors and plain values (config, vocabulary, feature
+statistics, weights, optionally training state) saved with `torch.save` and read back
+with `torch.load(weights_only=True)`, whose unpickler only rebuilds tensors and builtin
+containers: a checkpoint file can never execute code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "asr-checkpoint"
+VERSION = 1
+_REQUIRED = ("format", "version", "config", "vocab", "model", "features")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint; the message names it."""
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write `payload` (plus format tags) to `path` atomically: temporary file, fsync, rename.
+
+    A crash mid-write leaves the previous file at `path` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"format": FORMAT, "version": VERSION, **payload}
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and validate a checkpoint; raise CheckpointError naming the file otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        record = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, random bytes, ...
+        raise CheckpointError(f"{path}: not a readable asr checkpoint ({err})") from err
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an asr checkpoint (no '{FORMAT}' format tag)")
+    if record.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {record.get('version')}, expected {VERSION}"
+        )
+    missing = [key for key in _REQUIRED if key not in record]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    return record

@@ -1,0 +1,232 @@
+"""Manifests (JSON lines, NeMo's convention), the speech dataset, batching and padding.
+
+A manifest line is `{"audio_filepath": ..., "duration": seconds, "text": ...}`, optionally
+with "id" and "speaker". Relative paths resolve against the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from asr.audio import load_audio
+from asr.text import Vocabulary, normalize_text
+
+__all__ = [
+    "DataConfig",
+    "ManifestError",
+    "SpeechDataset",
+    "SortedBatchSampler",
+    "Utterance",
+    "collate",
+    "read_manifest",
+    "write_manifest",
+]
+
+log = logging.getLogger(__name__)
+
+_REQUIRED = ("audio_filepath", "duration", "text")
+
+
+@dataclass
+class DataConfig:
+    train_manifest: str = ""  # JSON-lines manifest to train on
+    valid_manifest: str = ""  # JSON-lines manifest for validation loss and WER each epoch
+    batch_size: int = 16  # utterances per batch
+    num_workers: int = 2  # audio-loading worker processes (0: load in the main process)
+    max_duration: float = 30.0  # seconds; longer training utterances are skipped and counted
+    sort_window: int = 50  # batches drawn from one shuffled window, sorted by duration
+
+
+class ManifestError(ValueError):
+    """A manifest line that cannot be used; the message names the file and line."""
+
+
+@dataclass
+class Utterance:
+    audio_filepath: str  # absolute path
+    duration: float  # seconds, as the manifest says
+    text: str  # transcript as given (normalized when used)
+    id: str = ""  # utterance id (defaults to the file's stem)
+    speaker: str = ""  # speaker id, when known
+    line: int = 0  # 1-based line in the manifest it came from
+
+    def to_json(self, root: Path | None = None) -> dict:
+        path = Path(self.audio_filepath)
+        if root is not None and path.is_relative_to(root):
+            path = path.relative_to(root)
+        record = {"audio_filepath": str(path), "duration": round(self.duration, 4)}
+        record["text"] = self.text
+        if self.id:
+            record["id"] = self.id
+        if self.speaker:
+            record["speaker"] = self.speaker
+        return record
+
+
+def _parse_line(raw: str, lineno: int, manifest: Path) -> Utterance:
+    where = f"{manifest}:{lineno}"
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"{where}: not valid JSON ({err.msg})") from err
+    if not isinstance(record, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [key for key in _REQUIRED if key not in record]
+    if missing:
+        raise ManifestError(f"{where}: missing field(s) {missing}")
+    duration = record["duration"]
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
+        raise ManifestError(f"{where}: duration must be a non-negative number, got {duration!r}")
+    if not isinstance(record["text"], str) or not isinstance(record["audio_filepath"], str):
+        raise ManifestError(f"{where}: audio_filepath and text must be strings")
+    path = Path(record["audio_filepath"])
+    if not path.is_absolute():
+        path = manifest.parent / path
+    return Utterance(
+        audio_filepath=str(path),
+        duration=float(duration),
+        text=record["text"],
+        id=str(record.get("id") or path.stem),
+        speaker=str(record.get("speaker") or ""),
+        line=lineno,
+    )
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """All utterances of a manifest; a malformed line raises ManifestError with its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest")
+    utterances = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if raw.strip():
+                utterances.append(_parse_line(raw, lineno, path.resolve()))
+    return utterances
+
+
+def write_manifest(path: str | Path, utterances: Sequence[Utterance]) -> None:
+    """Write utterances as JSON lines, paths relative to the manifest where they lie below it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = path.parent.resolve()
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for utt in utterances:
+            f.write(json.dumps(utt.to_json(root), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def prepare_targets(utterances: Sequence[Utterance], vocab: Vocabulary) -> list[list[int]]:
+    """Normalize and encode transcripts. Characters the vocabulary lacks are logged with
+    counts and an example line, then left out of the target."""
+    unknown: Counter[str] = Counter()
+    examples: dict[str, Utterance] = {}
+    targets = []
+    for utt in utterances:
+        text = normalize_text(utt.text)
+        missing = vocab.find_unknown(text)
+        for ch in missing:
+            unknown[ch] += text.count(ch)
+            examples.setdefault(ch, utt)
+        targets.append(vocab.encode("".join(ch for ch in text if ch not in missing)))
+    for ch, count in unknown.most_common():
+        utt = examples[ch]
+        log.warning(
+            "character %r outside the vocabulary: %d occurrence(s) removed from targets "
+            "(first in %s, manifest line %d)",
+            ch,
+            count,
+            utt.audio_filepath,
+            utt.line,
+        )
+    return targets
+
+
+class SpeechDataset(Dataset):
+    """Utterances -> (waveform (S,), target ids (U,)) at the feature sample rate."""
+
+    def __init__(self, utterances: Sequence[Utterance], vocab: Vocabulary, sample_rate: int):
+        self.utterances = list(utterances)
+        self.targets = prepare_targets(self.utterances, vocab)
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        waveform = load_audio(self.utterances[index].audio_filepath, self.sample_rate)
+        return torch.from_numpy(waveform), torch.tensor(self.targets[index], dtype=torch.long)
+
+
+@dataclass
+class Batch:
+    waveforms: torch.Tensor  # (B, S) zero-padded
+    wave_lens: torch.Tensor  # (B,) samples
+    targets: torch.Tensor  # (B, U) zero-padded token ids
+    target_lens: torch.Tensor  # (B,)
+
+    def pin_memory(self) -> Batch:
+        return Batch(*(t.pin_memory() for t in self.tensors()))
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.waveforms, self.wave_lens, self.targets, self.target_lens
+
+
+def pad_sequences(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-D tensors -> (B, max_len) zero-padded, (B,) lengths."""
+    lens = torch.tensor([len(x) for x in items], dtype=torch.long)
+    padded = torch.zeros(len(items), int(lens.max()) if len(items) else 0, dtype=items[0].dtype)
+    for i, x in enumerate(items):
+        padded[i, : len(x)] = x
+    return padded, lens
+
+
+def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
+    waveforms, wave_lens = pad_sequences([w for w, _ in items])
+    targets, target_lens = pad_sequences([t for _, t in items])
+    return Batch(waveforms, wave_lens, targets, target_lens)
+
+
+class SortedBatchSampler(Sampler[list[int]]):
+    """Batches of similar duration: shuffle, sort each window of `sort_window` batches by
+    duration, cut it into batches, shuffle the batches. Seeded per epoch."""
+
+    def __init__(
+        self, durations: Sequence[float], batch_size: int, sort_window: int = 50, seed: int = 0
+    ):
+        self.durations = np.asarray(durations)
+        self.batch_size = batch_size
+        self.window = batch_size * max(1, sort_window)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.durations) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        order = list(range(len(self.durations)))
+        rng.shuffle(order)
+        batches = []
+        for start in range(0, len(order), self.window):
+            window = sorted(order[start : start + self.window], key=lambda i: self.durations[i])
+            batches += [
+                window[i : i + self.batch_size] for i in range(0, len(window), self.batch_size)
+            ]
+        rng.shuffle(batches)
+        return iter(batches)

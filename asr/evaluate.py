@@ -1,0 +1,86 @@
+"""Scoring a model on a manifest: corpus WER/CER and a per-utterance report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr.data import read_manifest
+from asr.decode import DecodingOptions
+from asr.metrics import ErrorCounts, error_counts, score_utterance
+from asr.text import normalize_text
+from asr.transcribe import Recognizer
+
+__all__ = ["EvaluationResult", "evaluate_manifest"]
+
+
+@dataclass
+class EvaluationResult:
+    manifest: str
+    utterances: int
+    words: ErrorCounts
+    chars: ErrorCounts
+    audio_seconds: float
+
+    def to_dict(self) -> dict:
+        return {
+            "manifest": self.manifest,
+            "utterances": self.utterances,
+            "wer": self.words.rate,
+            "cer": self.chars.rate,
+            "words": self.words.to_dict(),
+            "chars": self.chars.to_dict(),
+            "audio_seconds": self.audio_seconds,
+        }
+
+
+def evaluate_manifest(
+    recognizer: Recognizer,
+    manifest: str | Path,
+    out_dir: str | Path | None = None,
+    options: DecodingOptions = DecodingOptions(),
+    batch_size: int = 8,
+) -> EvaluationResult:
+    """Transcribe every utterance of `manifest` and score it.
+
+    With `out_dir`: `report.txt` (id, REF, HYP, alignment and counts per utterance) and
+    `summary.json` (corpus counts, WER, CER, the decoding options).
+    """
+    utterances = read_manifest(manifest)
+    refs, hyps, seconds = [], [], 0.0
+    for start in tqdm(
+        range(0, len(utterances), batch_size), desc="evaluate", unit="batch", disable=None
+    ):
+        chunk = utterances[start : start + batch_size]
+        results = recognizer.transcribe([u.audio_filepath for u in chunk], options, batch_size)
+        refs += [normalize_text(u.text) for u in chunk]
+        hyps += [r.text for r in results]
+        seconds += sum(r.duration for r in results)
+    result = EvaluationResult(
+        str(manifest),
+        len(utterances),
+        error_counts(refs, hyps, "word"),
+        error_counts(refs, hyps, "char"),
+        seconds,
+    )
+    if out_dir is not None:
+        _write_reports(Path(out_dir), utterances, refs, hyps, result, options)
+    return result
+
+
+def _write_reports(out_dir, utterances, refs, hyps, result, options) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "report.txt").open("w", encoding="utf-8") as f:
+        for utt, ref, hyp in zip(utterances, refs, hyps, strict=True):
+            score = score_utterance(ref, hyp)
+            w = score.words
+            f.write(
+                f"id: {utt.id}\n{score.alignment}\n"
+                f"words: S={w.substitutions} D={w.deletions} I={w.insertions} "
+                f"N={w.reference_length}\n\n"
+            )
+    summary = {**result.to_dict(), "decoding": vars(options)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

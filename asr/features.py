@@ -1,0 +1,128 @@
+"""Log-mel features in torch, batched, on any device; matches librosa's melspectrogram.
+
+Normalization is global mean and variance per mel bin, estimated on the training set
+before training and stored with the model (the ESPnet/NeMo default), or per utterance
+(`normalization = "utterance"`), which needs no statistics and copes with unseen channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchaudio.functional as AF
+from torch import nn
+
+__all__ = ["FeatureConfig", "FeatureExtractor", "frame_count", "log_mel_spectrogram"]
+
+_LOG_OFFSET = 1e-6  # keeps log() finite on digital silence
+_NORMALIZATIONS = ("global", "utterance", "none")
+
+
+@dataclass
+class FeatureConfig:
+    sample_rate: int = 16_000  # Hz; audio is resampled to this on load
+    n_fft: int = 400  # FFT size in samples (25 ms)
+    win_length: int = 400  # Hann window length in samples (25 ms)
+    hop_length: int = 160  # frame shift in samples (10 ms)
+    n_mels: int = 80  # mel bins (slaney scale and area normalization, as librosa)
+    f_min: float = 0.0  # lowest mel filter edge, Hz
+    f_max: float = 8000.0  # highest mel filter edge, Hz
+    normalization: str = "global"  # "global" (training-set statistics), "utterance" or "none"
+
+    def __post_init__(self) -> None:
+        if self.normalization not in _NORMALIZATIONS:
+            raise ValueError(
+                f"features.normalization must be one of {_NORMALIZATIONS}, "
+                f"got {self.normalization!r}"
+            )
+        if self.win_length > self.n_fft:
+            raise ValueError(f"features.win_length {self.win_length} > n_fft {self.n_fft}")
+
+
+def frame_count(num_samples: torch.Tensor | int, hop_length: int) -> torch.Tensor | int:
+    """Frames of a centered STFT of `num_samples` samples."""
+    return num_samples // hop_length + 1
+
+
+def log_mel_spectrogram(
+    waveforms: torch.Tensor,
+    wave_lens: torch.Tensor,
+    window: torch.Tensor,
+    mel_fbank: torch.Tensor,
+    cfg: FeatureConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, S) zero-padded waveforms -> (B, T, n_mels) natural-log mel power, (B,) frame counts.
+
+    Padding stays zero before the centered STFT, so each utterance's frames are those of
+    the utterance alone: a padded batch equals item-by-item extraction.
+    """
+    spec = torch.stft(
+        waveforms,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window=window,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )  # (B, n_fft // 2 + 1, T)
+    power = spec.real.square() + spec.imag.square()
+    mel = torch.matmul(power.transpose(1, 2), mel_fbank)  # (B, T, F') @ (F', n_mels)
+    feat_lens = frame_count(wave_lens, cfg.hop_length)
+    return torch.log(mel + _LOG_OFFSET), feat_lens
+
+
+def _valid_mask(feat_lens: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) -> (B, T, 1) True on real frames."""
+    steps = torch.arange(max_len, device=feat_lens.device)
+    return (steps[None, :] < feat_lens[:, None]).unsqueeze(-1)
+
+
+def utterance_stats(feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Mean and std over each utterance's real frames: (B, T, F) -> (B, 1, F), (B, 1, F)."""
+    mask = _valid_mask(feat_lens, feats.shape[1]).to(feats.dtype)
+    count = feat_lens.clamp(min=1).to(feats.dtype)[:, None, None]
+    mean = (feats * mask).sum(1, keepdim=True) / count
+    var = ((feats - mean).square() * mask).sum(1, keepdim=True) / count
+    return mean, var.clamp(min=1e-8).sqrt()
+
+
+class FeatureExtractor(nn.Module):
+    """Waveforms -> normalized log-mel frames. Holds the window, filterbank and statistics."""
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("window", torch.hann_window(cfg.win_length), persistent=False)
+        fbank = AF.melscale_fbanks(
+            n_freqs=cfg.n_fft // 2 + 1,
+            f_min=cfg.f_min,
+            f_max=cfg.f_max,
+            n_mels=cfg.n_mels,
+            sample_rate=cfg.sample_rate,
+            norm="slaney",
+            mel_scale="slaney",
+        )  # (n_fft // 2 + 1, n_mels)
+        self.register_buffer("mel_fbank", fbank, persistent=False)
+        self.register_buffer("mean", torch.zeros(cfg.n_mels))
+        self.register_buffer("std", torch.ones(cfg.n_mels))
+
+    def set_global_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp(min=1e-5))
+
+    def raw(self, waveforms: torch.Tensor, wave_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Unnormalized log-mel: (B, S), (B,) -> (B, T, n_mels), (B,)."""
+        return log_mel_spectrogram(waveforms, wave_lens, self.window, self.mel_fbank, self.cfg)
+
+    def forward(self, waveforms: torch.Tensor, wave_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B, S), (B,) -> normalized (B, T, n_mels) with zeros past each length, (B,)."""
+        feats, feat_lens = self.raw(waveforms, wave_lens)
+        if self.cfg.normalization == "global":
+            feats = (feats - self.mean) / self.std
+        elif self.cfg.normalization == "utterance":
+            mean, std = utterance_stats(feats, feat_lens)
+            feats = (feats - mean) / std
+        feats = feats.masked_fill(~_valid_mask(feat_lens, feats.shape[1]), 0.0)
+        return feats, feat_lens

@@ -1,0 +1,205 @@
+"""The one English text normalizer and the character vocabulary.
+
+Training targets, decoder output, language-model text and WER scoring all pass through
+`normalize_text`, so a difference in spelling conventions can never count as an error:
+
+- Unicode is decomposed and accents dropped ("café" -> "cafe"); curly quotes become "'".
+- Lower case.
+- Numbers are spelled out: "1984" -> "one thousand nine hundred and eighty four",
+  "3rd" -> "third", "2.5" -> "two point five", "%" -> "percent", "&" -> "and".
+- Hyphens, dashes and slashes separate words; every other punctuation mark or symbol
+  is removed. An apostrophe is kept only between two letters ("don't", "o'clock").
+- Runs of whitespace become one space; no leading or trailing space.
+
+Letters outside a-z (e.g. "æ", "ß", Cyrillic) are kept, not dropped, so that
+`Vocabulary.find_unknown` can report them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["BLANK", "Vocabulary", "normalize_text", "number_to_words"]
+
+BLANK = "<blank>"
+_DEFAULT_CHARS = " '" + "abcdefghijklmnopqrstuvwxyz"
+
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_SCALES = [(10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand")]
+_ORDINAL_WORDS = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
+_SYMBOL_WORDS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
+_QUOTES = {"\u2018": "'", "\u2019": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"}
+
+_ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
+_DECIMAL_RE = re.compile(r"\b(\d+)\.(\d+)\b")
+_THOUSANDS_RE = re.compile(r"\b(\d{1,3}(?:,\d{3})+)\b")
+_INTEGER_RE = re.compile(r"\d+")
+_SEPARATOR_RE = re.compile(r"[-\u2010-\u2015/_]")
+_APOSTROPHE_RE = re.compile(r"(?<![^\W\d_])'|'(?![^\W\d_])")  # not between two letters
+_SPACE_RE = re.compile(r"\s+")
+
+
+def number_to_words(number: int) -> str:
+    """Spell out a non-negative integer in British-style English ("one hundred and five")."""
+    if number < 0:
+        raise ValueError(f"number_to_words takes non-negative integers, got {number}")
+    if number < 20:
+        return _ONES[number]
+    if number < 100:
+        tens, ones = divmod(number, 10)
+        return _TENS[tens] + ("" if ones == 0 else " " + _ONES[ones])
+    if number < 1000:
+        hundreds, rest = divmod(number, 100)
+        words = _ONES[hundreds] + " hundred"
+        return words if rest == 0 else words + " and " + number_to_words(rest)
+    for scale, name in _SCALES:
+        if number >= scale:
+            high, rest = divmod(number, scale)
+            words = number_to_words(high) + " " + name
+            if rest == 0:
+                return words
+            joiner = " and " if rest < 100 else " "
+            return words + joiner + number_to_words(rest)
+    raise AssertionError("unreachable")
+
+
+def _ordinal(number: int) -> str:
+    words = number_to_words(number).split()
+    last = words[-1]
+    if last in _ORDINAL_WORDS:
+        words[-1] = _ORDINAL_WORDS[last]
+    elif last.endswith("y"):
+        words[-1] = last[:-1] + "ieth"
+    else:
+        words[-1] = last + "th"
+    return " ".join(words)
+
+
+def _spell_numbers(text: str) -> str:
+    text = _THOUSANDS_RE.sub(lambda m: m.group(1).replace(",", ""), text)
+    text = _ORDINAL_RE.sub(lambda m: " " + _ordinal(int(m.group(1))) + " ", text)
+    text = _DECIMAL_RE.sub(
+        lambda m: (
+            f" {number_to_words(int(m.group(1)))} point "
+            + " ".join(_ONES[int(d)] for d in m.group(2))
+            + " "
+        ),
+        text,
+    )
+    return _INTEGER_RE.sub(lambda m: " " + number_to_words(int(m.group(0))) + " ", text)
+
+
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _drop_punctuation(text: str) -> str:
+    kept = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if ch == "'" or category[0] in "LN":
+            kept.append(ch)
+        elif category[0] in "PSCZ":
+            kept.append(" ")
+        # Marks (category M) left after decomposition are dropped with their base kept.
+    return "".join(kept)
+
+
+def normalize_text(text: str) -> str:
+    """Normalize English text for training, decoding and scoring (see the module docstring)."""
+    for quote, plain in _QUOTES.items():
+        text = text.replace(quote, plain)
+    text = _strip_accents(text).lower()
+    for symbol, word in _SYMBOL_WORDS.items():
+        text = text.replace(symbol, word)
+    text = _spell_numbers(text)
+    text = _SEPARATOR_RE.sub(" ", text)
+    text = _drop_punctuation(text)
+    text = _APOSTROPHE_RE.sub(" ", text)
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """CTC output symbols: index 0 is the blank, then one entry per character."""
+
+    tokens: tuple[str, ...]
+
+    @classmethod
+    def english(cls) -> Vocabulary:
+        """Blank, space, apostrophe and a-z: 29 symbols."""
+        return cls((BLANK, *_DEFAULT_CHARS))
+
+    def __post_init__(self) -> None:
+        if not self.tokens or self.tokens[0] != BLANK:
+            raise ValueError(f"a vocabulary starts with {BLANK!r}, got {self.tokens[:3]!r}")
+        if len(set(self.tokens)) != len(self.tokens):
+            raise ValueError("a vocabulary lists each token once")
+        object.__setattr__(self, "_index", {tok: i for i, tok in enumerate(self.tokens)})
+
+    @property
+    def blank_id(self) -> int:
+        return 0
+
+    @property
+    def space_id(self) -> int:
+        return self._index[" "]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def find_unknown(self, text: str) -> set[str]:
+        """Characters of (normalized) `text` this vocabulary cannot spell."""
+        return {ch for ch in text if ch not in self._index}
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of normalized text; raises ValueError naming any unknown character."""
+        unknown = self.find_unknown(text)
+        if unknown:
+            raise ValueError(f"characters outside the vocabulary: {sorted(unknown)!r} in {text!r}")
+        return [self._index[ch] for ch in text]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of token ids (blanks are skipped; CTC collapsing is the decoder's job)."""
+        return "".join(self.tokens[i] for i in ids if i != self.blank_id)
+
+    def to_list(self) -> list[str]:
+        return list(self.tokens)
+
+    @classmethod
+    def from_list(cls, tokens: Sequence[str]) -> Vocabulary:
+        return cls(tuple(tokens))
