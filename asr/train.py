@@ -54,6 +54,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
     precision: str = "auto"  # "fp32", "bf16", "fp16" or "auto" (bf16 where the hardware has it)
     stats_utterances: int = 500  # training utterances used to estimate feature statistics
+    stop_at_wer: float = -1.0  # stop once validation WER is at or below this (< 0: never)
 
 
 @dataclass
@@ -255,7 +256,7 @@ def train_one_epoch(tr: Trainer, ctc: nn.CTCLoss) -> dict:
             tr.optimizer.step()
         tr.scheduler.step()
         tr.step += 1
-        total_loss += float(result.loss) * result.utterances
+        total_loss += float(result.loss.detach()) * result.utterances
         total_utts += result.utterances
         audio_seconds += float(batch.wave_lens.sum()) / tr.cfg.features.sample_rate
         bar.set_postfix(loss=f"{float(result.loss):.3f}", lr=f"{tr.scheduler.get_last_lr()[0]:.2e}")
@@ -275,7 +276,7 @@ def evaluate_loss(tr: Trainer, ctc: nn.CTCLoss) -> dict:
     dataset = tr.valid_loader.dataset
     for indices, batch in zip(tr.valid_loader.batch_sampler, tr.valid_loader, strict=True):
         result = compute_loss(tr.model, tr.extractor, batch, ctc, tr.device, tr.dtype)
-        total_loss += float(result.loss) * result.utterances
+        total_loss += float(result.loss.detach()) * result.utterances
         total_utts += result.utterances
         hyps += [h.text for h in decode(result.log_probs, result.out_lens, tr.vocab)]
         refs += [normalize_text(dataset.utterances[i].text) for i in indices]
@@ -336,4 +337,7 @@ def fit(cfg: ExperimentConfig, exp_dir: str | Path) -> Trainer:
         tr.epoch += 1
         save_epoch(tr, metrics)
         log.info("epoch %d: %s", tr.epoch, json.dumps(metrics))
+        if metrics.get("valid_wer", math.inf) <= cfg.train.stop_at_wer:
+            log.info("validation WER %.4f <= train.stop_at_wer: stopping", metrics["valid_wer"])
+            break
     return tr

@@ -1,0 +1,110 @@
+import pickle
+
+import pytest
+import torch
+
+from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from asr.config import to_dict
+from asr.features import FeatureConfig, FeatureExtractor
+from asr.model import AcousticModel, ModelConfig
+from asr.text import Vocabulary
+from asr.train import ExperimentConfig
+from asr.transcribe import Recognizer
+
+
+def small_payload():
+    cfg = ExperimentConfig(model=ModelConfig(hidden_size=16, num_layers=1))
+    vocab = Vocabulary.english()
+    torch.manual_seed(0)
+    model = AcousticModel(cfg.model, cfg.features.n_mels, len(vocab))
+    payload = {
+        "config": to_dict(cfg),
+        "vocab": vocab.to_list(),
+        "features": {"mean": torch.randn(80), "std": torch.rand(80) + 0.5},
+        "model": model.state_dict(),
+    }
+    return payload, model
+
+
+def test_round_trip_rebuilds_the_same_recognizer(tmp_path, noise):
+    payload, model = small_payload()
+    save_checkpoint(tmp_path / "model.pt", payload)
+    recognizer = Recognizer.from_checkpoint(tmp_path)  # a folder means folder/model.pt
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(recognizer.model.state_dict()[key], value)
+    torch.testing.assert_close(recognizer.extractor.mean, payload["features"]["mean"])
+    extractor = FeatureExtractor(FeatureConfig())
+    extractor.set_global_stats(payload["features"]["mean"], payload["features"]["std"])
+    wave = torch.from_numpy(noise(0.5))[None]
+    lens = torch.tensor([wave.shape[1]])
+    with torch.no_grad():
+        expected, _ = model.eval()(*extractor(wave, lens))
+        got, _ = recognizer.log_probs([wave[0].numpy()])
+    torch.testing.assert_close(got, expected)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")
+
+
+def test_random_bytes(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(CheckpointError, match="junk.pt: not a readable asr checkpoint"):
+        load_checkpoint(path)
+
+
+def test_truncated_file(tmp_path):
+    payload, _ = small_payload()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, payload)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.pt"):
+        load_checkpoint(path)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (exec, ("open('PWNED', 'w').write('x')",))
+
+
+def test_loading_never_runs_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "asr-checkpoint", "payload": _Exploit()}, path, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        load_checkpoint(path)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_foreign_torch_file(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="not an asr checkpoint"):
+        load_checkpoint(path)
+
+
+def test_inconsistent_weights(tmp_path):
+    payload, _ = small_payload()
+    payload["config"]["model"]["hidden_size"] = 32  # weights are for 16
+    save_checkpoint(tmp_path / "model.pt", payload)
+    with pytest.raises(CheckpointError, match="inconsistent checkpoint"):
+        Recognizer.from_checkpoint(tmp_path / "model.pt")
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    payload, _ = small_payload()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, payload)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, payload)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from asr.model import AcousticModel, ModelConfig
+
+
+@pytest.mark.parametrize(
+    ("rnn_type", "subsampling"), [("lstm", 4), ("gru", 4), ("lstm", 2), ("gru", 8), ("lstm", 1)]
+)
+def test_padded_batch_equals_item_by_item(rnn_type, subsampling):
+    torch.manual_seed(0)
+    cfg = ModelConfig(rnn_type=rnn_type, num_layers=2, hidden_size=32, subsampling=subsampling)
+    model = AcousticModel(cfg, n_mels=80, vocab_size=29).eval()
+    lens = torch.tensor([97, 40, 63])
+    feats = torch.randn(3, 97, 80)
+    for i, n in enumerate(lens):
+        feats[i, n:] = 0.0  # the feature extractor zeroes padding
+    with torch.no_grad():
+        log_probs, out_lens = model(feats, lens)
+        for i, n in enumerate(lens):
+            alone, alone_lens = model(feats[i : i + 1, :n], lens[i : i + 1])
+            m = int(alone_lens[0])
+            assert int(out_lens[i]) == m == alone.shape[1]
+            torch.testing.assert_close(log_probs[i, :m], alone[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("subsampling", "frames", "expected"),
+    [(4, 1000, 250), (4, 101, 26), (2, 7, 4), (8, 1000, 125), (1, 33, 33)],
+)
+def test_output_lengths(subsampling, frames, expected):
+    model = AcousticModel(ModelConfig(subsampling=subsampling, hidden_size=16), 80, 29)
+    lens = torch.tensor([frames])
+    assert int(model.output_lengths(lens)[0]) == expected
+    log_probs, out_lens = model(torch.zeros(1, frames, 80), lens)
+    assert log_probs.shape == (1, expected, 29) and int(out_lens[0]) == expected
+
+
+def test_outputs_are_log_probabilities():
+    model = AcousticModel(ModelConfig(hidden_size=16, num_layers=1), 80, 29)
+    log_probs, _ = model(torch.randn(2, 50, 80), torch.tensor([50, 50]))
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 13))
+
+
+def test_reference_model_size():
+    model = AcousticModel(ModelConfig(), 80, 29)  # 3 x 320 BiLSTM, x4 subsampling
+    assert 6e6 < sum(p.numel() for p in model.parameters()) < 8e6
+
+
+@pytest.mark.parametrize("field", [{"rnn_type": "transformer"}, {"subsampling": 3}])
+def test_rejects_bad_config(field):
+    with pytest.raises(ValueError):
+        ModelConfig(**field)
