@@ -18,8 +18,9 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio import AudioError, audio_info
 from asr.data import ManifestError, Utterance, parse_manifest_line, write_dropped, write_manifest
 from asr.features import FeatureConfig, frame_count
 from asr.text import Vocabulary, normalize_text
@@ -114,23 +115,70 @@ def _check_audio(utt: Utterance, record: dict, cfg: CheckConfig) -> list[tuple[s
                 f"manifest says {utt.duration:.3f} s, the file holds {info.duration:.3f} s",
             )
         )
-    try:
-        waveform = load_audio(path, info.sample_rate)  # (S,), decoded, not resampled
-    except AudioError as err:
-        message = str(err).removeprefix(f"{path}: ")
-        kind = (
-            "truncated"
-            if "truncated" in message
-            else "empty"
-            if "no audio" in message
-            else ("corrupt")
-        )
-        return [*found, (kind, message)]
-    peak = float(np.abs(waveform).max())
+    declared = _wav_declared_frames(path)
+    if declared is not None and declared > info.frames:
+        return [
+            *found,
+            ("truncated", f"the header promises {declared} frames, the file holds {info.frames}"),
+        ]
+    decoded, peak, error = _decode_peak(path)
+    if error:
+        return [
+            *found,
+            ("corrupt", f"decoding fails after {decoded} of {info.frames} frames ({error})"),
+        ]
+    if decoded == 0:
+        return [*found, ("empty", "the file holds no audio samples")]
+    # Compressed formats may report an approximate frame count; PCM headers are exact.
+    if decoded < 0.99 * info.frames:
+        return [
+            *found,
+            (
+                "truncated",
+                f"the header promises {info.frames} frames, only {decoded} could be decoded",
+            ),
+        ]
     peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
     if peak_db < cfg.silence_dbfs:
         found.append(("silent", f"peak level {peak_db:.1f} dBFS < {cfg.silence_dbfs} dBFS"))
     return found
+
+
+def _decode_peak(path: Path) -> tuple[int, float, str]:
+    """Decode block by block: (frames decoded, peak |sample|, error message or "")."""
+    decoded, peak = 0, 0.0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                decoded += block.shape[0]
+                if block.size:
+                    peak = max(peak, float(np.abs(block).max()))
+    except Exception as err:  # libsndfile raises several types for undecodable data
+        return decoded, peak, str(err).strip()
+    return decoded, peak, ""
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE header declares for its data chunk (libsndfile reports what the
+    file holds instead, so a cut-off download would look whole); None for other files."""
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while chunk := f.read(8):
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"fmt ":
+                fmt = f.read(size + size % 2)
+                block_align = int.from_bytes(fmt[12:14], "little")
+            elif chunk[:4] == b"data":
+                streamed = size in (0, 0xFFFFFFFF)  # written before its length was known
+                return None if streamed or not block_align else size // block_align
+            else:
+                f.seek(size + size % 2, 1)
+    return None
 
 
 def _check_entry(args: tuple[Utterance, dict, CheckConfig]) -> list[Problem]:
