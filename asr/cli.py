@@ -22,6 +22,7 @@ from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.corpora import CorpusError
 from asr.data import ManifestError
+from asr.download import DownloadError
 
 __all__ = ["main"]
 
@@ -424,7 +425,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (AudioError, CheckpointError, ConfigError, CorpusError, ManifestError) as err:
+    except (
+        AudioError,
+        CheckpointError,
+        ConfigError,
+        CorpusError,
+        DownloadError,
+        ManifestError,
+    ) as err:
         print(f"asr: error: {err}", file=sys.stderr)
         return 2
 
