@@ -23,6 +23,7 @@ from asr.config import ConfigError
 from asr.corpora import CorpusError
 from asr.data import ManifestError
 from asr.download import DownloadError
+from asr.synth import SynthError
 
 __all__ = ["main"]
 
@@ -216,6 +217,7 @@ def _add_data(sub) -> None:
     tones.add_argument("--seed", type=int, default=0, help="random seed")
     tones.set_defaults(func=_run_tones)
     _add_data_check(data_sub)
+    _add_data_synth(data_sub)
     _add_data_prepare(data_sub)
 
 
@@ -398,6 +400,57 @@ def _run_check(args) -> int:
     return 1 if report.problems else 0
 
 
+def _add_data_synth(data_sub) -> None:
+    from asr.synth import VOICES
+
+    p = data_sub.add_parser(
+        "synth",
+        help="a speech corpus from text, spoken by espeak-ng, flite and festival",
+        description="Split text files into sentences, normalize them and speak each with a "
+        "voice, speaking rate and pitch drawn from the seed; writes <out>/wavs/*.wav (16 kHz "
+        "mono), <out>/manifest.jsonl, and <out>/skipped.tsv for sentences left out. "
+        "Re-running resumes: finished utterances are kept.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--text", nargs="+", required=True, help="text files of sentences")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--num", type=int, default=0, help="sentences to speak (0: all)")
+    p.add_argument("--voices", nargs="+", default=list(VOICES), help="engine:voice names")
+    p.add_argument("--seed", type=int, default=0, help="seeds sentence choice, voice, rate, pitch")
+    p.add_argument("--jobs", type=int, default=0, help="parallel workers (0: one per core)")
+    p.add_argument("--min-words", type=int, default=3, help="shorter sentences are left out")
+    p.add_argument("--max-words", type=int, default=25, help="longer sentences are left out")
+    p.set_defaults(func=_run_synth)
+
+
+def _run_synth(args) -> int:
+    import random
+    import time
+
+    from asr.synth import SynthConfig, read_sentences, synthesize_corpus, write_corpus
+
+    sentences, rejected = read_sentences(args.text, args.min_words, args.max_words)
+    print(f"{len(sentences)} usable sentences; {len(rejected)} left out by length or spelling")
+    if args.num and args.num < len(sentences):
+        chosen = sorted(random.Random(args.seed).sample(range(len(sentences)), args.num))
+        sentences = [sentences[i] for i in chosen]
+    cfg = SynthConfig(voices=tuple(args.voices), seed=args.seed, jobs=args.jobs)
+    start = time.monotonic()
+    result = synthesize_corpus(sentences, args.out, cfg)
+    elapsed = time.monotonic() - start
+    manifest, skipped = write_corpus(result, args.out)
+    seconds = sum(u.duration for u in result.utterances)
+    print(
+        f"{manifest}: {len(result.utterances)} utterances, {seconds / 3600:.3f} h "
+        f"({result.synthesized} synthesized now, in {elapsed:.1f} s)"
+    )
+    for utt, reason in result.skipped:
+        print(f"skipped {utt.id}: {reason}: {utt.text!r}")
+    if skipped:
+        print(f"skipped {len(result.skipped)}: {skipped}")
+    return 0
+
+
 # --- entry point -------------------------------------------------------------------------
 
 
@@ -432,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         CorpusError,
         DownloadError,
         ManifestError,
+        SynthError,
     ) as err:
         print(f"asr: error: {err}", file=sys.stderr)
         return 2
