@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
 import torch
 import torchaudio
 
