@@ -308,7 +308,7 @@ def synthesize_corpus(
     sentences: Sequence[str], out_dir: str | Path, cfg: SynthConfig
 ) -> SynthResult:
     """Speak every sentence into `<out_dir>/wavs/`, in parallel; resumes an earlier run."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # manifests hold absolute or manifest-relative paths
     if not cfg.voices:
         raise SynthError("no voices selected")
     check_engines(sorted(set(cfg.voices)), cfg.timeout)

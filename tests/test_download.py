@@ -157,3 +157,38 @@ def test_librispeech_archive_table(subset, url_end, algorithm):
 def test_librispeech_archive_unknown_subset():
     with pytest.raises(DownloadError, match="unknown LibriSpeech subset 'train-clean-7'"):
         librispeech_archive("train-clean-7")
+
+
+def test_cli_prepare_downloads_then_reads_the_corpus(tmp_path, monkeypatch, capsys):
+    import soundfile as sf
+
+    from asr.cli import main
+    from asr.data import read_manifest
+
+    wav = io.BytesIO()
+    sf.write(wav, [0.1, -0.1] * 8000, 16_000, format="WAV")
+    payload = make_tar(
+        {
+            "LibriSpeech/dev-clean-2/7/8/7-8-0000.wav": wav.getvalue(),
+            "LibriSpeech/dev-clean-2/7/8/7-8.trans.txt": b"7-8-0000 A WORD\n",
+        }
+    )
+    server = ArchiveServer(payload)
+    mirror = server.url.rsplit("/", 1)[0]
+    server.url = f"{mirror}/resources/31/dev-clean-2.tar.gz"  # the handler ignores the path
+    monkeypatch.setitem(
+        __import__("asr.download").download._MINI_MD5,
+        "dev-clean-2",
+        hashlib.md5(payload).hexdigest(),
+    )
+    try:
+        rc = main(["data", "prepare", "librispeech", "--download", "--mirror", mirror,
+                   "--root", str(tmp_path / "corpora"), "--subsets", "dev-clean-2",
+                   "--out", str(tmp_path / "m")])  # fmt: skip
+    finally:
+        server.close()
+    assert rc == 0
+    assert [
+        (u.id, u.text, u.duration) for u in read_manifest(tmp_path / "m/dev-clean-2.jsonl")
+    ] == [("7-8-0000", "A WORD", 1.0)]
+    assert server.ranges == [None]

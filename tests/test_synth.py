@@ -102,12 +102,13 @@ def test_missing_engine_names_package(tmp_path, monkeypatch):
         synthesize_corpus(["a b c"], tmp_path / "o", SynthConfig(voices=("espeak-ng:en-us",)))
 
 
-def test_cli_synth(tmp_path, fake_flite, capsys):
+def test_cli_synth_relative_out(tmp_path, fake_flite, capsys, monkeypatch):
     from asr.cli import main
 
+    monkeypatch.chdir(tmp_path)
     text = tmp_path / "t.txt"
     text.write_text("The first sentence is here. A second one follows it. Then a third.\n")
-    out = tmp_path / "o"
+    out = Path("data/o")
     rc = main(["data", "synth", "--text", str(text), "--out", str(out), "--voices",
                "flite:awb", "--jobs", "1"])  # fmt: skip
     assert rc == 0
@@ -117,6 +118,7 @@ def test_cli_synth(tmp_path, fake_flite, capsys):
         "then a third",
     ]
     assert "3 utterances" in capsys.readouterr().out
+    assert all(Path(u.audio_filepath).is_file() for u in read_manifest(out / "manifest.jsonl"))
 
 
 REAL_VOICES = ("espeak-ng:en-us+f3", "flite:slt")
