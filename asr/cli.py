@@ -216,9 +216,9 @@ def _add_data(sub) -> None:
     tones.add_argument("--num", type=int, default=200, help="utterances to make")
     tones.add_argument("--seed", type=int, default=0, help="random seed")
     tones.set_defaults(func=_run_tones)
-    _add_data_check(data_sub)
-    _add_data_synth(data_sub)
     _add_data_prepare(data_sub)
+    _add_data_synth(data_sub)
+    _add_data_check(data_sub)
 
 
 def _run_tones(args) -> int:
