@@ -252,6 +252,7 @@ def _kaldi_segments(
     segments = data_dir / "segments"
     out_dir.mkdir(parents=True, exist_ok=True)
     utterances = []
+    loaded: dict[Path, tuple[np.ndarray, int]] = {}  # the current recording, decoded once
     for utt_id, (value, lineno) in _read_kaldi_table(segments).items():
         where = f"{segments}:{lineno}"
         fields = value.split()
@@ -266,18 +267,27 @@ def _kaldi_segments(
         except ValueError as err:
             raise CorpusError(f"{where}: start and end must be seconds ({err})") from err
         recording = _wav_path(wavs[fields[0]][0], f"{data_dir / 'wav.scp'}", data_dir)
-        audio = _cut_segment(recording, start, end, out_dir / f"{utt_id}.wav", where)
+        if recording not in loaded:
+            loaded = {recording: _load_recording(recording, where)}
+        audio = _cut_segment(loaded[recording], start, end, out_dir / f"{utt_id}.wav", where)
         speaker = speakers.get(utt_id, ("", 0))[0]
         utterances.append(_utterance(audio, texts[utt_id][0], utt_id, speaker, where))
     return utterances
 
 
-def _cut_segment(recording: Path, start: float, end: float, out: Path, where: str) -> Path:
+def _load_recording(recording: Path, where: str) -> tuple[np.ndarray, int]:
+    """(waveform (S,) at the file's own rate, that rate)."""
     try:
         rate = audio_info(recording).sample_rate
-        waveform = load_audio(recording, rate)  # (S,) at the file's own rate
+        return load_audio(recording, rate), rate
     except AudioError as err:
         raise CorpusError(f"{where}: {err}") from err
+
+
+def _cut_segment(
+    recording: tuple[np.ndarray, int], start: float, end: float, out: Path, where: str
+) -> Path:
+    waveform, rate = recording
     first, last = int(round(start * rate)), int(round(end * rate))
     if not 0 <= first < last <= len(waveform) + rate // 100:
         raise CorpusError(
