@@ -1,5 +1,8 @@
 """Seconds of audio made per second of wall time, per synthesizer, over all CPU cores.
 
+Also prints audio seconds per CPU second (the synthesizer processes' and workers' user +
+system time), which says what more free cores would give on a shared machine.
+
     PYTHONPATH=. python benchmarks/synth_speed.py --num 200 [--text FILE] [--jobs N]
 
 Each engine speaks the same sentences with all of its voices into a fresh temporary
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +40,12 @@ def sentences(text_file: str | None, num: int) -> list[str]:
     return [found[i % len(found)] + ("" if i < len(found) else f" number {i}") for i in range(num)]
 
 
+def _children_cpu() -> float:
+    """User + system seconds of finished child processes (pool workers and the engines)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -51,14 +61,16 @@ def main() -> None:
     for engine in args.engines:
         voices = tuple(v for v in VOICES if v.startswith(engine + ":"))
         with tempfile.TemporaryDirectory() as out:
+            cpu_before = _children_cpu()
             start = time.monotonic()
             result = synthesize_corpus(items, out, SynthConfig(voices=voices, jobs=jobs))
             wall = time.monotonic() - start
+            cpu = _children_cpu() - cpu_before
         audio = sum(u.duration for u in result.utterances)
         print(
             f"{engine:10s} {len(voices)} voices  {len(result.utterances)} utts  "
             f"{audio:8.1f} s audio in {wall:6.1f} s wall  = {audio / wall:6.1f} s/s  "
-            f"({len(result.skipped)} skipped)"
+            f"({audio / cpu:6.1f} s per CPU s; {len(result.skipped)} skipped)"
         )
 
 
