@@ -34,6 +34,8 @@ class CheckConfig:
     hop_length: int = FeatureConfig.hop_length  # feature frame shift in samples
     feature_rate: int = FeatureConfig.sample_rate  # sample rate features are computed at
     subsampling: int = 4  # the model's time reduction (model.subsampling)
+    sample_rate: int = 0  # every file must have this rate (0: only where a line declares one)
+    channels: int = 0  # every file must have this many channels (0: only where declared)
     duration_tolerance: float = 0.1  # seconds the manifest may differ from the file
     silence_dbfs: float = -60.0  # a clip whose peak stays below this is silent
     jobs: int = 1  # worker processes decoding audio
@@ -105,9 +107,16 @@ def _check_audio(utt: Utterance, record: dict, cfg: CheckConfig) -> list[tuple[s
     except AudioError as err:
         return [("unreadable", str(err).removeprefix(f"{path}: "))]
     found = []
-    for key, actual in (("sample_rate", info.sample_rate), ("channels", info.channels)):
+    for key, actual, expected in (
+        ("sample_rate", info.sample_rate, cfg.sample_rate),
+        ("channels", info.channels, cfg.channels),
+    ):
         if key in record and record[key] != actual:
             found.append((key, f"manifest says {record[key]}, the file has {actual}"))
+        elif key not in record and expected and expected != actual:
+            found.append(
+                (key, f"expected {expected} (--{key.replace('_', '-')}), the file has {actual}")
+            )
     if abs(info.duration - utt.duration) > cfg.duration_tolerance:
         found.append(
             (

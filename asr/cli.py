@@ -351,6 +351,18 @@ def _add_data_check(data_sub) -> None:
     )
     p.add_argument("--jobs", type=int, default=1, help="worker processes decoding audio")
     p.add_argument(
+        "--sample-rate",
+        type=int,
+        default=0,
+        help="require this sample rate of every file (0: only where a line gives sample_rate)",
+    )
+    p.add_argument(
+        "--channels",
+        type=int,
+        default=0,
+        help="require this channel count of every file (0: only where a line gives channels)",
+    )
+    p.add_argument(
         "--duration-tolerance", type=float, default=0.1, help="seconds manifest and file may differ"
     )
     p.add_argument(
@@ -376,6 +388,8 @@ def _check_config(args):
         hop_length=cfg.features.hop_length,
         feature_rate=cfg.features.sample_rate,
         subsampling=cfg.model.subsampling,
+        sample_rate=args.sample_rate,
+        channels=args.channels,
         duration_tolerance=args.duration_tolerance,
         silence_dbfs=args.silence_dbfs,
         jobs=args.jobs,

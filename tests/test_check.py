@@ -167,3 +167,20 @@ def test_training_refuses_unreadable_unless_skipping(tmp_path, caplog):
     assert [u.id for u in dataset.utterances] == ["a"]
     skipped = [r.getMessage() for r in caplog.records if "skipping unreadable" in r.getMessage()]
     assert len(skipped) == 2 and "few.jsonl:3:" in skipped[1]
+
+
+def test_expected_rate_and_channels_apply_to_every_line(tmp_path):
+    sf.write(tmp_path / "a.wav", tone(1.0, rate=8000), 8000)
+    sf.write(tmp_path / "b.wav", tone(1.0, channels=2), RATE)
+    sf.write(tmp_path / "c.wav", tone(1.0), RATE)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(
+        "".join(
+            json.dumps({"audio_filepath": f"{name}.wav", "duration": 1.0, "text": "ok"}) + "\n"
+            for name in "abc"
+        )
+    )
+    assert check_manifest(manifest).problems == []
+    report = check_manifest(manifest, CheckConfig(sample_rate=RATE, channels=1))
+    assert [(p.line, p.kind) for p in report.problems] == [(1, "sample_rate"), (2, "channels")]
+    assert report.problems[0].message == "expected 16000 (--sample-rate), the file has 8000"

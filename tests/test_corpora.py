@@ -185,6 +185,27 @@ def test_cli_prepare_librispeech(tmp_path, capsys):
     assert "dropped 1 by duration" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "corpus, extra, manifest, count",
+    [
+        ("commonvoice", ["--splits", "dev"], "dev.jsonl", 1),
+        ("ljspeech", [], "ljspeech.jsonl", 1),
+        ("kaldi", ["--name", "mykaldi"], "mykaldi.jsonl", 1),
+    ],
+)
+def test_cli_prepare_other_corpora(tmp_path, corpus, extra, manifest, count):
+    root = tmp_path / "corpus"
+    write_tone(root / "clips/x.mp3", 1.0, fmt="MP3")
+    (root / "dev.tsv").write_text("client_id\tpath\tsentence\ns\tx.mp3\thello\n")
+    write_tone(root / "wavs/LJ1.wav", 1.0)
+    (root / "metadata.csv").write_text("LJ1|hello|hello\n")
+    (root / "wav.scp").write_text("u1 wavs/LJ1.wav\n")
+    (root / "text").write_text("u1 hello\n")
+    out = tmp_path / "out"
+    assert main(["data", "prepare", corpus, "--root", str(root), "--out", str(out), *extra]) == 0
+    assert [u.text for u in read_manifest(out / manifest)] == ["hello"] * count
+
+
 SHARED = Path(__file__).resolve().parents[1] / "../shared/data/mini_librispeech"
 
 
