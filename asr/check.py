@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.audio import AudioError, audio_info
+from asr.audio import AudioError, AudioInfo, audio_info
 from asr.data import ManifestError, Utterance, parse_manifest_line, write_dropped, write_manifest
 from asr.features import FeatureConfig, frame_count
 from asr.text import Vocabulary, normalize_text
@@ -97,6 +97,43 @@ def _check_text(utt: Utterance, cfg: CheckConfig) -> list[tuple[str, str]]:
     return found
 
 
+def _check_header(info: AudioInfo, utt: Utterance, record: dict, cfg: CheckConfig) -> list:
+    """Header against the manifest line and the expected format: (kind, message) pairs."""
+    found = []
+    for key, actual, expected in (
+        ("sample_rate", info.sample_rate, cfg.sample_rate),
+        ("channels", info.channels, cfg.channels),
+    ):
+        if key in record and record[key] != actual:
+            found.append((key, f"manifest says {record[key]}, the file has {actual}"))
+        elif key not in record and expected and expected != actual:
+            flag = "--" + key.replace("_", "-")
+            found.append((key, f"expected {expected} ({flag}), the file has {actual}"))
+    if abs(info.duration - utt.duration) > cfg.duration_tolerance:
+        message = f"manifest says {utt.duration:.3f} s, the file holds {info.duration:.3f} s"
+        found.append(("duration", message))
+    return found
+
+
+def _check_samples(path: Path, info: AudioInfo, cfg: CheckConfig) -> tuple[str, str] | None:
+    """Decode the file: (kind, message) for a truncated, corrupt, empty or silent one."""
+    declared = _wav_declared_frames(path)
+    if declared is not None and declared > info.frames:
+        return "truncated", f"the header promises {declared} frames, the file holds {info.frames}"
+    decoded, peak, error = _decode_peak(path)
+    if error:
+        return "corrupt", f"decoding fails after {decoded} of {info.frames} frames ({error})"
+    if decoded == 0:
+        return "empty", "the file holds no audio samples"
+    # Compressed formats may report an approximate frame count; PCM headers are exact.
+    if decoded < 0.99 * info.frames:
+        return "truncated", f"the header promises {info.frames} frames, {decoded} decode"
+    peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
+    if peak_db < cfg.silence_dbfs:
+        return "silent", f"peak level {peak_db:.1f} dBFS < {cfg.silence_dbfs} dBFS"
+    return None
+
+
 def _check_audio(utt: Utterance, record: dict, cfg: CheckConfig) -> list[tuple[str, str]]:
     """Problems of one entry's audio file: (kind, message) pairs."""
     path = Path(utt.audio_filepath)
@@ -106,51 +143,9 @@ def _check_audio(utt: Utterance, record: dict, cfg: CheckConfig) -> list[tuple[s
         info = audio_info(path)
     except AudioError as err:
         return [("unreadable", str(err).removeprefix(f"{path}: "))]
-    found = []
-    for key, actual, expected in (
-        ("sample_rate", info.sample_rate, cfg.sample_rate),
-        ("channels", info.channels, cfg.channels),
-    ):
-        if key in record and record[key] != actual:
-            found.append((key, f"manifest says {record[key]}, the file has {actual}"))
-        elif key not in record and expected and expected != actual:
-            found.append(
-                (key, f"expected {expected} (--{key.replace('_', '-')}), the file has {actual}")
-            )
-    if abs(info.duration - utt.duration) > cfg.duration_tolerance:
-        found.append(
-            (
-                "duration",
-                f"manifest says {utt.duration:.3f} s, the file holds {info.duration:.3f} s",
-            )
-        )
-    declared = _wav_declared_frames(path)
-    if declared is not None and declared > info.frames:
-        return [
-            *found,
-            ("truncated", f"the header promises {declared} frames, the file holds {info.frames}"),
-        ]
-    decoded, peak, error = _decode_peak(path)
-    if error:
-        return [
-            *found,
-            ("corrupt", f"decoding fails after {decoded} of {info.frames} frames ({error})"),
-        ]
-    if decoded == 0:
-        return [*found, ("empty", "the file holds no audio samples")]
-    # Compressed formats may report an approximate frame count; PCM headers are exact.
-    if decoded < 0.99 * info.frames:
-        return [
-            *found,
-            (
-                "truncated",
-                f"the header promises {info.frames} frames, only {decoded} could be decoded",
-            ),
-        ]
-    peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
-    if peak_db < cfg.silence_dbfs:
-        found.append(("silent", f"peak level {peak_db:.1f} dBFS < {cfg.silence_dbfs} dBFS"))
-    return found
+    found = _check_header(info, utt, record, cfg)
+    sample_problem = _check_samples(path, info, cfg)
+    return found + [sample_problem] if sample_problem else found
 
 
 def _decode_peak(path: Path) -> tuple[int, float, str]:
