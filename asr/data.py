@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from asr.audio import load_audio
+from asr.audio import AudioError, audio_info, load_audio
 from asr.text import Vocabulary, normalize_text
 
 __all__ = [
@@ -29,7 +29,10 @@ __all__ = [
     "SortedBatchSampler",
     "Utterance",
     "collate",
+    "find_unreadable",
+    "parse_manifest_line",
     "read_manifest",
+    "write_dropped",
     "write_manifest",
 ]
 
@@ -46,6 +49,7 @@ class DataConfig:
     num_workers: int = 2  # audio-loading worker processes (0: load in the main process)
     max_duration: float = 30.0  # seconds; longer training utterances are skipped and counted
     sort_window: int = 50  # batches drawn from one shuffled window, sorted by duration
+    skip_unreadable: bool = False  # skip (and report) entries with unreadable audio, not fail
 
 
 class ManifestError(ValueError):
@@ -74,7 +78,8 @@ class Utterance:
         return record
 
 
-def _parse_line(raw: str, lineno: int, manifest: Path) -> Utterance:
+def parse_manifest_line(raw: str, lineno: int, manifest: Path) -> Utterance:
+    """One JSON line of `manifest` (an absolute path) -> Utterance; ManifestError if bad."""
     where = f"{manifest}:{lineno}"
     try:
         record = json.loads(raw)
@@ -112,7 +117,7 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     with path.open(encoding="utf-8") as f:
         for lineno, raw in enumerate(f, start=1):
             if raw.strip():
-                utterances.append(_parse_line(raw, lineno, path.resolve()))
+                utterances.append(parse_manifest_line(raw, lineno, path.resolve()))
     return utterances
 
 
@@ -126,6 +131,27 @@ def write_manifest(path: str | Path, utterances: Sequence[Utterance]) -> None:
         for utt in utterances:
             f.write(json.dumps(utt.to_json(root), ensure_ascii=False) + "\n")
     tmp.replace(path)
+
+
+def write_dropped(path: str | Path, dropped: Sequence[tuple[Utterance, str]]) -> None:
+    """A TSV of dropped entries: manifest line (0 when none), id, audio file, reason."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        f.write("line\tid\taudio_filepath\treason\n")
+        for utt, reason in dropped:
+            f.write(f"{utt.line}\t{utt.id}\t{utt.audio_filepath}\t{reason}\n")
+
+
+def find_unreadable(utterances: Sequence[Utterance]) -> list[tuple[Utterance, str]]:
+    """(utterance, reason) for each entry whose audio header cannot be read (or is missing)."""
+    unreadable = []
+    for utt in utterances:
+        try:
+            audio_info(utt.audio_filepath)
+        except AudioError as err:
+            unreadable.append((utt, str(err)))
+    return unreadable
 
 
 def prepare_targets(utterances: Sequence[Utterance], vocab: Vocabulary) -> list[list[int]]:

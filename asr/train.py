@@ -25,7 +25,16 @@ from tqdm import tqdm
 
 from asr.checkpoint import save_checkpoint
 from asr.config import to_dict, to_toml
-from asr.data import Batch, DataConfig, SortedBatchSampler, SpeechDataset, collate, read_manifest
+from asr.data import (
+    Batch,
+    DataConfig,
+    ManifestError,
+    SortedBatchSampler,
+    SpeechDataset,
+    collate,
+    find_unreadable,
+    read_manifest,
+)
 from asr.decode import decode
 from asr.device import autocast, resolve_device, resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
@@ -182,8 +191,10 @@ def make_loader(dataset: SpeechDataset, cfg: DataConfig, seed: int, shuffle: boo
     )
 
 
-def load_split(path: str, max_duration: float, vocab: Vocabulary, sample_rate: int):
-    utterances = read_manifest(path)
+def load_split(
+    path: str, max_duration: float, vocab: Vocabulary, sample_rate: int, skip_unreadable=False
+):
+    utterances = drop_unreadable(read_manifest(path), path, skip_unreadable)
     kept = [u for u in utterances if u.duration <= max_duration]
     if len(kept) < len(utterances):
         log.warning(
@@ -197,6 +208,23 @@ def load_split(path: str, max_duration: float, vocab: Vocabulary, sample_rate: i
     return SpeechDataset(kept, vocab, sample_rate)
 
 
+def drop_unreadable(utterances: list, path: str, skip: bool) -> list:
+    """Refuse a manifest with unreadable audio, or with `skip` report each entry left out."""
+    unreadable = find_unreadable(utterances)
+    if not unreadable:
+        return utterances
+    lines = [f"{path}:{utt.line}: {reason}" for utt, reason in unreadable]
+    if not skip:
+        raise ManifestError(
+            f"{len(unreadable)} unreadable entr{'y' if len(lines) == 1 else 'ies'} (run "
+            f"`asr data check`, or set data.skip_unreadable = true):\n" + "\n".join(lines)
+        )
+    for line in lines:
+        log.warning("skipping unreadable entry %s", line)
+    bad = {id(utt) for utt, _ in unreadable}
+    return [u for u in utterances if id(u) not in bad]
+
+
 def build_trainer(cfg: ExperimentConfig, exp_dir: Path) -> Trainer:
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
@@ -204,10 +232,18 @@ def build_trainer(cfg: ExperimentConfig, exp_dir: Path) -> Trainer:
     sample_rate = cfg.features.sample_rate
     if not cfg.data.train_manifest:
         raise ValueError("data.train_manifest is not set")
-    train_set = load_split(cfg.data.train_manifest, cfg.data.max_duration, vocab, sample_rate)
+    train_set = load_split(
+        cfg.data.train_manifest,
+        cfg.data.max_duration,
+        vocab,
+        sample_rate,
+        cfg.data.skip_unreadable,
+    )
     valid_loader = None
     if cfg.data.valid_manifest:
-        valid_set = load_split(cfg.data.valid_manifest, math.inf, vocab, sample_rate)
+        valid_set = load_split(
+            cfg.data.valid_manifest, math.inf, vocab, sample_rate, cfg.data.skip_unreadable
+        )
         valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, shuffle=False)
     extractor = FeatureExtractor(cfg.features)
     if cfg.features.normalization == "global":

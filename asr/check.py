@@ -1,0 +1,265 @@
+"""Manifest checks: every problem an entry can bring into training, with its line and file.
+
+    asr data check data/manifests/mini/train.jsonl --write-clean data/manifests/clean.jsonl
+
+Each entry's audio is decoded once (no resampling) to find missing, unreadable, empty,
+truncated, corrupt and silent files; the header is compared with what the manifest says
+(duration, and `sample_rate` / `channels` where the line gives them); the normalized
+transcript must be spellable by the vocabulary and fit the model's output frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from asr.audio import AudioError, AudioInfo, audio_info
+from asr.data import ManifestError, Utterance, parse_manifest_line, write_dropped, write_manifest
+from asr.features import FeatureConfig, frame_count
+from asr.text import Vocabulary, normalize_text
+
+__all__ = ["CheckConfig", "CheckReport", "Problem", "check_manifest", "write_clean"]
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    vocab: Vocabulary = field(default_factory=Vocabulary.english)  # symbols the model can emit
+    hop_length: int = FeatureConfig.hop_length  # feature frame shift in samples
+    feature_rate: int = FeatureConfig.sample_rate  # sample rate features are computed at
+    subsampling: int = 4  # the model's time reduction (model.subsampling)
+    sample_rate: int = 0  # every file must have this rate (0: only where a line declares one)
+    channels: int = 0  # every file must have this many channels (0: only where declared)
+    duration_tolerance: float = 0.1  # seconds the manifest may differ from the file
+    silence_dbfs: float = -60.0  # a clip whose peak stays below this is silent
+    jobs: int = 1  # worker processes decoding audio
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int  # 1-based manifest line
+    audio_filepath: str  # the file concerned ("" when the line could not be parsed)
+    kind: str  # short tag: missing, unreadable, truncated, duration, vocabulary, ...
+    message: str  # what is wrong, with the values found
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.audio_filepath or '-'}: {self.kind}: {self.message}"
+
+
+@dataclass
+class CheckReport:
+    manifest: str  # the manifest checked
+    entries: list[tuple[int, Utterance | None]]  # (line, parsed entry or None when unparsable)
+    problems: list[Problem]  # every problem found, by line
+
+    @property
+    def bad_lines(self) -> set[int]:
+        return {p.line for p in self.problems}
+
+
+def output_frames(duration: float, cfg: CheckConfig) -> int:
+    """Model output frames for `duration` seconds (as AcousticModel.output_lengths)."""
+    frames = frame_count(int(round(duration * cfg.feature_rate)), cfg.hop_length)
+    for _ in range(int(math.log2(cfg.subsampling))):
+        frames = (frames - 1) // 2 + 1  # one stride-2 convolution
+    return frames
+
+
+def ctc_min_frames(target: str) -> int:
+    """Frames CTC needs for `target`: one per symbol plus a blank between repeated ones."""
+    repeats = sum(1 for a, b in zip(target, target[1:], strict=False) if a == b)
+    return len(target) + repeats
+
+
+def _check_text(utt: Utterance, cfg: CheckConfig) -> list[tuple[str, str]]:
+    text = normalize_text(utt.text)
+    found = []
+    if not text:
+        found.append(("empty-text", "the transcript is empty after normalization"))
+    unknown = cfg.vocab.find_unknown(text)
+    if unknown:
+        found.append(("vocabulary", f"characters outside the vocabulary: {sorted(unknown)!r}"))
+    needed, frames = ctc_min_frames(text), output_frames(utt.duration, cfg)
+    if needed > frames:
+        found.append(
+            (
+                "too-long",
+                f"transcript needs {needed} output frames, {utt.duration:.2f} s of audio gives "
+                f"{frames} at subsampling {cfg.subsampling}",
+            )
+        )
+    return found
+
+
+def _check_header(info: AudioInfo, utt: Utterance, record: dict, cfg: CheckConfig) -> list:
+    """Header against the manifest line and the expected format: (kind, message) pairs."""
+    found = []
+    for key, actual, expected in (
+        ("sample_rate", info.sample_rate, cfg.sample_rate),
+        ("channels", info.channels, cfg.channels),
+    ):
+        if key in record and record[key] != actual:
+            found.append((key, f"manifest says {record[key]}, the file has {actual}"))
+        elif key not in record and expected and expected != actual:
+            flag = "--" + key.replace("_", "-")
+            found.append((key, f"expected {expected} ({flag}), the file has {actual}"))
+    if abs(info.duration - utt.duration) > cfg.duration_tolerance:
+        message = f"manifest says {utt.duration:.3f} s, the file holds {info.duration:.3f} s"
+        found.append(("duration", message))
+    return found
+
+
+def _check_samples(path: Path, info: AudioInfo, cfg: CheckConfig) -> tuple[str, str] | None:
+    """Decode the file: (kind, message) for a truncated, corrupt, empty or silent one."""
+    declared = _wav_declared_frames(path)
+    if declared is not None and declared > info.frames:
+        return "truncated", f"the header promises {declared} frames, the file holds {info.frames}"
+    decoded, peak, error = _decode_peak(path)
+    if error:
+        return "corrupt", f"decoding fails after {decoded} of {info.frames} frames ({error})"
+    if decoded == 0:
+        return "empty", "the file holds no audio samples"
+    # Compressed formats may report an approximate frame count; PCM headers are exact.
+    if decoded < 0.99 * info.frames:
+        return "truncated", f"the header promises {info.frames} frames, {decoded} decode"
+    peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
+    if peak_db < cfg.silence_dbfs:
+        return "silent", f"peak level {peak_db:.1f} dBFS < {cfg.silence_dbfs} dBFS"
+    return None
+
+
+def _check_audio(utt: Utterance, record: dict, cfg: CheckConfig) -> list[tuple[str, str]]:
+    """Problems of one entry's audio file: (kind, message) pairs."""
+    path = Path(utt.audio_filepath)
+    if not path.exists():
+        return [("missing", "no such audio file")]
+    try:
+        info = audio_info(path)
+    except AudioError as err:
+        return [("unreadable", str(err).removeprefix(f"{path}: "))]
+    found = _check_header(info, utt, record, cfg)
+    sample_problem = _check_samples(path, info, cfg)
+    return found + [sample_problem] if sample_problem else found
+
+
+def _decode_peak(path: Path) -> tuple[int, float, str]:
+    """Decode block by block: (frames decoded, peak |sample|, error message or "")."""
+    decoded, peak = 0, 0.0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                decoded += block.shape[0]
+                if block.size:
+                    peak = max(peak, float(np.abs(block).max()))
+    except Exception as err:  # libsndfile raises several types for undecodable data
+        return decoded, peak, str(err).strip()
+    return decoded, peak, ""
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE header declares for its data chunk (libsndfile reports what the
+    file holds instead, so a cut-off download would look whole); None for other files."""
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while chunk := f.read(8):
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"fmt ":
+                fmt = f.read(size + size % 2)
+                block_align = int.from_bytes(fmt[12:14], "little")
+            elif chunk[:4] == b"data":
+                streamed = size in (0, 0xFFFFFFFF)  # written before its length was known
+                return None if streamed or not block_align else size // block_align
+            else:
+                f.seek(size + size % 2, 1)
+    return None
+
+
+def _check_entry(args: tuple[Utterance, dict, CheckConfig]) -> list[Problem]:
+    utt, record, cfg = args
+    found = _check_text(utt, cfg) + _check_audio(utt, record, cfg)
+    return [Problem(utt.line, utt.audio_filepath, kind, msg) for kind, msg in found]
+
+
+def _parse(manifest: Path) -> tuple[list[tuple[int, Utterance | None, dict]], list[Problem]]:
+    entries, problems = [], []
+    with manifest.open(encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                utt = parse_manifest_line(raw, lineno, manifest.resolve())
+            except ManifestError as err:
+                problems.append(Problem(lineno, "", "malformed", str(err).split(": ", 1)[-1]))
+                entries.append((lineno, None, {}))
+                continue
+            entries.append((lineno, utt, json.loads(raw)))
+    return entries, problems
+
+
+def _duplicates(entries: Sequence[tuple[int, Utterance | None, dict]]) -> list[Problem]:
+    first_line: dict[str, int] = {}
+    problems = []
+    for lineno, utt, _ in entries:
+        if utt is None:
+            continue
+        if utt.id in first_line:
+            problems.append(
+                Problem(
+                    lineno,
+                    utt.audio_filepath,
+                    "duplicate-id",
+                    f"id {utt.id!r} already on line {first_line[utt.id]}",
+                )
+            )
+        else:
+            first_line[utt.id] = lineno
+    return problems
+
+
+def check_manifest(manifest: str | Path, cfg: CheckConfig | None = None) -> CheckReport:
+    """Check every entry of `manifest`; problems are sorted by line."""
+    cfg = cfg or CheckConfig()
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise ManifestError(f"{manifest}: no such manifest")
+    entries, problems = _parse(manifest)
+    problems += _duplicates(entries)
+    tasks = [(utt, record, cfg) for _, utt, record in entries if utt is not None]
+    if cfg.jobs > 1:
+        with Pool(cfg.jobs) as pool:
+            results = pool.map(_check_entry, tasks, chunksize=8)
+    else:
+        results = [_check_entry(task) for task in tasks]
+    problems += [p for found in results for p in found]
+    problems.sort(key=lambda p: p.line)
+    return CheckReport(str(manifest), [(line, utt) for line, utt, _ in entries], problems)
+
+
+def write_clean(report: CheckReport, out: str | Path) -> tuple[Path, Path]:
+    """Write the entries without problems to `out` and every dropped line with its reasons
+    to `<out stem>.dropped.tsv`; returns both paths."""
+    out = Path(out)
+    reasons: dict[int, list[str]] = {}
+    for p in report.problems:
+        reasons.setdefault(p.line, []).append(f"{p.kind}: {p.message}")
+    kept = [utt for line, utt in report.entries if utt is not None and line not in reasons]
+    dropped = []
+    for line, utt in report.entries:
+        if line in reasons:
+            utt = utt or Utterance("", 0.0, "", id="", line=line)
+            dropped.append((utt, "; ".join(reasons[line])))
+    write_manifest(out, kept)
+    dropped_path = out.with_name(out.stem + ".dropped.tsv")
+    write_dropped(dropped_path, dropped)
+    return out, dropped_path
