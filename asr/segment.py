@@ -1,8 +1,8 @@
 """Long recordings: split at pauses into chunks of bounded length, read block by block.
 
 A file longer than `SegmentConfig.max_seconds` is read in blocks (soundfile), and each chunk
-ends in the middle of a pause (found with `librosa.effects.split`) in the latter part of
-its window, so that no word is cut; a stretch with no pause at all is cut at `max_seconds`.
+ends in the middle of the longest pause (found with `librosa.effects.split`) in the latter
+part of its window, so that no word is cut; a stretch with no pause at all is cut at `max_seconds`.
 Chunks cover the file without gaps or overlap, so every sample is decoded once and the
 chunk's start offset turns its word times into file times. Only about two windows of audio
 are held at once, whatever the file length.
@@ -43,7 +43,7 @@ class Chunk:
 
 
 def split_points(window: np.ndarray, cfg: SegmentConfig, sample_rate: int) -> int:
-    """Where to end a chunk starting at window[0]: the middle of the latest pause after
+    """Where to end a chunk starting at window[0]: the middle of the longest pause after
     `min_fraction` of the window, or the whole window when it has no such pause."""
     limit = int(cfg.max_seconds * sample_rate)
     window = window[:limit]
@@ -54,8 +54,9 @@ def split_points(window: np.ndarray, cfg: SegmentConfig, sample_rate: int) -> in
     if len(speech) and speech[-1][1] < len(window):
         pauses.append((int(speech[-1][1]), len(window)))
     earliest = int(cfg.min_fraction * limit)
-    middles = [(a + b) // 2 for a, b in pauses if (a + b) // 2 >= earliest]
-    return max(middles) if middles else limit
+    # The longest pause (the latest of equals): a gap between sentences, not within a word.
+    candidates = [(b - a, (a + b) // 2) for a, b in pauses if (a + b) // 2 >= earliest]
+    return max(candidates)[1] if candidates else limit
 
 
 def _blocks(path: Path, sample_rate: int, block: int) -> Iterator[np.ndarray]:
