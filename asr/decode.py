@@ -55,6 +55,10 @@ class DecodingOptions:
         if self.beam_threshold <= 0:
             raise ValueError(f"decoding.beam_threshold must be > 0, got {self.beam_threshold}")
 
+    def to_dict(self) -> dict:
+        """Fields as JSON-safe values (an infinite score becomes None)."""
+        return {k: None if v == -math.inf else v for k, v in vars(self).items()}
+
     @property
     def search_key(self) -> DecodingOptions:
         """The options that shape the search itself (execution settings reset)."""
