@@ -43,8 +43,9 @@ LEXICON = "lexicon.txt"
 LM_INFO = "lm.json"
 _BOUNDARY = "|"  # word-boundary token in lexicon spellings and character LMs
 
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+")
+_SENTENCE_END_RE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+")
 _BOOK_ID_RE = re.compile(r"pg(\d+)")
+_ABBREVIATIONS = {"mr.", "mrs.", "dr.", "st.", "messrs.", "mme.", "mlle.", "capt.", "col."}
 
 
 class LMError(RuntimeError):
@@ -74,8 +75,15 @@ class LMInfo:
 
 
 def split_sentences(paragraph: str) -> list[str]:
-    """Raw text of one paragraph -> sentences, split after . ! ? (and closing quotes)."""
-    return [s for s in _SENTENCE_END_RE.split(" ".join(paragraph.split())) if s]
+    """Raw text of one paragraph -> sentences, split after . ! ? (and closing quotes),
+    except after titles such as "Mr."."""
+    sentences: list[str] = []
+    for piece in _SENTENCE_END_RE.split(" ".join(paragraph.split())):
+        if sentences and sentences[-1].rsplit(" ", 1)[-1].lower() in _ABBREVIATIONS:
+            sentences[-1] += " " + piece
+        elif piece:
+            sentences.append(piece)
+    return sentences
 
 
 def _paragraphs(path: Path) -> Iterator[str]:
