@@ -174,6 +174,11 @@ class Recognizer:
                 words = align_words(
                     frames, hyp.token_ids, self.vocab, self.frame_seconds, hyp.timesteps, offset
                 )
+                # The last frame may reach past the final sample: end at the audio's end.
+                end = offset + len(waves[b]) / self.sample_rate
+                for word in words:
+                    word.end = min(word.end, end)
+                    word.start = min(word.start, word.end)
             results.append((hyp, words))
         return results
 
