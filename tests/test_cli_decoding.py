@@ -95,8 +95,9 @@ def test_build_tune_and_transcribe_subtitles(workspace, capsys):
     # No decoding flags: the model folder's decoding.json decides (beam with its LM).
     out_dir = workspace / "out"
     for fmt in ("srt", "vtt", "json"):
-        argv = ["transcribe", str(workspace / "long.wav"), "--model", model, "--output-format",
-                fmt, "--output-dir", str(out_dir), "--max-seconds", "8", "--word-score", "6"]  # fmt: skip
+        argv = ["transcribe", str(workspace / "long.wav"), "--model", model,
+                "--output-format", fmt, "--output-dir", str(out_dir), "--max-seconds", "8",
+                "--word-score", "6"]  # fmt: skip
         assert main(argv) == 0
     duration = sf.info(workspace / "long.wav").duration
     record = json.loads((out_dir / "long.json").read_text())
@@ -106,7 +107,7 @@ def test_build_tune_and_transcribe_subtitles(workspace, capsys):
     assert record["words"], "a word score of 6 makes the search emit words"
     assert " ".join(w["word"] for w in record["words"]) == record["text"]
     starts = [w["start"] for w in record["words"]]
-    assert starts == sorted(starts) and 0 <= starts[0] and record["words"][-1]["end"] <= duration
+    assert starts == sorted(starts) and starts[0] >= 0 and record["words"][-1]["end"] <= duration
     srt = parse_srt((out_dir / "long.srt").read_text())
     vtt = parse_vtt((out_dir / "long.vtt").read_text())
     assert srt == vtt and srt and srt[-1][1] <= duration + 1e-3

@@ -83,7 +83,7 @@ def test_bad_options_are_rejected(field, value):
 def test_lm_picks_the_likely_homophone(tmp_path, unit):
     # "we [see|sea]": equal acoustics; the LM has only ever seen "we see".
     text = tmp_path / "text.txt"
-    text.write_text("we see the sea\nwe see a cat\n" * 3 + "we see\n")
+    text.write_text("we see\nwe see a cat\nthe sea is big\n" * 3)
     build_lm(text, tmp_path / "lm", order=3, unit=unit)
     spans = [{"w": 1.0}, {"e": 1.0}, {" ": 1.0}, {"s": 1.0}, {"e": 1.0}, {"a": 0.5, "e": 0.5}]
     log_probs, lens = _batch([peaky_log_probs(spans)])
