@@ -68,6 +68,12 @@ def _add_search_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--unk-score", type=float, default=None, help="out-of-lexicon word score")
     g.add_argument("--nbest", type=int, default=None, help="hypotheses kept (json output)")
     g.add_argument(
+        "--log-add",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sum (not max) the scores of merged hypotheses (default: sum)",
+    )
+    g.add_argument(
         "--decode-workers", type=int, default=1, help="processes for beam search across files"
     )
 
@@ -89,6 +95,7 @@ def decoding_options(args):
         "word_score": args.word_score,
         "unk_score": args.unk_score,
         "nbest": args.nbest,
+        "log_add": args.log_add,
     }
     if args.lm is not None:  # a new LM brings its own lexicon, not the model folder's
         fields.pop("lexicon_path", None)

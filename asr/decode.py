@@ -41,6 +41,9 @@ class DecodingOptions:
     word_score: float = 0.0  # added per emitted word (positive favours more words)
     unk_score: float = -math.inf  # score of an out-of-lexicon word (-inf: never emitted)
     sil_score: float = 0.0  # added per word boundary token
+    # Merged hypotheses: sum their alignments' probabilities (CTC's definition) rather than
+    # keep the best; much better on a model whose posteriors are not peaky.
+    log_add: bool = True
     nbest: int = 1  # hypotheses returned per utterance (best first)
     num_workers: int = 1  # processes searching utterances in parallel (beam only)
 
@@ -130,6 +133,7 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions):
         word_score=options.word_score,
         unk_score=options.unk_score,
         sil_score=options.sil_score,
+        log_add=options.log_add,
         blank_token=tokens[0],
         sil_token=_SIL,
         unk_word=_UNK,

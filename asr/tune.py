@@ -35,7 +35,7 @@ __all__ = [
 
 DECODING_FILE = "decoding.json"
 _SAVED_FIELDS = ("decoder", "beam_size", "beam_threshold", "lm_path", "lexicon_path")
-_SAVED_FIELDS += ("lm_weight", "word_score", "unk_score", "sil_score")
+_SAVED_FIELDS += ("lm_weight", "word_score", "unk_score", "sil_score", "log_add")
 
 
 @dataclass
