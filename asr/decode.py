@@ -121,10 +121,13 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions):
 
     _check_file(options.lm_path, "language model")
     _check_file(options.lexicon_path, "lexicon")
+    lm = options.lm_path
+    if lm is not None and options.lexicon_path is None:
+        lm = _token_lm(lm, tokens)
     return ctc_decoder(
         lexicon=options.lexicon_path,
         tokens=list(tokens),
-        lm=options.lm_path,
+        lm=lm,
         nbest=options.nbest,
         beam_size=options.beam_size,
         beam_size_token=options.beam_size_token,
@@ -138,6 +141,21 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions):
         sil_token=_SIL,
         unk_word=_UNK,
     )
+
+
+def _token_lm(lm_path: str, tokens: tuple[str, ...]):
+    """A KenLM over tokens, indexed as the tokens are.
+
+    Lexicon-free search scores token i as LM word i; torchaudio's own mapping builds the LM
+    dictionary in another order, so a character LM would score the wrong letters.
+    """
+    from flashlight.lib.text.decoder import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    token_dict = Dictionary()
+    for token in tokens:
+        token_dict.add_entry(token)
+    return KenLM(lm_path, token_dict)
 
 
 def _search(
