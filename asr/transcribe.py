@@ -38,8 +38,9 @@ class Transcript:
     source: str  # file path, or "<array N>" for an in-memory waveform
     text: str
     duration: float  # seconds of audio
-    hypothesis: Hypothesis  # decoder output: token ids, frames, score (of the first chunk's
-    # hypothesis with the stitched text, for a long recording decoded in chunks)
+    # Decoder output: token ids, frames, score. For a recording decoded in chunks: the
+    # stitched text and the sum of the chunks' scores, without token ids.
+    hypothesis: Hypothesis
     words: list[WordTiming] = field(default_factory=list)  # timed words, when requested
     chunks: int = 1  # pieces a long recording was decoded in
 
@@ -139,26 +140,27 @@ class Recognizer:
         """One recording of any length: read in chunks split at pauses, decoded in batches,
         word times shifted by each chunk's offset. Memory is bounded by the chunk size."""
         source = item if isinstance(item, np.ndarray) else Path(item)
-        texts, words, samples, count, first = [], [], 0, 0, None
+        texts, words, samples, count, score = [], [], 0, 0, 0.0
         batch: list = []
         for chunk in iter_chunks(source, self.sample_rate, segment):
             batch.append(chunk)
             if len(batch) == batch_size:
-                first = self._decode_chunks(batch, options, word_timestamps, texts, words) or first
+                score += self._decode_chunks(batch, options, word_timestamps, texts, words)
                 batch = []
             samples, count = chunk.start + len(chunk.wave), count + 1
         if batch:
-            first = self._decode_chunks(batch, options, word_timestamps, texts, words) or first
+            score += self._decode_chunks(batch, options, word_timestamps, texts, words)
         text = " ".join(t for t in texts if t)
-        hyp = Hypothesis(text, score=first.score if first else 0.0)
+        hyp = Hypothesis(text, score=score)
         return Transcript(_source(item, 0), text, samples / self.sample_rate, hyp, words, count)
 
-    def _decode_chunks(self, batch, options, word_timestamps, texts, words) -> Hypothesis:
+    def _decode_chunks(self, batch, options, word_timestamps, texts, words) -> float:
+        """Decode chunks, appending to `texts` and `words`; return the summed score."""
         decoded = self._decode([c.wave for c in batch], options, word_timestamps, batch)
         for hyp, chunk_words in decoded:
             texts.append(hyp.text)
             words += chunk_words
-        return decoded[0][0]
+        return sum(hyp.score for hyp, _ in decoded)
 
     def _decode(self, waves, options, word_timestamps, chunks=None):
         """(hypothesis, timed words) per waveform; `chunks` give the time offsets."""
