@@ -5,9 +5,11 @@ recognizer = asr.load_model("exp/quickstart")  # no argument: the bundled model
 print(recognizer.transcribe("speech.wav")[0].text)
 """
 
+from asr.align import WordTiming
 from asr.audio import AudioError, load_audio
 from asr.checkpoint import CheckpointError
 from asr.decode import DecodingOptions, Hypothesis
+from asr.segment import SegmentConfig
 from asr.text import Vocabulary, normalize_text
 from asr.transcribe import Recognizer, Transcript, load_model
 
@@ -17,8 +19,10 @@ __all__ = [
     "DecodingOptions",
     "Hypothesis",
     "Recognizer",
+    "SegmentConfig",
     "Transcript",
     "Vocabulary",
+    "WordTiming",
     "load_audio",
     "load_model",
     "normalize_text",

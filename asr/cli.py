@@ -1,12 +1,15 @@
 """The `asr` command line: the only module that reads argv or prints.
 
-asr transcribe AUDIO... [--model PATH]
-asr evaluate MANIFEST [--model PATH]
+asr transcribe AUDIO... [--model PATH] [--decoder beam --lm DIR/lm.bin] [--output-format srt]
+asr evaluate MANIFEST [--model PATH] [--decoder beam --lm DIR/lm.bin]
 asr train --config FILE [--set section.key=value ...] [--exp-dir DIR]
 asr data tones --out DIR
 asr data prepare librispeech|commonvoice|ljspeech|kaldi --root DIR --out DIR
 asr data synth --text FILE... --out DIR
 asr data check MANIFEST [--write-clean OUT]
+asr lm prepare-text BOOKS... --out FILE [--exclude-ids 3659,14851,135]
+asr lm build --text FILE --order 4 --out DIR
+asr decode tune MODEL DEV_MANIFEST --lm DIR/lm.bin
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from asr.config import ConfigError
 from asr.corpora import CorpusError
 from asr.data import ManifestError
 from asr.download import DownloadError
+from asr.lm import LMError
 from asr.synth import SynthError
 
 __all__ = ["main"]
@@ -45,8 +49,75 @@ def _model_help() -> str:
 def _add_decoding_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help=_model_help())
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
-    parser.add_argument("--decoder", default="greedy", choices=["greedy"], help="CTC decoder")
     parser.add_argument("--batch-size", type=int, default=8, help="files decoded together")
+    _add_search_args(parser)
+
+
+def _add_search_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "decoding",
+        "defaults come from the model folder (decoding.json from `asr decode "
+        "tune`, or an LM in <model>/lm), else greedy",
+    )
+    g.add_argument("--decoder", default=None, choices=["greedy", "beam"], help="CTC decoder")
+    g.add_argument("--lm", default=None, help="KenLM n-gram LM (ARPA or binary) for beam search")
+    g.add_argument(
+        "--lexicon",
+        default=None,
+        help="lexicon ('word w o r d |' lines); default: lexicon.txt beside a word LM; "
+        "none: lexicon-free search",
+    )
+    g.add_argument("--beam-size", type=int, default=None, help="beam width (default 50)")
+    g.add_argument("--beam-threshold", type=float, default=None, help="beam pruning (default 25)")
+    g.add_argument("--lm-weight", type=float, default=None, help="LM weight (default 2.0)")
+    g.add_argument("--word-score", type=float, default=None, help="per-word score (default 0)")
+    g.add_argument("--unk-score", type=float, default=None, help="out-of-lexicon word score")
+    g.add_argument("--nbest", type=int, default=None, help="hypotheses kept (json output)")
+    g.add_argument(
+        "--log-add",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sum (not max) the scores of merged hypotheses (default: sum)",
+    )
+    g.add_argument(
+        "--decode-workers", type=int, default=1, help="processes for beam search across files"
+    )
+
+
+def decoding_options(args):
+    """DecodingOptions from the model folder's defaults and the command-line flags."""
+    from asr.decode import DecodingOptions
+    from asr.lm import read_lm_info
+    from asr.tune import default_decoding, lexicon_for
+
+    fields = default_decoding(args.model)
+    flags = {
+        "decoder": args.decoder,
+        "lm_path": args.lm,
+        "lexicon_path": args.lexicon,
+        "beam_size": args.beam_size,
+        "beam_threshold": args.beam_threshold,
+        "lm_weight": args.lm_weight,
+        "word_score": args.word_score,
+        "unk_score": args.unk_score,
+        "nbest": args.nbest,
+        "log_add": args.log_add,
+    }
+    if args.lm is not None:  # a new LM brings its own lexicon, not the model folder's
+        fields.pop("lexicon_path", None)
+    fields.update({k: v for k, v in flags.items() if v is not None})
+    fields["num_workers"] = args.decode_workers
+    if fields.get("lm_path") and "lexicon_path" not in fields:
+        fields["lexicon_path"] = lexicon_for(fields["lm_path"])
+    if fields.get("lm_path") and fields.get("decoder") is None:
+        fields["decoder"] = "beam"
+    info = read_lm_info(fields["lm_path"]) if fields.get("lm_path") else None
+    if info is not None and info.unit == "word" and not fields.get("lexicon_path"):
+        raise LMError(f"{fields['lm_path']} is a word LM: pass --lexicon (asr lm build writes one)")
+    try:
+        return DecodingOptions(**fields)
+    except ValueError as err:
+        raise ConfigError(f"decoding options: {err}") from err
 
 
 # --- transcribe --------------------------------------------------------------------------
@@ -64,9 +135,21 @@ def _add_transcribe(sub) -> None:
     p.add_argument(
         "--output-format",
         default="txt",
-        choices=["txt", "json"],
-        help="txt: one line per file (the transcript alone for a single file, else "
-        "'path<TAB>transcript'); json: a list of {audio, text, duration}",
+        choices=["txt", "json", "srt", "vtt"],
+        help="txt: the transcript ('path<TAB>transcript' lines for several files on stdout); "
+        "json: text, duration, words with start, end, confidence, and the decoding options; "
+        "srt/vtt: subtitles",
+    )
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="write <audio name>.<format> per input here instead of printing",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="longer recordings are split at pauses into chunks of at most this length",
     )
     p.set_defaults(func=_run_transcribe)
 
@@ -91,22 +174,56 @@ def expand_audio_paths(items: list[str]) -> list[Path]:
 
 
 def _run_transcribe(args) -> int:
-    from asr.decode import DecodingOptions
+    from asr.segment import SegmentConfig
     from asr.transcribe import load_model
 
     paths = expand_audio_paths(args.audio)
+    options = decoding_options(args)
     recognizer = load_model(args.model, args.device)
-    options = DecodingOptions(decoder=args.decoder)
-    results = recognizer.transcribe(paths, options, args.batch_size)
-    if args.output_format == "json":
-        records = [{"audio": r.source, "text": r.text, "duration": r.duration} for r in results]
-        print(json.dumps(records, indent=2, ensure_ascii=False))
-    elif len(results) == 1:
-        print(results[0].text)
-    else:
+    results = recognizer.transcribe(
+        paths,
+        options,
+        args.batch_size,
+        word_timestamps=args.output_format != "txt",
+        segment=SegmentConfig(max_seconds=args.max_seconds),
+    )
+    rendered = [format_transcript(r, args.output_format, options) for r in results]
+    if args.output_dir:
+        out_dir = Path(args.output_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, text in zip(paths, rendered, strict=True):
+            (out_dir / f"{path.stem}.{args.output_format}").write_text(text, encoding="utf-8")
+        print(f"wrote {len(paths)} {args.output_format} files to {out_dir}")
+    elif args.output_format == "json":
+        records = [json.loads(text) for text in rendered]
+        print(json.dumps(records if len(records) > 1 else records[0], indent=2, ensure_ascii=False))
+    elif args.output_format == "txt" and len(results) > 1:
         for r in results:
             print(f"{r.source}\t{r.text}")
+    else:
+        print("\n".join(text.rstrip("\n") for text in rendered))
     return 0
+
+
+def format_transcript(result, output_format: str, options) -> str:
+    """One transcript as the file contents of `output_format`."""
+    from asr import formats
+
+    if output_format == "txt":
+        return formats.to_txt(result.text)
+    if output_format == "srt":
+        return formats.to_srt(result.words, result.text, result.duration)
+    if output_format == "vtt":
+        return formats.to_vtt(result.words, result.text, result.duration)
+    record = {
+        "audio": result.source,
+        "text": result.text,
+        "duration": round(result.duration, 3),
+        "words": [w.to_dict() for w in result.words],
+        "nbest": [{"text": h.text, "score": h.score} for h in result.hypothesis.alternatives],
+        "options": options.to_dict(),
+    }
+    return formats.to_json(record)
 
 
 # --- evaluate ----------------------------------------------------------------------------
@@ -142,13 +259,12 @@ def _eval_dir(args) -> Path:
 
 
 def _run_evaluate(args) -> int:
-    from asr.decode import DecodingOptions
     from asr.evaluate import evaluate_manifest
     from asr.transcribe import load_model
 
+    options = decoding_options(args)
     recognizer = load_model(args.model, args.device)
     out_dir = _eval_dir(args)
-    options = DecodingOptions(decoder=args.decoder)
     result = evaluate_manifest(recognizer, args.manifest, out_dir, options, args.batch_size)
     w, c = result.words, result.chars
     print(f"utterances: {result.utterances}  audio: {result.audio_seconds / 60:.1f} min")
@@ -462,6 +578,139 @@ def _run_synth(args) -> int:
         print(f"skipped {utt.id}: {reason}: {utt.text!r}")
     if skipped:
         print(f"skipped {len(result.skipped)}: {skipped}")
+
+
+# --- lm ----------------------------------------------------------------------------------
+
+
+def _add_lm(sub) -> None:
+    p = sub.add_parser("lm", help="prepare text for and build n-gram language models")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="COMMAND")
+    prep = lm_sub.add_parser(
+        "prepare-text",
+        help="raw books -> one normalized sentence per line",
+        description="Split raw book text into sentences and normalize them as training text "
+        "is normalized (numbers spelled out, punctuation removed, apostrophes kept, lower "
+        "case). Books named pg<ID>.txt can be excluded by Gutenberg id, so that an LM never "
+        "holds an evaluation set's text (Mini LibriSpeech dev reads 3659, 14851 and 135).",
+        formatter_class=_Formatter,
+    )
+    prep.add_argument("books", nargs="+", help="book .txt files or folders of them")
+    prep.add_argument("--out", required=True, help="output text file")
+    prep.add_argument(
+        "--exclude-ids",
+        action="append",
+        default=[],
+        metavar="ID,ID,...",
+        help="Gutenberg ids of books to leave out (repeatable, comma-separated)",
+    )
+    prep.set_defaults(func=_run_lm_prepare)
+    build = lm_sub.add_parser(
+        "build",
+        help="KenLM ARPA + binary LM and the lexicon from a text file",
+        description="Build lm.arpa and lm.bin with KenLM's lmplz and build_binary, plus "
+        "lexicon.txt (word -> spelling) and lm.json. The KenLM tools come from "
+        "scripts/install_kenlm.sh.",
+        formatter_class=_Formatter,
+    )
+    build.add_argument("--text", required=True, help="one normalized sentence per line")
+    build.add_argument("--order", type=int, default=4, help="n-gram order")
+    build.add_argument(
+        "--prune",
+        type=int,
+        nargs="+",
+        default=[],
+        help="lmplz count thresholds per order, e.g. 0 0 1 (drop singleton 3-grams and up)",
+    )
+    build.add_argument(
+        "--unit",
+        default="word",
+        choices=["word", "char"],
+        help="word LM (for lexicon search) or character LM (for lexicon-free search)",
+    )
+    build.add_argument("--vocab-size", type=int, default=None, help="keep the N commonest words")
+    build.add_argument("--memory", default="25%", help="lmplz memory budget (-S)")
+    build.add_argument("--out", required=True, help="output folder (e.g. <model folder>/lm)")
+    build.set_defaults(func=_run_lm_build)
+
+
+def _run_lm_prepare(args) -> int:
+    from asr.lm import prepare_text
+
+    try:
+        ids = {int(x) for item in args.exclude_ids for x in item.split(",") if x.strip()}
+    except ValueError as err:
+        raise ConfigError(f"--exclude-ids takes comma-separated integers ({err})") from err
+    stats = prepare_text(args.books, args.out, ids)
+    print(
+        f"{args.out}: {stats.sentences} sentences, {stats.words} words from {stats.books} "
+        f"books ({stats.excluded_books} excluded by id); dropped {stats.dropped_sentences} "
+        f"sentences with characters outside the vocabulary {stats.dropped_chars!r}"
+    )
+    return 0
+
+
+def _run_lm_build(args) -> int:
+    from asr.lm import build_lm
+
+    info = build_lm(
+        args.text, args.out, args.order, args.prune, args.unit, args.vocab_size, args.memory
+    )
+    print(f"{args.out}: {info.order}-gram {info.unit} LM, vocabulary {info.vocab_size}")
+    return 0
+
+
+# --- decode ------------------------------------------------------------------------------
+
+
+def _add_decode(sub) -> None:
+    p = sub.add_parser("decode", help="decoder tools: tune LM weight and word score")
+    dec_sub = p.add_subparsers(dest="decode_command", required=True, metavar="COMMAND")
+    tune = dec_sub.add_parser(
+        "tune",
+        help="grid-search LM weight and word score on a dev set",
+        description="Run the acoustic model once over DEV_MANIFEST, then beam-search the "
+        "cached log-probs for every (lm weight, word score) pair. Prints the WER table and "
+        "writes the best setting to <model folder>/decoding.json, which transcribe and "
+        "evaluate then use by default.",
+        formatter_class=_Formatter,
+    )
+    tune.add_argument("model", help="checkpoint file or experiment folder")
+    tune.add_argument("dev_manifest", help="JSON-lines manifest of the dev set")
+    tune.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    tune.add_argument("--batch-size", type=int, default=8, help="utterances per model batch")
+    tune.add_argument("--lm-weights", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    tune.add_argument("--word-scores", type=float, nargs="+", default=[-1.0, 0.0, 1.0, 2.0])
+    tune.add_argument("--no-save", action="store_true", help="print only, write nothing")
+    _add_search_args(tune)
+    tune.set_defaults(func=_run_tune)
+
+
+def _run_tune(args) -> int:
+    from dataclasses import replace
+
+    from asr.transcribe import load_model
+    from asr.tune import cache_log_probs, grid_search, write_decoding
+
+    options = replace(decoding_options(args), decoder="beam")
+    if not options.lm_path:
+        raise ConfigError("asr decode tune needs --lm (or an LM in the model folder)")
+    recognizer = load_model(args.model, args.device)
+    cache = cache_log_probs(recognizer, args.dev_manifest, args.batch_size)
+    rows = grid_search(cache, recognizer.vocab, options, args.lm_weights, args.word_scores)
+    print(f"{'lm_weight':>9} {'word_score':>10} {'WER %':>7} {'seconds':>8}")
+    for r in rows:
+        print(f"{r.lm_weight:9.2f} {r.word_score:10.2f} {100 * r.wer:7.2f} {r.seconds:8.2f}")
+    best = min(rows, key=lambda r: r.wer)
+    print(
+        f"best: lm_weight {best.lm_weight} word_score {best.word_score} WER {100 * best.wer:.2f}%"
+    )
+    if not args.no_save:
+        chosen = replace(options, lm_weight=best.lm_weight, word_score=best.word_score)
+        extra = {"dev_manifest": str(args.dev_manifest), "dev_wer": best.wer}
+        model = Path(args.model)
+        folder = model if model.is_dir() else model.parent
+        print(f"wrote {write_decoding(folder, chosen, extra)}")
     return 0
 
 
@@ -480,6 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_train(sub)
     _add_data(sub)
+    _add_lm(sub)
+    _add_decode(sub)
     return parser
 
 
@@ -492,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    # FileNotFoundError: e.g. an LM or lexicon path that does not exist.
     except (
         AudioError,
         CheckpointError,
@@ -500,6 +752,8 @@ def main(argv: list[str] | None = None) -> int:
         DownloadError,
         ManifestError,
         SynthError,
+        LMError,
+        FileNotFoundError,
     ) as err:
         print(f"asr: error: {err}", file=sys.stderr)
         return 2

@@ -82,5 +82,5 @@ def _write_reports(out_dir, utterances, refs, hyps, result, options) -> None:
                 f"words: S={w.substitutions} D={w.deletions} I={w.insertions} "
                 f"N={w.reference_length}\n\n"
             )
-    summary = {**result.to_dict(), "decoding": vars(options)}
+    summary = {**result.to_dict(), "decoding": options.to_dict()}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

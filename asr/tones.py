@@ -18,7 +18,7 @@ import soundfile as sf
 from asr.data import Utterance, write_manifest
 from asr.text import Vocabulary
 
-__all__ = ["ToneConfig", "make_tone_corpus", "render_tones"]
+__all__ = ["ToneConfig", "make_tone_corpus", "render_tones", "render_tones_timed"]
 
 _WORDS = tuple(
     [
@@ -71,8 +71,21 @@ def _chord(index: int) -> tuple[float, float]:
 
 def render_tones(text: str, rng: np.random.Generator, cfg: ToneConfig) -> np.ndarray:
     """Waveform (S,) of `text`, whose characters must be in the English vocabulary."""
+    return render_tones_timed(text, rng, cfg)[0]
+
+
+def render_tones_timed(
+    text: str, rng: np.random.Generator, cfg: ToneConfig
+) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """Waveform (S,) of `text` and each word's (word, start, end) in seconds.
+
+    A word starts where its first character's chord starts and ends where its last
+    character's chord ends (the gap after it and the space chord are outside the word).
+    """
     ids = Vocabulary.english().encode(text)
     pieces = [np.zeros(int(0.1 * cfg.sample_rate), np.float32)]
+    position = len(pieces[0])
+    chord_spans = []  # (start, end) sample of each character's chord
     for token in ids:
         ms = rng.integers(cfg.min_char_ms, cfg.max_char_ms + 1)
         t = np.arange(int(ms * cfg.sample_rate / 1000)) / cfg.sample_rate
@@ -80,9 +93,24 @@ def render_tones(text: str, rng: np.random.Generator, cfg: ToneConfig) -> np.nda
         tone = 0.3 * np.sin(2 * np.pi * low * t) + 0.3 * np.sin(2 * np.pi * high * t)
         tone *= np.hanning(len(t)) ** 0.5  # soft edges, no clicks
         pieces += [tone.astype(np.float32), np.zeros(cfg.gap_ms * cfg.sample_rate // 1000)]
+        chord_spans.append((position, position + len(t)))
+        position += len(t) + len(pieces[-1])
     pieces.append(np.zeros(int(0.1 * cfg.sample_rate), np.float32))
     wave = np.concatenate(pieces).astype(np.float32)
-    return wave + cfg.noise * rng.standard_normal(len(wave)).astype(np.float32)
+    wave += cfg.noise * rng.standard_normal(len(wave)).astype(np.float32)
+    return wave, _word_times(text, chord_spans, cfg.sample_rate)
+
+
+def _word_times(text: str, chord_spans: list[tuple[int, int]], sample_rate: int):
+    words, first = [], None
+    for i, ch in enumerate(text + " "):
+        if ch != " " and first is None:
+            first = i
+        elif ch == " " and first is not None:
+            start, end = chord_spans[first][0], chord_spans[i - 1][1]
+            words.append((text[first:i], start / sample_rate, end / sample_rate))
+            first = None
+    return words
 
 
 def random_sentence(rng: random.Random, max_words: int = 4) -> str:

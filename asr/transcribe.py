@@ -8,13 +8,14 @@ print(recognizer.transcribe(["a.wav", "b.flac"])[0].text)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from asr.audio import load_audio
+from asr.align import WordTiming, align_words, frame_seconds
+from asr.audio import audio_info, load_audio
 from asr.checkpoint import CheckpointError, load_checkpoint
 from asr.config import ConfigError, from_dict
 from asr.data import pad_sequences
@@ -22,6 +23,7 @@ from asr.decode import DecodingOptions, Hypothesis, decode
 from asr.device import resolve_device
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import AcousticModel, ModelConfig
+from asr.segment import SegmentConfig, iter_chunks
 from asr.text import Vocabulary
 
 __all__ = ["DEFAULT_MODEL", "Recognizer", "Transcript", "load_model"]
@@ -36,7 +38,11 @@ class Transcript:
     source: str  # file path, or "<array N>" for an in-memory waveform
     text: str
     duration: float  # seconds of audio
-    hypothesis: Hypothesis  # decoder output: token ids, frames, score
+    # Decoder output: token ids, frames, score. For a recording decoded in chunks: the
+    # stitched text and the sum of the chunks' scores, without token ids.
+    hypothesis: Hypothesis
+    words: list[WordTiming] = field(default_factory=list)  # timed words, when requested
+    chunks: int = 1  # pieces a long recording was decoded in
 
 
 class Recognizer:
@@ -59,6 +65,12 @@ class Recognizer:
     @property
     def sample_rate(self) -> int:
         return self.extractor.cfg.sample_rate
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two output frames (log-prob rows) of the model."""
+        cfg = self.extractor.cfg
+        return frame_seconds(cfg.hop_length, self.model.cfg.subsampling, cfg.sample_rate)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Recognizer:
@@ -88,21 +100,94 @@ class Recognizer:
         inputs: Sequence[AudioInput] | AudioInput,
         options: DecodingOptions = DecodingOptions(),
         batch_size: int = 8,
+        word_timestamps: bool = False,
+        segment: SegmentConfig = SegmentConfig(),
     ) -> list[Transcript]:
-        """Transcribe files or waveforms (mono float arrays at `sample_rate`), in input order."""
+        """Transcribe files or waveforms (mono float arrays at `sample_rate`), in input order.
+
+        Inputs longer than `segment.max_seconds` are split at pauses, decoded `batch_size`
+        chunks at a time and stitched (see `transcribe_long`); shorter ones are batched.
+        """
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
         results: list[Transcript | None] = [None] * len(inputs)
-        for start in range(0, len(inputs), batch_size):
-            chunk = list(enumerate(inputs))[start : start + batch_size]
+        short = []
+        for i, item in enumerate(inputs):
+            if self._duration(item) > segment.max_seconds:
+                long = self.transcribe_long(item, options, batch_size, word_timestamps, segment)
+                long.source = _source(item, i)
+                results[i] = long
+            else:
+                short.append((i, item))
+        for start in range(0, len(short), batch_size):
+            chunk = short[start : start + batch_size]
             waves = [self._waveform(x) for _, x in chunk]
-            log_probs, out_lens = self.log_probs(waves)
-            for (i, x), wave, hyp in zip(
-                chunk, waves, decode(log_probs, out_lens, self.vocab, options), strict=True
+            for (i, x), wave, (hyp, words) in zip(
+                chunk, waves, self._decode(waves, options, word_timestamps), strict=True
             ):
-                source = str(x) if not isinstance(x, np.ndarray) else f"<array {i}>"
-                results[i] = Transcript(source, hyp.text, len(wave) / self.sample_rate, hyp)
+                duration = len(wave) / self.sample_rate
+                results[i] = Transcript(_source(x, i), hyp.text, duration, hyp, words)
         return results
+
+    def transcribe_long(
+        self,
+        item: AudioInput,
+        options: DecodingOptions = DecodingOptions(),
+        batch_size: int = 8,
+        word_timestamps: bool = False,
+        segment: SegmentConfig = SegmentConfig(),
+    ) -> Transcript:
+        """One recording of any length: read in chunks split at pauses, decoded in batches,
+        word times shifted by each chunk's offset. Memory is bounded by the chunk size."""
+        source = item if isinstance(item, np.ndarray) else Path(item)
+        texts, words, samples, count, score = [], [], 0, 0, 0.0
+        batch: list = []
+        for chunk in iter_chunks(source, self.sample_rate, segment):
+            batch.append(chunk)
+            if len(batch) == batch_size:
+                score += self._decode_chunks(batch, options, word_timestamps, texts, words)
+                batch = []
+            samples, count = chunk.start + len(chunk.wave), count + 1
+        if batch:
+            score += self._decode_chunks(batch, options, word_timestamps, texts, words)
+        text = " ".join(t for t in texts if t)
+        hyp = Hypothesis(text, score=score)
+        return Transcript(_source(item, 0), text, samples / self.sample_rate, hyp, words, count)
+
+    def _decode_chunks(self, batch, options, word_timestamps, texts, words) -> float:
+        """Decode chunks, appending to `texts` and `words`; return the summed score."""
+        decoded = self._decode([c.wave for c in batch], options, word_timestamps, batch)
+        for hyp, chunk_words in decoded:
+            texts.append(hyp.text)
+            words += chunk_words
+        return sum(hyp.score for hyp, _ in decoded)
+
+    def _decode(self, waves, options, word_timestamps, chunks=None):
+        """(hypothesis, timed words) per waveform; `chunks` give the time offsets."""
+        log_probs, out_lens = self.log_probs(waves)
+        log_probs, out_lens = log_probs.cpu(), out_lens.cpu()
+        hyps = decode(log_probs, out_lens, self.vocab, options)
+        results = []
+        for b, hyp in enumerate(hyps):
+            words = []
+            if word_timestamps:
+                offset = chunks[b].start / self.sample_rate if chunks else 0.0
+                frames = log_probs[b, : int(out_lens[b])]
+                words = align_words(
+                    frames, hyp.token_ids, self.vocab, self.frame_seconds, hyp.timesteps, offset
+                )
+                # The last frame may reach past the final sample: end at the audio's end.
+                end = offset + len(waves[b]) / self.sample_rate
+                for word in words:
+                    word.end = min(word.end, end)
+                    word.start = min(word.start, word.end)
+            results.append((hyp, words))
+        return results
+
+    def _duration(self, item: AudioInput) -> float:
+        if isinstance(item, np.ndarray):
+            return len(item) / self.sample_rate
+        return audio_info(item).duration
 
     def _waveform(self, item: AudioInput) -> np.ndarray:
         if isinstance(item, np.ndarray):
@@ -110,6 +195,10 @@ class Recognizer:
                 raise ValueError(f"waveforms must be mono (S,), got shape {item.shape}")
             return item.astype(np.float32, copy=False)
         return load_audio(item, self.sample_rate)
+
+
+def _source(item: AudioInput, index: int) -> str:
+    return str(item) if not isinstance(item, np.ndarray) else f"<array {index}>"
 
 
 def load_model(path: str | Path | None = None, device: str = "auto") -> Recognizer:

@@ -1,0 +1,273 @@
+"""Word (or character) n-gram language models for beam search, built with KenLM.
+
+    prepare_text(books, "exp/lm/text.txt", exclude_ids={3659, 14851, 135})
+    build_lm("exp/lm/text.txt", "exp/lm", order=4)  # lm.arpa, lm.bin, lexicon.txt, lm.json
+
+Text goes through the training normalizer (`normalize_text`), so the LM's words are spelled
+exactly as the decoder spells them. KenLM's `lmplz` and `build_binary` are found in
+$ASR_KENLM_BIN or on PATH; scripts/install_kenlm.sh builds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from asr.text import Vocabulary, normalize_text
+
+__all__ = [
+    "LMError",
+    "LMInfo",
+    "TextStats",
+    "book_id",
+    "build_lm",
+    "find_kenlm_tool",
+    "prepare_text",
+    "read_lm_info",
+    "split_sentences",
+    "write_lexicon",
+]
+
+INSTALL_SCRIPT = "scripts/install_kenlm.sh"
+LM_BINARY = "lm.bin"
+LM_ARPA = "lm.arpa"
+LEXICON = "lexicon.txt"
+LM_INFO = "lm.json"
+_BOUNDARY = "|"  # word-boundary token in lexicon spellings and character LMs
+
+_SENTENCE_END_RE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+")
+_BOOK_ID_RE = re.compile(r"pg(\d+)")
+_ABBREVIATIONS = {"mr.", "mrs.", "dr.", "st.", "messrs.", "mme.", "mlle.", "capt.", "col."}
+
+
+class LMError(RuntimeError):
+    """A language model cannot be built or read (missing tool, bad input, tool failure)."""
+
+
+@dataclass
+class TextStats:
+    books: int = 0  # books read
+    excluded_books: int = 0  # books skipped because their id was excluded
+    sentences: int = 0  # sentences written
+    words: int = 0  # words written
+    dropped_sentences: int = 0  # sentences with characters the vocabulary cannot spell
+    dropped_chars: str = ""  # those characters, sorted (at most 50)
+
+
+@dataclass
+class LMInfo:
+    unit: str  # "word" (with a lexicon) or "char" (for lexicon-free search)
+    order: int  # n-gram order
+    prune: list[int]  # lmplz --prune thresholds per order, [] for none
+    text: str  # training text
+    vocab_size: int  # distinct words (unit "word") or tokens (unit "char")
+
+
+# --- text ----------------------------------------------------------------------------------
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Raw text of one paragraph -> sentences, split after . ! ? (and closing quotes),
+    except after titles such as "Mr."."""
+    sentences: list[str] = []
+    for piece in _SENTENCE_END_RE.split(" ".join(paragraph.split())):
+        if sentences and sentences[-1].rsplit(" ", 1)[-1].lower() in _ABBREVIATIONS:
+            sentences[-1] += " " + piece
+        elif piece:
+            sentences.append(piece)
+    return sentences
+
+
+def _paragraphs(path: Path) -> Iterator[str]:
+    lines: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                lines.append(line)
+            elif lines:
+                yield " ".join(lines)
+                lines = []
+    if lines:
+        yield " ".join(lines)
+
+
+def book_id(path: Path) -> int | None:
+    """Project Gutenberg id from a file name like pg1234.txt; None if it has none."""
+    match = _BOOK_ID_RE.fullmatch(path.stem)
+    return int(match.group(1)) if match else None
+
+
+def prepare_text(
+    books: Sequence[str | Path],
+    out_path: str | Path,
+    exclude_ids: Iterable[int] = (),
+    vocab: Vocabulary | None = None,
+) -> TextStats:
+    """Write one normalized sentence per line from raw book files (or folders of *.txt).
+
+    Books whose Gutenberg id (pg<ID>.txt) is in `exclude_ids` are skipped, so that an LM
+    never contains an evaluation set's text. Sentences with characters `vocab` cannot spell
+    are dropped and counted in the returned stats.
+    """
+    vocab = vocab or Vocabulary.english()
+    exclude = set(exclude_ids)
+    stats, unknown = TextStats(), Counter()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with out_path.open("w", encoding="utf-8") as out:
+        for path in _expand_books(books):
+            if book_id(path) in exclude:
+                stats.excluded_books += 1
+                continue
+            stats.books += 1
+            for sentence in _book_sentences(path):
+                bad = vocab.find_unknown(sentence)
+                if bad:
+                    stats.dropped_sentences += 1
+                    unknown.update(bad)
+                    continue
+                out.write(sentence + "\n")
+                stats.sentences += 1
+                stats.words += sentence.count(" ") + 1
+    stats.dropped_chars = "".join(sorted(unknown)[:50])
+    return stats
+
+
+def _book_sentences(path: Path) -> Iterator[str]:
+    for paragraph in _paragraphs(path):
+        for raw in split_sentences(paragraph):
+            sentence = normalize_text(raw)
+            if sentence:
+                yield sentence
+
+
+def _expand_books(items: Sequence[str | Path]) -> list[Path]:
+    paths = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(path.rglob("*.txt"))
+            if not found:
+                raise LMError(f"{path}: folder holds no .txt files")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise LMError(f"{path}: no such file or folder")
+    return paths
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def find_kenlm_tool(name: str) -> str:
+    """Path of a KenLM program: $ASR_KENLM_BIN/<name>, else PATH; LMError naming the fix."""
+    folder = os.environ.get("ASR_KENLM_BIN")
+    if folder and (Path(folder) / name).is_file():
+        return str(Path(folder) / name)
+    found = shutil.which(name)
+    if found is None:
+        raise LMError(
+            f"KenLM's {name!r} was not found in $ASR_KENLM_BIN or on PATH; build it with "
+            f"{INSTALL_SCRIPT} (sudo {INSTALL_SCRIPT}, or KENLM_PREFIX=$HOME/.local "
+            f"KENLM_SKIP_APT=1 {INSTALL_SCRIPT})"
+        )
+    return found
+
+
+def build_lm(
+    text_path: str | Path,
+    out_dir: str | Path,
+    order: int = 4,
+    prune: Sequence[int] = (),
+    unit: str = "word",
+    vocab_size: int | None = None,
+    memory: str = "25%",
+) -> LMInfo:
+    """lm.arpa, lm.bin (KenLM binary), lexicon.txt (unit "word") and lm.json under `out_dir`.
+
+    `prune`: lmplz count thresholds per order (e.g. [0, 0, 1] drops singleton 3-grams).
+    `vocab_size`: keep only the most frequent words in the LM and lexicon.
+    """
+    text_path, out_dir = Path(text_path), Path(out_dir)
+    if unit not in ("word", "char"):
+        raise LMError(f"LM unit must be 'word' or 'char', got {unit!r}")
+    if order < 1:
+        raise LMError(f"LM order must be >= 1, got {order}")
+    if not text_path.is_file():
+        raise LMError(f"{text_path}: no such text file")
+    lmplz, build_binary = find_kenlm_tool("lmplz"), find_kenlm_tool("build_binary")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        counts = _word_counts(text_path)
+        if not counts:
+            raise LMError(f"{text_path}: no words")
+        words = [w for w, _ in counts.most_common(vocab_size)]
+        corpus = text_path
+        if unit == "char":
+            corpus = Path(tmp) / "chars.txt"
+            _write_char_text(text_path, corpus)
+        cmd = [lmplz, "-o", str(order), "--text", str(corpus), "--arpa", str(out_dir / LM_ARPA)]
+        cmd += ["-S", memory, "-T", tmp, "--discount_fallback"]
+        if prune:
+            cmd += ["--prune", *map(str, prune)]
+        if unit == "word" and vocab_size is not None:
+            limit = Path(tmp) / "vocab.txt"
+            limit.write_text("\n".join(words) + "\n", encoding="utf-8")
+            cmd += ["--limit_vocab_file", str(limit)]
+        _run(cmd)
+        _run([build_binary, str(out_dir / LM_ARPA), str(out_dir / LM_BINARY)])
+    if unit == "word":
+        write_lexicon(words, out_dir / LEXICON)
+    size = len(words) if unit == "word" else len({ch for w in counts for ch in w}) + 1
+    info = LMInfo(unit, order, list(prune), str(text_path), size)
+    (out_dir / LM_INFO).write_text(json.dumps(asdict(info), indent=2) + "\n")
+    return info
+
+
+def _word_counts(text_path: Path) -> Counter:
+    counts: Counter = Counter()
+    with text_path.open(encoding="utf-8") as f:
+        for line in f:
+            counts.update(line.split())
+    return counts
+
+
+def _write_char_text(text_path: Path, out_path: Path) -> None:
+    """ "the cat" -> "t h e | c a t": each character an LM token, spaces as boundaries."""
+    with text_path.open(encoding="utf-8") as f, out_path.open("w", encoding="utf-8") as out:
+        for line in f:
+            out.write(f" {_BOUNDARY} ".join(" ".join(w) for w in line.split()) + "\n")
+
+
+def _run(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise LMError(f"{Path(cmd[0]).name} failed (exit {done.returncode}):\n{tail}")
+
+
+def write_lexicon(words: Iterable[str], path: str | Path) -> None:
+    """One 'word w o r d |' line per word: its spelling in vocabulary tokens, then a boundary."""
+    with Path(path).open("w", encoding="utf-8") as f:
+        for word in words:
+            f.write(f"{word} {' '.join(word)} {_BOUNDARY}\n")
+
+
+def read_lm_info(lm_path: str | Path) -> LMInfo | None:
+    """The lm.json written beside an LM by `build_lm`; None for an LM built elsewhere."""
+    meta = Path(lm_path).parent / LM_INFO
+    if not meta.is_file():
+        return None
+    try:
+        return LMInfo(**json.loads(meta.read_text()))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise LMError(f"{meta}: not an LM description ({err})") from err

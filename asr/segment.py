@@ -1,0 +1,96 @@
+"""Long recordings: split at pauses into chunks of bounded length, read block by block.
+
+A file longer than `SegmentConfig.max_seconds` is read in blocks (soundfile), and each chunk
+ends in the middle of the longest pause (found with `librosa.effects.split`) in the latter
+part of its window, so that no word is cut; a stretch with no pause at all is cut at `max_seconds`.
+Chunks cover the file without gaps or overlap, so every sample is decoded once and the
+chunk's start offset turns its word times into file times. Only about two windows of audio
+are held at once, whatever the file length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from asr.audio import AudioError, audio_info, load_audio
+
+__all__ = ["Chunk", "SegmentConfig", "iter_chunks", "split_points"]
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    max_seconds: float = 30.0  # files longer than this are split; no chunk is longer
+    top_db: float = 35.0  # frames this far below the window's peak (dB) count as pause
+    min_fraction: float = 0.5  # a cut must fall in the last (1 - this) of a window
+
+    def __post_init__(self) -> None:
+        if self.max_seconds <= 1.0:
+            raise ValueError(f"segment.max_seconds must be > 1, got {self.max_seconds}")
+        if not 0.0 <= self.min_fraction < 1.0:
+            raise ValueError(f"segment.min_fraction must be in [0, 1), got {self.min_fraction}")
+
+
+@dataclass
+class Chunk:
+    start: int  # first sample, counted from the start of the file
+    wave: np.ndarray  # (S,) mono float32 at the model's sample rate
+
+
+def split_points(window: np.ndarray, cfg: SegmentConfig, sample_rate: int) -> int:
+    """Where to end a chunk starting at window[0]: the middle of the longest pause after
+    `min_fraction` of the window, or the whole window when it has no such pause."""
+    limit = int(cfg.max_seconds * sample_rate)
+    window = window[:limit]
+    if len(window) < limit:
+        return len(window)
+    speech = librosa.effects.split(window, top_db=cfg.top_db, frame_length=512, hop_length=128)
+    pauses = [(a, b) for (_, a), (b, _) in zip(speech[:-1], speech[1:], strict=True)]
+    if len(speech) and speech[-1][1] < len(window):
+        pauses.append((int(speech[-1][1]), len(window)))
+    earliest = int(cfg.min_fraction * limit)
+    # The longest pause (the latest of equals): a gap between sentences, not within a word.
+    candidates = [(b - a, (a + b) // 2) for a, b in pauses if (a + b) // 2 >= earliest]
+    return max(candidates)[1] if candidates else limit
+
+
+def _blocks(path: Path, sample_rate: int, block: int) -> Iterator[np.ndarray]:
+    """Mono float32 blocks at `sample_rate`; files at another rate are resampled whole."""
+    info = audio_info(path)
+    if info.sample_rate != sample_rate:
+        yield load_audio(path, sample_rate)
+        return
+    try:
+        for samples in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
+            yield samples.mean(axis=1)
+    except Exception as err:  # soundfile raises several types for undecodable input
+        raise AudioError(f"{path}: cannot decode audio ({err})") from err
+
+
+def iter_chunks(
+    source: str | Path | np.ndarray, sample_rate: int, cfg: SegmentConfig = SegmentConfig()
+) -> Iterator[Chunk]:
+    """Chunks of a file (streamed) or waveform, in order, together covering all of it."""
+    limit = int(cfg.max_seconds * sample_rate)
+    if isinstance(source, np.ndarray):
+        blocks: Iterator[np.ndarray] = (source[i : i + limit] for i in range(0, len(source), limit))
+    else:
+        blocks = _blocks(Path(source), sample_rate, limit)
+    buffer, start = np.zeros(0, np.float32), 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block.astype(np.float32, copy=False)])
+        while len(buffer) >= 2 * limit:
+            buffer, start = yield from _emit(buffer, start, cfg, sample_rate)
+    while len(buffer) > 0:
+        buffer, start = yield from _emit(buffer, start, cfg, sample_rate)
+
+
+def _emit(buffer: np.ndarray, start: int, cfg: SegmentConfig, sample_rate: int):
+    cut = split_points(buffer, cfg, sample_rate)
+    yield Chunk(start, buffer[:cut].copy())
+    return buffer[cut:], start + cut

@@ -1,0 +1,148 @@
+"""LM weight and word score search on a dev set, reusing cached acoustic log-probs.
+
+The acoustic model runs once over the manifest; each (lm_weight, word_score) setting only
+re-runs the beam search. The best setting is written to `decoding.json` in the model
+folder, where `asr transcribe` and `asr evaluate` pick it up by default.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from asr.data import read_manifest
+from asr.decode import DecodingOptions, decode
+from asr.lm import LEXICON, LM_BINARY, read_lm_info
+from asr.metrics import error_counts
+from asr.text import normalize_text
+from asr.transcribe import Recognizer
+
+__all__ = [
+    "DECODING_FILE",
+    "CachedLogProbs",
+    "TuneResult",
+    "cache_log_probs",
+    "default_decoding",
+    "grid_search",
+    "lexicon_for",
+    "write_decoding",
+]
+
+DECODING_FILE = "decoding.json"
+_SAVED_FIELDS = ("decoder", "beam_size", "beam_threshold", "lm_path", "lexicon_path")
+_SAVED_FIELDS += ("lm_weight", "word_score", "unk_score", "sil_score", "log_add")
+
+
+@dataclass
+class CachedLogProbs:
+    log_probs: list[torch.Tensor]  # per utterance (T_i, V), padding removed
+    refs: list[str]  # normalized reference transcripts
+    audio_seconds: float
+
+
+@dataclass
+class TuneResult:
+    lm_weight: float
+    word_score: float
+    wer: float  # corpus word error rate
+    seconds: float  # wall time of the search over the whole set
+
+
+def cache_log_probs(recognizer: Recognizer, manifest: str | Path, batch_size: int = 8):
+    """Run the acoustic model once over a manifest; keep the log-probs on the CPU."""
+    utterances = read_manifest(manifest)
+    mats, seconds = [], 0.0
+    for start in range(0, len(utterances), batch_size):
+        chunk = utterances[start : start + batch_size]
+        waves = [recognizer._waveform(u.audio_filepath) for u in chunk]
+        log_probs, out_lens = recognizer.log_probs(waves)
+        mats += [log_probs[b, : int(out_lens[b])].cpu() for b in range(len(chunk))]
+        seconds += sum(len(w) for w in waves) / recognizer.sample_rate
+    return CachedLogProbs(mats, [normalize_text(u.text) for u in utterances], seconds)
+
+
+def decode_cached(cache: CachedLogProbs, vocab, options: DecodingOptions, batch_size: int = 16):
+    """Hypothesis texts of every cached utterance."""
+    texts = []
+    for start in range(0, len(cache.log_probs), batch_size):
+        mats = cache.log_probs[start : start + batch_size]
+        log_probs = torch.nn.utils.rnn.pad_sequence(mats, batch_first=True)  # (B, T, V)
+        lens = torch.tensor([m.shape[0] for m in mats])
+        texts += [h.text for h in decode(log_probs, lens, vocab, options)]
+    return texts
+
+
+def grid_search(
+    cache: CachedLogProbs,
+    vocab,
+    base: DecodingOptions,
+    lm_weights: Sequence[float],
+    word_scores: Sequence[float],
+) -> list[TuneResult]:
+    """WER of every (lm_weight, word_score) pair, in grid order."""
+    results = []
+    for lm_weight in lm_weights:
+        for word_score in word_scores:
+            options = replace(base, lm_weight=lm_weight, word_score=word_score)
+            start = time.perf_counter()
+            hyps = decode_cached(cache, vocab, options)
+            elapsed = time.perf_counter() - start
+            wer = error_counts(cache.refs, hyps, "word").rate
+            results.append(TuneResult(lm_weight, word_score, wer, elapsed))
+    return results
+
+
+def write_decoding(model_dir: str | Path, options: DecodingOptions, extra: dict) -> Path:
+    """Save the search settings of `options` (and `extra`, e.g. the dev WER) as decoding.json."""
+    folder = Path(model_dir)
+    path = folder / DECODING_FILE
+    record = {k: v for k, v in options.to_dict().items() if k in _SAVED_FIELDS}
+    for key in ("lm_path", "lexicon_path"):
+        if record[key] is not None:  # relative to the folder when inside it: folders move
+            file = Path(record[key]).resolve()
+            inside = file.is_relative_to(folder.resolve())
+            record[key] = str(file.relative_to(folder.resolve()) if inside else file)
+    path.write_text(json.dumps({**record, **extra}, indent=2) + "\n")
+    return path
+
+
+def default_decoding(model: str | Path | None) -> dict:
+    """Decoding settings a model folder carries, as DecodingOptions fields.
+
+    decoding.json (from `asr decode tune`) wins; else an LM built into <model>/lm (lm.bin,
+    lexicon.txt) means beam search with it; else nothing (greedy).
+    """
+    if model is None:
+        return {}
+    folder = Path(model) if Path(model).is_dir() else Path(model).parent
+    saved = folder / DECODING_FILE
+    if saved.is_file():
+        try:
+            record = json.loads(saved.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{saved}: not valid JSON ({err})") from err
+        fields = {k: record[k] for k in _SAVED_FIELDS if k in record}
+        if fields.get("unk_score", 0) is None:
+            fields["unk_score"] = float("-inf")
+        for key in ("lm_path", "lexicon_path"):
+            if fields.get(key):
+                fields[key] = str(folder / fields[key])  # an absolute path stays as it is
+        return fields
+    if (folder / "lm" / LM_BINARY).is_file():
+        lm = folder / "lm" / LM_BINARY
+        return {"decoder": "beam", "lm_path": str(lm), "lexicon_path": lexicon_for(lm)}
+    return {}
+
+
+def lexicon_for(lm_path: str | Path) -> str | None:
+    """The lexicon built beside a word LM (None for a character LM, or when there is none)."""
+    info = read_lm_info(lm_path)
+    lexicon = Path(lm_path).parent / LEXICON
+    if (info is None or info.unit == "word") and lexicon.is_file():
+        return str(lexicon)
+    return None

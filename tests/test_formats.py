@@ -1,0 +1,103 @@
+"""Subtitle and JSON writers: valid SRT/WebVTT structure, cue grouping, timestamps."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from asr.align import WordTiming
+from asr.formats import make_cues, to_json, to_srt, to_vtt
+
+SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"
+VTT_TIME = r"(\d{2}):(\d{2}):(\d{2})\.(\d{3})"
+
+
+def _seconds(h, m, s, ms) -> float:
+    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+
+def parse_srt(text: str) -> list[tuple[float, float, str]]:
+    """Strict SubRip parser: numbered from 1, 'a --> b' with a < b, non-empty text."""
+    cues = []
+    for i, block in enumerate(text.strip().split("\n\n"), start=1):
+        number, timing, *lines = block.split("\n")
+        assert number == str(i)
+        m = re.fullmatch(f"{SRT_TIME} --> {SRT_TIME}", timing)
+        assert m, timing
+        start, end = _seconds(*m.groups()[:4]), _seconds(*m.groups()[4:])
+        assert start < end and lines and all(lines)
+        cues.append((start, end, " ".join(lines)))
+    return cues
+
+
+def parse_vtt(text: str) -> list[tuple[float, float, str]]:
+    header, *blocks = text.strip().split("\n\n")
+    assert header == "WEBVTT"
+    cues = []
+    for block in blocks:
+        timing, *lines = block.split("\n")
+        m = re.fullmatch(f"{VTT_TIME} --> {VTT_TIME}", timing)
+        assert m, timing
+        start, end = _seconds(*m.groups()[:4]), _seconds(*m.groups()[4:])
+        assert start < end and lines
+        cues.append((start, end, " ".join(lines)))
+    return cues
+
+
+def _words(spec: list[tuple[str, float, float]]) -> list[WordTiming]:
+    return [WordTiming(w, s, e, 0.9) for w, s, e in spec]
+
+
+WORDS = _words(
+    [
+        ("the", 0.1, 0.4),
+        ("cat", 0.5, 0.9),
+        ("sat", 1.0, 1.3),
+        ("down", 3.0, 3.4),  # after a 1.7 s pause: a new cue
+        ("here", 3.5, 3.9),
+        ("at", 3661.0, 3661.2),  # past one hour
+    ]
+)
+
+
+@pytest.mark.parametrize("writer, parser", [(to_srt, parse_srt), (to_vtt, parse_vtt)])
+def test_subtitles_are_valid_and_timed(writer, parser):
+    cues = parser(writer(WORDS))
+    assert cues == [
+        (0.1, 1.3, "the cat sat"),
+        (3.0, 3.9, "down here"),
+        (3661.0, 3661.2, "at"),
+    ]
+    assert all(a[1] <= b[0] for a, b in zip(cues, cues[1:], strict=False))
+
+
+def test_timestamp_format():
+    assert "01:01:01,000 --> 01:01:01,200" in to_srt(WORDS)
+    assert "01:01:01.000 --> 01:01:01.200" in to_vtt(WORDS)
+
+
+@pytest.mark.parametrize(
+    "max_chars, max_seconds, expected",
+    [
+        (42, 6.0, [["a"] * 10]),
+        (9, 6.0, [["a"] * 5, ["a"] * 5]),  # "a a a a a" is 9 characters
+        (42, 1.0, [["a"] * 5, ["a"] * 5]),
+    ],
+)
+def test_cue_limits(max_chars, max_seconds, expected):
+    words = _words([("a", 0.2 * i, 0.2 * i + 0.15) for i in range(10)])
+    cues = make_cues(words, max_chars=max_chars, max_seconds=max_seconds)
+    assert [c.text.split() for c in cues] == expected
+
+
+def test_no_word_times_gives_one_cue_for_the_whole_recording():
+    assert parse_srt(to_srt([], "hello there", 4.25)) == [(0.0, 4.25, "hello there")]
+    assert to_srt([], "", 4.25) == ""
+    assert parse_vtt(to_vtt([], "hi", 2.0)) == [(0.0, 2.0, "hi")]
+
+
+def test_json_round_trips():
+    record = {"text": "the cat", "words": [w.to_dict() for w in WORDS[:2]]}
+    assert json.loads(to_json(record)) == record
