@@ -20,6 +20,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -393,7 +394,11 @@ def train_step(tr: Trainer, ctc: nn.CTCLoss, batches: list[Batch]) -> dict:
             tr.nonfinite_steps,
         )
     tr.scaler.update()
-    tr.scheduler.step()
+    with warnings.catch_warnings():
+        # The schedule advances over skipped updates too; torch warns when that happens
+        # before any optimizer.step().
+        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`")
+        tr.scheduler.step()
     tr.step += 1
     if tr.bad_steps >= tr.cfg.train.max_bad_steps:
         raise NonFiniteLossError(
