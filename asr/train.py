@@ -397,7 +397,7 @@ def train_step(tr: Trainer, ctc: nn.CTCLoss, batches: list[Batch]) -> dict:
     with warnings.catch_warnings():
         # The schedule advances over skipped updates too; torch warns when that happens
         # before any optimizer.step().
-        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`")
+        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
         tr.scheduler.step()
     tr.step += 1
     if tr.bad_steps >= tr.cfg.train.max_bad_steps:
