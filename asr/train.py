@@ -180,6 +180,10 @@ def make_scheduler(optimizer, cfg: OptimConfig, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _disabled_scaler() -> torch.amp.GradScaler:
+    return torch.amp.GradScaler("cpu", enabled=False)
+
+
 @dataclass
 class Trainer:
     """Everything one training run holds; the functions below advance it."""
@@ -200,7 +204,8 @@ class Trainer:
     best_wer: float = math.inf
     skipped: int = 0  # utterances whose transcript could not fit the output frames
     dist: DistContext = field(default_factory=DistContext)
-    scaler: torch.amp.GradScaler | None = None  # fp16 loss scaling (disabled otherwise)
+    # fp16 loss scaling on CUDA; a disabled scaler (pass-through) otherwise
+    scaler: torch.amp.GradScaler = field(default_factory=_disabled_scaler)
     spec_augment: SpecAugment | None = None
     position: int = 0  # batches of this rank consumed in the current epoch
     bad_steps: int = 0  # consecutive non-finite steps
@@ -684,6 +689,8 @@ def fit(
     if dist.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "config.toml").write_text(to_toml(cfg))
+    if not dist.is_main:
+        logging.getLogger("asr").setLevel(logging.WARNING)  # one voice: rank 0's
     tr = build_trainer(cfg, exp_dir, dist, device, estimate_stats=not resume)
     handler = _attach_logs(tr)
     try:

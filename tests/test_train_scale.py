@@ -241,6 +241,18 @@ def test_average_last_or_best(tmp_path, by, num, epochs, mean):
     assert int(model["n"]) == epochs[-1]  # integer buffers: from the last checkpoint
 
 
+def test_average_command(tmp_path, capsys):
+    from asr.cli import main
+
+    for epoch in (1, 2, 3):
+        _epoch_checkpoint(tmp_path, epoch, epoch, 0.5)
+    out = tmp_path / "avg.pt"
+    assert main(["average", str(tmp_path), "--last", "2", "--out", str(out)]) == 0
+    assert "epoch-002.pt, epoch-003.pt" in capsys.readouterr().out
+    assert torch.allclose(load_checkpoint(out)["model"]["w"], torch.full((2,), 2.5))
+    assert main(["average", str(tmp_path / "none"), "--best", "1"]) == 2
+
+
 def test_average_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no epoch"):
         select_checkpoints(tmp_path, 1)
