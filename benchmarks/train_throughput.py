@@ -7,8 +7,9 @@ Full loop: DataLoader workers (audio decoding, speed perturbation, noise), batch
 features and SpecAugment on the device, the reference model (3 x 320 BiLSTM, x4
 subsampling), CTC loss, backward, clipping, AdamW. Model only: the same model, loss and
 optimizer on synthetic equal-length feature batches of the same padded duration (no
-loader, no features, no padding). Both report seconds of real audio trained per second;
-the target is full / model-only >= 0.85. Prints figures; asserts nothing.
+loader, no features, no padding). The two alternate in rounds within one process, so that
+a change of machine load weighs on both alike. Both report seconds of real audio trained
+per second; the target is full / model-only >= 0.85. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from asr.config import apply_overrides
+from asr.device import autocast
 from asr.tones import make_tone_corpus
 from asr.train import ExperimentConfig, build_trainer, train_step
 
@@ -35,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-batch-seconds", type=float, default=60.0, help="padded audio/batch")
     p.add_argument("--steps", type=int, default=20, help="timed steps of each loop")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before each")
+    p.add_argument("--rounds", type=int, default=4, help="alternations of the two loops")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default="auto", help="fp32, bf16, fp16 or auto")
@@ -67,32 +71,42 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def full_loop(tr, ctc, steps: int, warmup: int) -> tuple[float, float]:
-    """Audio seconds per second and non-padding fraction of the real training loop."""
+def endless_batches(tr):
+    """The training loader's batches, epoch after epoch."""
+    epoch = 0
+    while True:
+        tr.train_loader.batch_sampler.set_epoch(epoch)
+        if hasattr(tr.train_loader.dataset, "epoch"):
+            tr.train_loader.dataset.epoch = epoch
+        yield from tr.train_loader
+        epoch += 1
+
+
+@dataclass
+class Meter:
+    seconds: float = 0.0  # wall time of the timed steps
+    audio: float = 0.0  # real audio seconds they trained on
+    real: int = 0  # real samples (full loop)
+    padded: int = 0  # padded samples (full loop)
+
+
+def full_steps(tr, ctc, batches, steps: int, meter: Meter) -> None:
+    """`steps` steps of the real loop: next batch from the workers, features, step."""
     tr.model.train()
-    sampler = tr.train_loader.batch_sampler
-    sampler.set_epoch(0)
-    audio, real, padded, done, start = 0.0, 0, 0, 0, None
-    while done < steps + warmup:
-        for batch in tr.train_loader:
-            if done == warmup:
-                _sync(tr.device)
-                start = time.perf_counter()
-            train_step(tr, ctc, [batch])
-            if done >= warmup:
-                audio += float(batch.wave_lens.sum()) / tr.cfg.features.sample_rate
-                real += int(batch.wave_lens.sum())
-                padded += batch.waveforms.numel()
-            done += 1
-            if done == steps + warmup:
-                break
-        sampler.set_epoch(sampler.epoch + 1)
     _sync(tr.device)
-    return audio / (time.perf_counter() - start), real / padded
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch = next(batches)
+        train_step(tr, ctc, [batch])
+        meter.audio += float(batch.wave_lens.sum()) / tr.cfg.features.sample_rate
+        meter.real += int(batch.wave_lens.sum())
+        meter.padded += batch.waveforms.numel()
+    _sync(tr.device)
+    meter.seconds += time.perf_counter() - start
 
 
-def model_only(tr, ctc, steps: int, warmup: int, utt_seconds: float) -> float:
-    """Audio seconds per second on synthetic equal-length feature batches."""
+def synthetic_batch(tr, utt_seconds: float) -> tuple[torch.Tensor, ...]:
+    """Equal-length random features and targets filling max_batch_seconds."""
     cfg = tr.cfg
     batch_size = max(1, int(cfg.data.max_batch_seconds // utt_seconds))
     frames = int(utt_seconds * cfg.features.sample_rate / cfg.features.hop_length)
@@ -101,22 +115,28 @@ def model_only(tr, ctc, steps: int, warmup: int, utt_seconds: float) -> float:
     target_len = max(1, int(12 * utt_seconds))  # about 12 characters per second of speech
     targets = torch.randint(1, len(tr.vocab), (batch_size, target_len), device=tr.device)
     target_lens = torch.full((batch_size,), target_len, device=tr.device)
+    return feats, feat_lens, targets, target_lens
+
+
+def model_steps(tr, ctc, batch, steps: int, utt_seconds: float, meter: Meter) -> None:
+    """`steps` steps of model, loss and optimizer alone on one synthetic batch."""
+    feats, feat_lens, targets, target_lens = batch
     tr.model.train()
-    for i in range(steps + warmup):
-        if i == warmup:
-            _sync(tr.device)
-            start = time.perf_counter()
+    _sync(tr.device)
+    start = time.perf_counter()
+    for _ in range(steps):
         tr.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(tr.device.type, tr.dtype, enabled=tr.dtype != torch.float32):
+        with autocast(tr.device, tr.dtype):
             log_probs, out_lens = tr.model(feats, feat_lens)  # (B, T', V), (B,)
-        loss = ctc(log_probs.transpose(0, 1), targets, out_lens, target_lens) / batch_size
+        loss = ctc(log_probs.transpose(0, 1), targets, out_lens, target_lens) / len(feats)
         tr.scaler.scale(loss).backward()
         tr.scaler.unscale_(tr.optimizer)
-        nn.utils.clip_grad_norm_(tr.model.parameters(), cfg.optim.grad_clip)
+        nn.utils.clip_grad_norm_(tr.model.parameters(), tr.cfg.optim.grad_clip)
         tr.scaler.step(tr.optimizer)
         tr.scaler.update()
     _sync(tr.device)
-    return steps * batch_size * utt_seconds / (time.perf_counter() - start)
+    meter.seconds += time.perf_counter() - start
+    meter.audio += steps * len(feats) * utt_seconds
 
 
 def main() -> None:
@@ -138,10 +158,19 @@ def main() -> None:
         f"batches <= {cfg.data.max_batch_seconds:g} s padded audio, mean utterance "
         f"{mean_seconds:.2f} s, {args.num_workers} workers, augmentation {not args.no_augment}"
     )
-    full, nonpadding = full_loop(tr, ctc, args.steps, args.warmup)
-    only = model_only(tr, ctc, args.steps, args.warmup, mean_seconds)
-    print(f"full loop:  {full:9.1f} audio s/s  (non-padding fraction {nonpadding:.3f})")
-    print(f"model only: {only:9.1f} audio s/s  (synthetic equal-length batches)")
+    batches, synthetic = endless_batches(tr), synthetic_batch(tr, mean_seconds)
+    full_steps(tr, ctc, batches, args.warmup, Meter())
+    model_steps(tr, ctc, synthetic, args.warmup, mean_seconds, Meter())
+    full, only = Meter(), Meter()
+    # Alternate in rounds so that load from other processes weighs on both alike.
+    per_round = math.ceil(args.steps / args.rounds)
+    for _ in range(args.rounds):
+        full_steps(tr, ctc, batches, per_round, full)
+        model_steps(tr, ctc, synthetic, per_round, mean_seconds, only)
+    nonpadding = full.real / full.padded
+    print(f"full loop:  {full.audio / full.seconds:9.1f} audio s/s  (non-padding {nonpadding:.3f})")
+    print(f"model only: {only.audio / only.seconds:9.1f} audio s/s  (synthetic equal lengths)")
+    full, only = full.audio / full.seconds, only.audio / only.seconds
     ratio = full / only
     verdict = "meets" if ratio >= 0.85 else "misses"
     print(f"full / model-only = {ratio:.3f}  ({verdict} the 0.85 target)")
