@@ -60,9 +60,12 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     """Sum across ranks (a copy; the input is unchanged); identity in a single process."""
     if not (dist.is_available() and dist.is_initialized()):
         return values
-    total = values.clone()
+    device = values.device
+    if dist.get_backend() == "nccl":  # NCCL reduces CUDA tensors only
+        device = torch.device("cuda", torch.cuda.current_device())
+    total = values.to(device, copy=True)
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return total
+    return total.to(values.device)
 
 
 def gather_objects(obj: object) -> list:

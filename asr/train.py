@@ -586,16 +586,17 @@ def save_epoch(tr: Trainer, metrics: dict) -> None:
     wer = metrics.get("valid_wer", -metrics["epoch"])  # without validation: latest is best
     is_best = wer <= tr.best_wer  # metrics are reduced: every rank agrees
     tr.best_wer = min(wer, tr.best_wer)
+    if tr.dist.is_main:
+        epoch_file = tr.exp_dir / "epochs" / f"epoch-{tr.epoch:03d}.pt"
+        save_checkpoint(epoch_file, {**model_payload(tr), "metrics": metrics})
+        if is_best:
+            save_checkpoint(tr.exp_dir / "best.pt", training_payload(tr, []))
+            save_checkpoint(tr.exp_dir / "model.pt", model_payload(tr))
+        with (tr.exp_dir / "train.log").open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+    # last.pt goes last: a crash before it redoes the epoch's end (deterministically)
+    # rather than skipping its epoch checkpoint.
     save_last(tr)
-    if not tr.dist.is_main:
-        return
-    epoch_file = tr.exp_dir / "epochs" / f"epoch-{tr.epoch:03d}.pt"
-    save_checkpoint(epoch_file, {**model_payload(tr), "metrics": metrics})
-    if is_best:
-        save_checkpoint(tr.exp_dir / "best.pt", training_payload(tr, []))
-        save_checkpoint(tr.exp_dir / "model.pt", model_payload(tr))
-    with (tr.exp_dir / "train.log").open("a") as f:
-        f.write(json.dumps(metrics) + "\n")
 
 
 def load_init_weights(tr: Trainer, path: str | Path) -> None:
@@ -621,9 +622,10 @@ def resume_state(tr: Trainer, path: Path) -> None:
     state = record.get("train_state")
     if state is None:
         raise CheckpointError(f"{path}: holds no training state to resume from")
-    if state["world_size"] != tr.dist.world_size:
+    world_size = state.get("world_size", 1)
+    if world_size != tr.dist.world_size:
         raise CheckpointError(
-            f"{path}: written by {state['world_size']} process(es), resumed with "
+            f"{path}: written by {world_size} process(es), resumed with "
             f"{tr.dist.world_size}; mid-epoch positions only carry over to the same count"
         )
     if record["config"] != to_dict(tr.cfg):
@@ -632,11 +634,15 @@ def resume_state(tr: Trainer, path: Path) -> None:
     tr.extractor.set_global_stats(record["features"]["mean"], record["features"]["std"])
     tr.optimizer.load_state_dict(state["optimizer"])
     tr.scheduler.load_state_dict(state["scheduler"])
-    tr.scaler.load_state_dict(state["scaler"])
-    tr.epoch, tr.step, tr.position = state["epoch"], state["step"], state["position"]
-    tr.best_wer, tr.nonfinite_steps = state["best_wer"], state["nonfinite_steps"]
-    tr.skipped = state["skipped"]
-    set_rng_state(state["rng"][tr.dist.rank])
+    if state.get("scaler"):
+        tr.scaler.load_state_dict(state["scaler"])
+    tr.epoch, tr.step, tr.best_wer = state["epoch"], state["step"], state["best_wer"]
+    # Checkpoints of epoch-end-only training lack these: resume at the epoch's start.
+    tr.position = state.get("position", 0)
+    tr.nonfinite_steps = state.get("nonfinite_steps", 0)
+    tr.skipped = state.get("skipped", 0)
+    if state.get("rng"):
+        set_rng_state(state["rng"][tr.dist.rank])
     log.info("resumed %s: epoch %d, step %d, batch %d", path, tr.epoch + 1, tr.step, tr.position)
 
 
