@@ -116,6 +116,22 @@ class AugmentedDataset(Dataset):
         self.utterances = base.utterances
         self.sample_rate = base.sample_rate
         self.noise_files = _noise_files(cfg.noise_dir) if cfg.noise_dir else []
+        self._speeds: tuple[int, np.ndarray] | None = None  # (epoch, factors) cache
+
+    def speed_factors(self, epoch: int) -> np.ndarray:
+        """(N,) speed factor of every utterance in `epoch` (1.0 without speed perturbation).
+
+        Drawn for the whole epoch at once, so that the batch sampler can cut batches on
+        the perturbed durations.
+        """
+        if self._speeds is None or self._speeds[0] != epoch:
+            if self.cfg.speed_perturb:
+                rng = np.random.default_rng([self.seed, epoch, 1 << 30])
+                factors = rng.choice(np.asarray(self.cfg.speeds, np.float64), size=len(self))
+            else:
+                factors = np.ones(len(self))
+            self._speeds = (epoch, factors)
+        return self._speeds[1]
 
     def __len__(self) -> int:
         return len(self.base)
@@ -124,7 +140,7 @@ class AugmentedDataset(Dataset):
         waveform, target = self.base[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.cfg.speed_perturb:
-            waveform = speed_perturb(waveform, float(rng.choice(self.cfg.speeds)))
+            waveform = speed_perturb(waveform, float(self.speed_factors(self.epoch)[index]))
         if rng.random() < self.cfg.noise_prob:
             snr = float(rng.uniform(self.cfg.snr_min, self.cfg.snr_max))
             waveform = add_noise(waveform, self._noise(len(waveform), rng), snr)

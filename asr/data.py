@@ -47,7 +47,7 @@ class DataConfig:
     max_duration: float = 30.0  # seconds; longer training utterances are skipped and counted
     sort_window: int = 50  # batches drawn from one shuffled window, sorted by duration
     max_batch_seconds: float = 0.0  # >0: batches of this much padded audio, not batch_size
-    num_buckets: int = 10  # duration buckets of dynamic batching (batches never mix buckets)
+    num_buckets: int = 30  # duration buckets of dynamic batching (batches never mix buckets)
 
 
 class ManifestError(ValueError):

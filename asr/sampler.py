@@ -15,7 +15,7 @@ batches that one process with `grad_accum = N` sees in one step.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -40,6 +40,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         world_size: int = 1,
         grad_accum: int = 1,
+        speed_factors: Callable[[int], np.ndarray] | None = None,
     ):
         self.durations = np.asarray(durations, dtype=np.float64)
         if len(self.durations) == 0:
@@ -55,8 +56,11 @@ class DurationBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.world_size = world_size
         self.group = world_size * max(1, grad_accum)  # batches consumed per optimizer step
+        # epoch -> (N,) speed perturbation factors: batches are cut on perturbed durations
+        self.speed_factors = speed_factors
         self.epoch = 0
         self.start = 0  # batches of this rank to skip (resume mid-epoch)
+        self._cache: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -66,25 +70,36 @@ class DurationBatchSampler(Sampler[list[int]]):
         """Skip the first `position` batches of this rank in the current epoch."""
         self.start = position
 
+    def epoch_durations(self) -> np.ndarray:
+        """(N,) durations of the current epoch, speed perturbation included."""
+        if self.speed_factors is None:
+            return self.durations
+        return self.durations / self.speed_factors(self.epoch)
+
     def global_batches(self) -> list[list[int]]:
         """All ranks' batches of the current epoch, in step order."""
+        if self._cache is not None and self._cache[0] == self.epoch:
+            return self._cache[1]
         rng = random.Random(self.seed * 100_003 + self.epoch)
-        order = np.argsort(self.durations, kind="stable")
+        durations = self.epoch_durations()
+        order = np.argsort(durations, kind="stable")
         buckets = [list(b) for b in np.array_split(order, min(self.num_buckets, len(order)))]
         batches = []
         for bucket in buckets:
             if self.shuffle:
                 rng.shuffle(bucket)
-            batches += self._cut(bucket)
+            batches += self._cut(bucket, durations)
         if self.shuffle:
             rng.shuffle(batches)
-        return _split_until_divisible(batches, self.group, self.durations)
+        batches = _split_until_divisible(batches, self.group, durations)
+        self._cache = (self.epoch, batches)
+        return batches
 
-    def _cut(self, indices: list[int]) -> list[list[int]]:
+    def _cut(self, indices: list[int], durations: np.ndarray) -> list[list[int]]:
         """Greedy cut in the given order: a batch grows while max duration x size fits."""
         batches, current, longest = [], [], 0.0
         for i in indices:
-            d = float(self.durations[i])
+            d = float(durations[i])
             if current and max(longest, d) * (len(current) + 1) > self.max_batch_seconds:
                 batches.append(current)
                 current, longest = [], 0.0

@@ -238,6 +238,7 @@ def make_loader(
             rank=dist.rank,
             world_size=dist.world_size,
             grad_accum=grad_accum,
+            speed_factors=getattr(dataset, "speed_factors", None),
         )
     else:
         if shuffle and dist.enabled:

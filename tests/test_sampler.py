@@ -110,3 +110,15 @@ def test_sharded_sampler_splits_and_resumes():
     resumed = ShardedBatchSampler(inner, 0, 1)
     resumed.start_at(2)
     assert list(resumed) == full[2:]
+
+
+def test_batches_are_cut_on_speed_perturbed_durations():
+    durations = _durations()
+    factors = np.random.default_rng(0).choice([0.9, 1.0, 1.1], size=len(durations))
+    s = DurationBatchSampler(durations, 45.0, 10, seed=0, speed_factors=lambda epoch: factors)
+    perturbed = durations / factors
+    batches = list(s)
+    assert sorted(i for b in batches for i in b) == list(range(len(durations)))
+    for batch in batches:
+        assert len(batch) == 1 or perturbed[batch].max() * len(batch) <= 45.0
+    assert padding_efficiency(batches, perturbed) > padding_efficiency(batches, durations)
