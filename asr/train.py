@@ -71,7 +71,7 @@ class OptimConfig:
 class TrainConfig:
     seed: int = 0  # seeds python, numpy and torch
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
-    precision: str = "auto"  # "fp32", "bf16", "fp16" or "auto" (bf16 where the hardware has it)
+    precision: str = "auto"  # "fp32", "bf16", "fp16" or "auto" (GPU: bf16, else fp16; CPU: fp32)
     stats_utterances: int = 500  # training utterances used to estimate feature statistics
     save_every_steps: int = 500  # also write last.pt every this many steps (0: epoch ends only)
     max_bad_steps: int = 20  # stop after this many consecutive non-finite steps
@@ -278,6 +278,19 @@ def load_split(path: str, max_duration: float, vocab: Vocabulary, sample_rate: i
     return SpeechDataset(kept, vocab, sample_rate)
 
 
+def training_precision(name: str, device: torch.device) -> torch.dtype:
+    """Autocast dtype for training: as `resolve_precision`, except "auto" on a CPU is fp32.
+
+    Training batches hold utterances of different lengths, which the model packs; on an
+    AMX CPU, bf16 autocast made the packed 3 x 320 BiLSTM step slower than fp32 (median
+    3.8 s vs 2.7 s for 14 x 1.4 s, forward and backward) although it speeds up
+    equal-length batches (1.5 s vs 1.9 s).
+    """
+    if name == "auto" and device.type == "cpu":
+        return torch.float32
+    return resolve_precision(name, device)
+
+
 def _make_scaler(device: torch.device, dtype: torch.dtype) -> torch.amp.GradScaler:
     """Loss scaling for fp16 on CUDA; bf16 and fp32 need none (a disabled scaler)."""
     enabled = device.type == "cuda" and dtype == torch.float16
@@ -317,7 +330,7 @@ def build_trainer(
     )
     steps_per_epoch = math.ceil(len(train_loader) / max(1, cfg.optim.grad_accum))
     scheduler = make_scheduler(optimizer, cfg.optim, cfg.optim.epochs * steps_per_epoch)
-    dtype = resolve_precision(cfg.train.precision, device)
+    dtype = training_precision(cfg.train.precision, device)
     if dist.enabled:
         device_ids = [device] if device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=device_ids)
