@@ -1,9 +1,9 @@
 """Dynamic batching by total duration, bucketed by length, sharded across DDP ranks.
 
-Utterances are sorted by duration and cut into `num_buckets` buckets of equal count. Each
-epoch, every bucket is shuffled and cut into batches whose padded duration (longest
-utterance x utterances) stays within `max_batch_seconds`; then the batches of all buckets
-are shuffled together. Since a batch only holds utterances of one bucket, padding stays
+Utterances are sorted by duration and cut into `num_buckets` buckets of equal count (fewer
+when the corpus is too small for each to hold 4 batches). Each epoch, every bucket is
+shuffled and cut into batches whose padded duration (longest utterance x utterances)
+stays within `max_batch_seconds`; then the batches of all buckets are shuffled together. Since a batch only holds utterances of one bucket, padding stays
 small while the order still changes every epoch.
 
 For DDP the batch list is made divisible by `world_size * grad_accum` by splitting the
@@ -21,6 +21,9 @@ import numpy as np
 from torch.utils.data import Sampler
 
 __all__ = ["DurationBatchSampler", "ShardedBatchSampler", "padding_efficiency"]
+
+
+_MIN_BATCHES_PER_BUCKET = 4
 
 
 class DurationBatchSampler(Sampler[list[int]]):
@@ -76,6 +79,12 @@ class DurationBatchSampler(Sampler[list[int]]):
             return self.durations
         return self.durations / self.speed_factors(self.epoch)
 
+    def bucket_count(self, durations: np.ndarray) -> int:
+        """`num_buckets`, fewer where a bucket would hold under 4 batches of audio: the
+        last batch of each bucket is partial, and small batches waste parallelism."""
+        enough = int(durations.sum() / (_MIN_BATCHES_PER_BUCKET * self.max_batch_seconds))
+        return max(1, min(self.num_buckets, enough, len(durations)))
+
     def global_batches(self) -> list[list[int]]:
         """All ranks' batches of the current epoch, in step order."""
         if self._cache is not None and self._cache[0] == self.epoch:
@@ -83,7 +92,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         rng = random.Random(self.seed * 100_003 + self.epoch)
         durations = self.epoch_durations()
         order = np.argsort(durations, kind="stable")
-        buckets = [list(b) for b in np.array_split(order, min(self.num_buckets, len(order)))]
+        buckets = [list(b) for b in np.array_split(order, self.bucket_count(durations))]
         batches = []
         for bucket in buckets:
             if self.shuffle:
