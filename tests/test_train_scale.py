@@ -261,3 +261,20 @@ def test_average_errors(tmp_path):
         select_checkpoints(tmp_path, 2)
     with pytest.raises(ValueError):
         average_checkpoints([])
+
+
+def test_crash_while_writing_keeps_the_previous_last_checkpoint(tmp_path, monkeypatch):
+    import asr.checkpoint as checkpoint
+
+    good = {"config": {}, "vocab": ["<blank>"], "features": {}, "model": {"w": torch.ones(3)}}
+    save_checkpoint(tmp_path / "last.pt", good)
+
+    def dies_halfway(obj, f):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.torch, "save", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path / "last.pt", {**good, "model": {"w": torch.zeros(3)}})
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no stray temporary
