@@ -3,8 +3,9 @@
 Utterances are sorted by duration and cut into `num_buckets` buckets of equal count (fewer
 when the corpus is too small for each to hold 4 batches). Each epoch, every bucket is
 shuffled and cut into batches whose padded duration (longest utterance x utterances)
-stays within `max_batch_seconds`; then the batches of all buckets are shuffled together. Since a batch only holds utterances of one bucket, padding stays
-small while the order still changes every epoch.
+stays within `max_batch_seconds`; then the batches of all buckets are shuffled together.
+Since a batch only holds utterances of one bucket, padding stays small while the order
+still changes every epoch.
 
 For DDP the batch list is made divisible by `world_size * grad_accum` by splitting the
 largest batches in two (never by dropping or repeating an utterance), and rank r takes
