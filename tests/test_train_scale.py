@@ -112,6 +112,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(corpus, tmp_path):
     finally:
         torch.set_num_threads(threads)
     total_steps = reference.step
+    written = {p.name for p in (tmp_path / "reference").iterdir()}
+    assert {"curves.png", "train.txt", "train.log", "epochs", "model.pt", "last.pt"} <= written
     assert total_steps >= 6
     # After the first save (step 2) and before the last step; printed by a failing assert.
     kill_at = random.Random(os.getpid()).randint(3, total_steps - 2)
@@ -278,3 +280,19 @@ def test_crash_while_writing_keeps_the_previous_last_checkpoint(tmp_path, monkey
         save_checkpoint(tmp_path / "last.pt", {**good, "model": {"w": torch.zeros(3)}})
     assert torch.equal(load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.ones(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no stray temporary
+
+
+def test_training_curves_plot(tmp_path):
+    from asr.plots import plot_training_curves
+
+    log = tmp_path / "train.log"
+    log.write_text(
+        '{"epoch": 1, "train_loss": 3.0, "audio_seconds_per_second": 10.0}\n'
+        '{"epoch": 2, "train_loss": 2.0, "valid_loss": 2.5, "valid_wer": 0.5, "valid_cer": 0.2,'
+        ' "audio_seconds_per_second": 11.0}\n'
+    )
+    out = plot_training_curves(log, tmp_path / "curves.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log.write_text('{"epoch": 1}\nnot json\n')
+    with pytest.raises(ValueError, match="train.log:2"):
+        plot_training_curves(log, tmp_path / "bad.png")
