@@ -2,7 +2,8 @@
 
 asr transcribe AUDIO... [--model PATH] [--decoder beam --lm DIR/lm.bin] [--output-format srt]
 asr evaluate MANIFEST [--model PATH] [--decoder beam --lm DIR/lm.bin]
-asr train --config FILE [--set section.key=value ...] [--exp-dir DIR]
+asr train --config FILE [--set section.key=value ...] [--exp-dir DIR] [--resume]
+asr average EXP_DIR --last N | --best N
 asr data tones --out DIR
 asr data prepare librispeech|commonvoice|ljspeech|kaldi --root DIR --out DIR
 asr data synth --text FILE... --out DIR
@@ -301,17 +302,75 @@ def _add_train(sub) -> None:
         help="override a config value, e.g. --set model.hidden_size=512 (repeatable)",
     )
     p.add_argument("--exp-dir", default=None, help="experiment folder (default: exp/<recipe>)")
+    p.add_argument(
+        "--max-batch-seconds",
+        type=float,
+        default=None,
+        help="batches of this much padded audio, bucketed by duration (same as --set "
+        "data.max_batch_seconds=...; default: the config's value)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <exp-dir>/last.pt where it stopped, mid-epoch included",
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights (fine-tuning; same vocabulary)",
+    )
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args) -> int:
     from asr.config import load_toml
-    from asr.train import ExperimentConfig, fit
+    from asr.train import ExperimentConfig, NonFiniteLossError, fit
 
-    cfg = load_toml(ExperimentConfig, args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.max_batch_seconds is not None:
+        overrides.append(f"data.max_batch_seconds={args.max_batch_seconds}")
+    if args.resume and args.init_from:
+        print("asr: error: --resume and --init-from exclude each other", file=sys.stderr)
+        return 2
+    cfg = load_toml(ExperimentConfig, args.config, overrides)
     exp_dir = Path(args.exp_dir or Path("exp") / Path(args.config).resolve().parent.name)
-    trainer = fit(cfg, exp_dir)
-    print(f"model: {exp_dir / 'model.pt'}  (best validation WER {trainer.best_wer:.4f})")
+    try:
+        trainer = fit(cfg, exp_dir, resume=args.resume, init_from=args.init_from)
+    except NonFiniteLossError as err:
+        print(f"asr: error: {err}", file=sys.stderr)
+        return 1
+    if trainer.dist.is_main:
+        print(f"model: {exp_dir / 'model.pt'}  (best validation WER {trainer.best_wer:.4f})")
+    return 0
+
+
+# --- average -----------------------------------------------------------------------------
+
+
+def _add_average(sub) -> None:
+    p = sub.add_parser(
+        "average",
+        help="average the weights of several epoch checkpoints",
+        description="Average the last N or the best N (by validation WER) epoch checkpoints "
+        "of an experiment (<exp-dir>/epochs/epoch-NNN.pt) into one model.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("exp_dir", help="experiment folder written by asr train")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--last", type=int, metavar="N", help="average the last N epochs")
+    which.add_argument("--best", type=int, metavar="N", help="average the N of lowest WER")
+    p.add_argument("--out", default=None, help="output file (default: <exp-dir>/averaged.pt)")
+    p.set_defaults(func=_run_average)
+
+
+def _run_average(args) -> int:
+    from asr.average import average_experiment, select_checkpoints
+
+    by, num = ("last", args.last) if args.last is not None else ("best", args.best)
+    paths = select_checkpoints(args.exp_dir, num, by)
+    out = average_experiment(args.exp_dir, num, by, args.out)
+    print(f"averaged {', '.join(p.name for p in paths)} -> {out}")
     return 0
 
 
@@ -728,6 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe(sub)
     _add_evaluate(sub)
     _add_train(sub)
+    _add_average(sub)
     _add_data(sub)
     _add_lm(sub)
     _add_decode(sub)

@@ -50,6 +50,8 @@ class DataConfig:
     max_duration: float = 30.0  # seconds; longer training utterances are skipped and counted
     sort_window: int = 50  # batches drawn from one shuffled window, sorted by duration
     skip_unreadable: bool = False  # skip (and report) entries with unreadable audio, not fail
+    max_batch_seconds: float = 0.0  # >0: batches of this much padded audio, not batch_size
+    num_buckets: int = 30  # duration buckets of dynamic batching (batches never mix buckets)
 
 
 class ManifestError(ValueError):

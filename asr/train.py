@@ -1,29 +1,38 @@
 """Training: CTC loss, AdamW with warmup then cosine decay, validation WER each epoch.
 
     asr train --config recipes/quickstart/config.toml --exp-dir exp/quickstart
+    torchrun --nproc-per-node 8 -m asr train --config ... --exp-dir ...   # DDP, one GPU each
+    asr train --config ... --exp-dir ... --resume                        # after a crash
 
 The experiment folder receives `config.toml` (the resolved config), `train.log` (one JSON
-record per epoch), `last.pt` and `best.pt` (full training state) and `model.pt` (the best
-weights alone, for `asr transcribe`).
+record per epoch), `train.txt` (the plain-text log), `curves.png` (training curves, redrawn
+each epoch), `tensorboard/` (scalars), `last.pt` (full training state, also written every
+`train.save_every_steps` steps so that `--resume` continues mid-epoch), `best.pt`,
+`epochs/epoch-NNN.pt` (weights and metrics of each epoch, for `asr average`) and `model.pt`
+(the best weights alone, for `asr transcribe`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.checkpoint import save_checkpoint
+from asr.augment import AugmentConfig, AugmentedDataset, SpecAugment
+from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from asr.config import to_dict, to_toml
 from asr.data import (
     Batch,
@@ -37,12 +46,21 @@ from asr.data import (
 )
 from asr.decode import decode
 from asr.device import autocast, resolve_device, resolve_precision
+from asr.distributed import DistContext, all_reduce_sum, barrier, gather_objects, init_distributed
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.metrics import error_counts
 from asr.model import AcousticModel, ModelConfig
+from asr.sampler import DurationBatchSampler, ShardedBatchSampler
 from asr.text import Vocabulary, normalize_text
 
-__all__ = ["ExperimentConfig", "OptimConfig", "TrainConfig", "fit"]
+__all__ = [
+    "ExperimentConfig",
+    "NonFiniteLossError",
+    "OptimConfig",
+    "TrainConfig",
+    "compute_loss",
+    "fit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +71,23 @@ class OptimConfig:
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
     warmup_steps: int = 500  # linear warmup from 0 to lr
     final_lr_ratio: float = 0.05  # cosine decay ends at lr * final_lr_ratio
-    grad_clip: float = 5.0  # max global gradient norm
+    grad_clip: float = 5.0  # max global gradient norm (0: no clipping)
     epochs: int = 30  # passes over the training set
+    grad_accum: int = 1  # batches (per rank) whose gradients add up to one optimizer step
 
 
 @dataclass
 class TrainConfig:
     seed: int = 0  # seeds python, numpy and torch
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
-    precision: str = "auto"  # "fp32", "bf16", "fp16" or "auto" (bf16 where the hardware has it)
+    precision: str = "auto"  # "fp32", "bf16", "fp16" or "auto" (GPU: bf16, else fp16; CPU: fp32)
     stats_utterances: int = 500  # training utterances used to estimate feature statistics
     stop_at_wer: float = -1.0  # stop once validation WER is at or below this (< 0: never)
+    save_every_steps: int = 500  # also write last.pt every this many steps (0: epoch ends only)
+    max_bad_steps: int = 20  # stop after this many consecutive non-finite steps
+    average_last: int = 0  # >0: at the end, average this many epoch checkpoints to averaged.pt
+    average_by: str = "last"  # which epochs to average: "last" or "best" (by validation WER)
+    tensorboard: bool = True  # write TensorBoard scalars to <exp>/tensorboard
 
 
 @dataclass
@@ -73,6 +97,11 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training kept producing non-finite losses or gradients."""
 
 
 def seed_everything(seed: int) -> None:
@@ -120,16 +149,21 @@ class StepResult:
 
 
 def compute_loss(
-    model: AcousticModel,
+    model: nn.Module,
     extractor: FeatureExtractor,
     batch: Batch,
     ctc: nn.CTCLoss,
     device: torch.device,
     dtype: torch.dtype,
+    spec_augment: SpecAugment | None = None,
 ) -> StepResult:
-    waveforms, wave_lens, targets, target_lens = (t.to(device) for t in batch.tensors())
+    waveforms, wave_lens, targets, target_lens = (
+        t.to(device, non_blocking=True) for t in batch.tensors()
+    )
     with torch.no_grad():
         feats, feat_lens = extractor(waveforms, wave_lens)  # (B, T, F), (B,)
+        if spec_augment is not None:
+            feats = spec_augment(feats, feat_lens)  # (B, T, F)
     with autocast(device, dtype):
         log_probs, out_lens = model(feats, feat_lens)  # (B, T', V), (B,)
     ok = ctc_feasible(out_lens, targets, target_lens)
@@ -156,6 +190,10 @@ def make_scheduler(optimizer, cfg: OptimConfig, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _disabled_scaler() -> torch.amp.GradScaler:
+    return torch.amp.GradScaler("cpu", enabled=False)
+
+
 @dataclass
 class Trainer:
     """Everything one training run holds; the functions below advance it."""
@@ -164,30 +202,74 @@ class Trainer:
     exp_dir: Path
     vocab: Vocabulary
     extractor: FeatureExtractor
-    model: AcousticModel
+    model: nn.Module  # the AcousticModel, wrapped in DistributedDataParallel under torchrun
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: DataLoader
     valid_loader: DataLoader | None
     device: torch.device
     dtype: torch.dtype
-    epoch: int = 0
-    step: int = 0
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimizer steps taken (skipped non-finite ones included)
     best_wer: float = math.inf
-    skipped: int = 0
+    skipped: int = 0  # utterances whose transcript could not fit the output frames
+    dist: DistContext = field(default_factory=DistContext)
+    # fp16 loss scaling on CUDA; a disabled scaler (pass-through) otherwise
+    scaler: torch.amp.GradScaler = field(default_factory=_disabled_scaler)
+    spec_augment: SpecAugment | None = None
+    position: int = 0  # batches of this rank consumed in the current epoch
+    bad_steps: int = 0  # consecutive non-finite steps
+    nonfinite_steps: int = 0  # non-finite steps skipped in the whole run
+    writer: object | None = None  # TensorBoard SummaryWriter on rank 0
+
+    @property
+    def raw_model(self) -> AcousticModel:
+        """The AcousticModel itself, without the DDP wrapper."""
+        return self.model.module if isinstance(self.model, DistributedDataParallel) else self.model
 
 
-def make_loader(dataset: SpeechDataset, cfg: DataConfig, seed: int, shuffle: bool) -> DataLoader:
+def make_loader(
+    dataset: SpeechDataset,
+    cfg: DataConfig,
+    seed: int,
+    shuffle: bool,
+    dist: DistContext = DistContext(),
+    grad_accum: int = 1,
+) -> DataLoader:
+    """Training (shuffle) batches by duration when data.max_batch_seconds is set, else by
+    count; evaluation batches are one sorted pass, sharded across ranks."""
     durations = [u.duration for u in dataset.utterances]
-    window = cfg.sort_window if shuffle else 10**9  # evaluation: one sorted pass
-    sampler = SortedBatchSampler(durations, cfg.batch_size, window, seed)
+    if shuffle and cfg.max_batch_seconds > 0:
+        sampler = DurationBatchSampler(
+            durations,
+            cfg.max_batch_seconds,
+            cfg.num_buckets,
+            seed,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            grad_accum=grad_accum,
+            speed_factors=getattr(dataset, "speed_factors", None),
+        )
+    else:
+        if shuffle and dist.enabled:
+            raise ValueError(
+                "training on several processes needs data.max_batch_seconds > 0 "
+                "(duration batching keeps every rank's step count equal)"
+            )
+        window = cfg.sort_window if shuffle else 10**9  # evaluation: one sorted pass
+        inner = SortedBatchSampler(durations, cfg.batch_size, window, seed)
+        sampler = ShardedBatchSampler(inner, dist.rank, dist.world_size)
     return DataLoader(
         dataset,
         batch_sampler=sampler,
         collate_fn=collate,
         num_workers=cfg.num_workers,
         pin_memory=torch.cuda.is_available(),
-        persistent_workers=cfg.num_workers > 0,
+        # Fresh workers each epoch see the dataset's current epoch (augmentation seeds).
+        persistent_workers=False,
+        # Its own generator: creating an iterator leaves torch's global RNG untouched,
+        # so a resumed run draws the same dropout and SpecAugment masks.
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -226,8 +308,21 @@ def drop_unreadable(utterances: list, path: str, skip: bool) -> list:
 
 
 def build_trainer(cfg: ExperimentConfig, exp_dir: Path) -> Trainer:
+def _make_scaler(device: torch.device, dtype: torch.dtype) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 on CUDA; bf16 and fp32 need none (a disabled scaler)."""
+    enabled = device.type == "cuda" and dtype == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=enabled)
+
+
+def build_trainer(
+    cfg: ExperimentConfig,
+    exp_dir: Path,
+    dist: DistContext = DistContext(),
+    device: torch.device | None = None,
+    estimate_stats: bool = True,
+) -> Trainer:
     seed_everything(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
+    device = device or resolve_device(cfg.train.device)
     vocab = Vocabulary.english()
     sample_rate = cfg.features.sample_rate
     if not cfg.data.train_manifest:
@@ -244,18 +339,27 @@ def build_trainer(cfg: ExperimentConfig, exp_dir: Path) -> Trainer:
         valid_set = load_split(
             cfg.data.valid_manifest, math.inf, vocab, sample_rate, cfg.data.skip_unreadable
         )
-        valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, shuffle=False)
+        valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, False, dist)
     extractor = FeatureExtractor(cfg.features)
-    if cfg.features.normalization == "global":
+    if cfg.features.normalization == "global" and estimate_stats:
         estimate_feature_stats(extractor, train_set, cfg.train.stats_utterances, cfg.train.seed)
     extractor.to(device)
     model = AcousticModel(cfg.model, cfg.features.n_mels, len(vocab)).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
-    train_loader = make_loader(train_set, cfg.data, cfg.train.seed, shuffle=True)
-    scheduler = make_scheduler(optimizer, cfg.optim, cfg.optim.epochs * len(train_loader))
+    if cfg.augment.waveform_enabled:
+        train_set = AugmentedDataset(train_set, cfg.augment, cfg.train.seed)
+    train_loader = make_loader(
+        train_set, cfg.data, cfg.train.seed, True, dist, max(1, cfg.optim.grad_accum)
+    )
+    steps_per_epoch = math.ceil(len(train_loader) / max(1, cfg.optim.grad_accum))
+    scheduler = make_scheduler(optimizer, cfg.optim, cfg.optim.epochs * steps_per_epoch)
     dtype = resolve_precision(cfg.train.precision, device)
+    if dist.enabled:
+        device_ids = [device] if device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=device_ids)
+        torch.manual_seed(cfg.train.seed + dist.rank)  # distinct dropout/SpecAugment per rank
     return Trainer(
         cfg,
         exp_dir,
@@ -268,58 +372,179 @@ def build_trainer(cfg: ExperimentConfig, exp_dir: Path) -> Trainer:
         valid_loader,
         device,
         dtype,
+        dist=dist,
+        scaler=_make_scaler(device, dtype),
+        spec_augment=SpecAugment(cfg.augment) if cfg.augment.spec_augment else None,
     )
 
 
+@dataclass
+class EpochStats:
+    loss_sum: float = 0.0  # summed CTC loss of the epoch's utterances, all ranks
+    utterances: int = 0  # utterances that contributed to loss_sum
+    audio_seconds: float = 0.0  # audio seen by this rank
+    real_samples: int = 0  # samples that are audio, not padding (this rank)
+    padded_samples: int = 0  # samples in the padded batches (this rank)
+
+
+def _backward_group(tr: Trainer, ctc: nn.CTCLoss, batches: list[Batch]) -> torch.Tensor:
+    """Forward and backward over the batches of one optimizer step.
+
+    Each utterance weighs 1 / (utterances of the step over all ranks and batches), so the
+    averaged DDP gradient is that of one process over the union of the ranks' batches.
+    Returns [summed loss, contributing utterances] of all ranks.
+    """
+    local = sum(len(b.wave_lens) for b in batches)
+    total = float(all_reduce_sum(torch.tensor([float(local)]))[0])
+    weight = tr.dist.world_size / max(1.0, total)
+    loss_sum, count = 0.0, 0
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        sync = contextlib.nullcontext() if last or not tr.dist.enabled else tr.model.no_sync()
+        with sync:
+            result = compute_loss(
+                tr.model, tr.extractor, batch, ctc, tr.device, tr.dtype, tr.spec_augment
+            )
+            summed = result.loss * result.utterances
+            tr.scaler.scale(summed * weight).backward()
+        tr.skipped += result.skipped
+        loss_sum += float(summed.detach())
+        count += result.utterances
+    return all_reduce_sum(torch.tensor([loss_sum, float(count)], dtype=torch.float64))
+
+
+def train_step(tr: Trainer, ctc: nn.CTCLoss, batches: list[Batch]) -> dict:
+    """One optimizer step over `batches`; a non-finite loss or gradient skips the update."""
+    tr.optimizer.zero_grad(set_to_none=True)
+    loss_sum, count = _backward_group(tr, ctc, batches).tolist()
+    tr.scaler.unscale_(tr.optimizer)
+    clip = tr.cfg.optim.grad_clip if tr.cfg.optim.grad_clip > 0 else math.inf
+    grad_norm = float(nn.utils.clip_grad_norm_(tr.raw_model.parameters(), clip))
+    finite = math.isfinite(loss_sum) and math.isfinite(grad_norm)
+    if finite:
+        tr.scaler.step(tr.optimizer)
+        tr.bad_steps = 0
+    else:
+        tr.optimizer.zero_grad(set_to_none=True)
+        tr.bad_steps += 1
+        tr.nonfinite_steps += 1
+        log.warning(
+            "step %d: non-finite loss (%s) or gradient norm (%s); update skipped "
+            "(%d in a row, %d in total)",
+            tr.step + 1,
+            loss_sum,
+            grad_norm,
+            tr.bad_steps,
+            tr.nonfinite_steps,
+        )
+    tr.scaler.update()
+    with warnings.catch_warnings():
+        # The schedule advances over skipped updates too; torch warns when that happens
+        # before any optimizer.step().
+        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+        tr.scheduler.step()
+    tr.step += 1
+    if tr.bad_steps >= tr.cfg.train.max_bad_steps:
+        raise NonFiniteLossError(
+            f"{tr.bad_steps} consecutive steps with a non-finite loss or gradient (last at "
+            f"step {tr.step}, epoch {tr.epoch + 1}); lower optim.lr, check the data, or use "
+            f"train.precision=fp32. The last good state is in {tr.exp_dir / 'last.pt'}"
+        )
+    return {"loss_sum": loss_sum, "utterances": int(count), "grad_norm": grad_norm}
+
+
+def _log_step(tr: Trainer, step: dict) -> None:
+    if tr.writer is None or not step["utterances"]:
+        return
+    tr.writer.add_scalar("train/loss", step["loss_sum"] / step["utterances"], tr.step)
+    tr.writer.add_scalar("train/lr", tr.scheduler.get_last_lr()[0], tr.step)
+    if math.isfinite(step["grad_norm"]):
+        tr.writer.add_scalar("train/grad_norm", step["grad_norm"], tr.step)
+
+
+def _record_batch(stats: EpochStats, batch: Batch, sample_rate: int) -> None:
+    stats.audio_seconds += float(batch.wave_lens.sum()) / sample_rate
+    stats.real_samples += int(batch.wave_lens.sum())
+    stats.padded_samples += batch.waveforms.numel()
+
+
 def train_one_epoch(tr: Trainer, ctc: nn.CTCLoss) -> dict:
+    """Train from batch `tr.position` of epoch `tr.epoch` to the epoch's end."""
     tr.model.train()
-    tr.train_loader.batch_sampler.set_epoch(tr.epoch)
-    total_loss, total_utts, audio_seconds = 0.0, 0, 0.0
+    sampler = tr.train_loader.batch_sampler
+    sampler.set_epoch(tr.epoch)
+    sampler.start_at(tr.position)
+    if isinstance(tr.train_loader.dataset, AugmentedDataset):
+        tr.train_loader.dataset.epoch = tr.epoch
+    accum = max(1, tr.cfg.optim.grad_accum)
+    stats, group = EpochStats(), []
     start = time.perf_counter()
     bar = tqdm(
         tr.train_loader,
         desc=f"epoch {tr.epoch + 1}/{tr.cfg.optim.epochs}",
         unit="batch",
-        disable=None,
+        initial=tr.position,
+        total=len(sampler),
+        disable=None if tr.dist.is_main else True,
     )
     for batch in bar:
-        result = compute_loss(tr.model, tr.extractor, batch, ctc, tr.device, tr.dtype)
-        tr.skipped += result.skipped
-        tr.optimizer.zero_grad(set_to_none=True)
-        if result.utterances:
-            result.loss.backward()
-            nn.utils.clip_grad_norm_(tr.model.parameters(), tr.cfg.optim.grad_clip)
-            tr.optimizer.step()
-        tr.scheduler.step()
-        tr.step += 1
-        total_loss += float(result.loss.detach()) * result.utterances
-        total_utts += result.utterances
-        audio_seconds += float(batch.wave_lens.sum()) / tr.cfg.features.sample_rate
-        bar.set_postfix(loss=f"{float(result.loss):.3f}", lr=f"{tr.scheduler.get_last_lr()[0]:.2e}")
+        group.append(batch)
+        _record_batch(stats, batch, tr.cfg.features.sample_rate)
+        if len(group) < accum:
+            continue
+        _finish_step(tr, ctc, group, stats, bar)
+        group = []
+    if group:  # count batching: the epoch's batches need not divide by grad_accum
+        _finish_step(tr, ctc, group, stats, bar)
     elapsed = time.perf_counter() - start
+    audio = float(all_reduce_sum(torch.tensor([stats.audio_seconds], dtype=torch.float64))[0])
     return {
-        "train_loss": total_loss / max(1, total_utts),
-        "audio_seconds_per_second": audio_seconds / elapsed,
+        "train_loss": stats.loss_sum / max(1, stats.utterances),
+        "audio_seconds_per_second": audio / elapsed,
+        "nonpadding_fraction": stats.real_samples / max(1, stats.padded_samples),
         "skipped_too_long_transcripts": tr.skipped,
+        "nonfinite_steps": tr.nonfinite_steps,
     }
+
+
+def _finish_step(tr: Trainer, ctc: nn.CTCLoss, group: list[Batch], stats: EpochStats, bar):
+    step = train_step(tr, ctc, group)
+    tr.position += len(group)
+    stats.loss_sum += step["loss_sum"]
+    stats.utterances += step["utterances"]
+    _log_step(tr, step)
+    if step["utterances"]:
+        loss = step["loss_sum"] / step["utterances"]
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{tr.scheduler.get_last_lr()[0]:.2e}")
+    every = tr.cfg.train.save_every_steps
+    if every > 0 and tr.step % every == 0:
+        save_last(tr)
 
 
 @torch.no_grad()
 def evaluate_loss(tr: Trainer, ctc: nn.CTCLoss) -> dict:
-    """Validation loss, greedy WER and CER."""
-    tr.model.eval()
+    """Validation loss, greedy WER and CER, over every rank's shard of the validation set."""
+    model = tr.raw_model  # no DDP: shards may differ by a batch, nothing to synchronize
+    model.eval()
     total_loss, total_utts, refs, hyps = 0.0, 0, [], []
     dataset = tr.valid_loader.dataset
     for indices, batch in zip(tr.valid_loader.batch_sampler, tr.valid_loader, strict=True):
-        result = compute_loss(tr.model, tr.extractor, batch, ctc, tr.device, tr.dtype)
+        result = compute_loss(model, tr.extractor, batch, ctc, tr.device, tr.dtype)
         total_loss += float(result.loss.detach()) * result.utterances
         total_utts += result.utterances
         hyps += [h.text for h in decode(result.log_probs, result.out_lens, tr.vocab)]
         refs += [normalize_text(dataset.utterances[i].text) for i in indices]
+    words, chars = error_counts(refs, hyps, "word"), error_counts(refs, hyps, "char")
+    sums = torch.tensor(
+        [total_loss, total_utts, words.errors, words.reference_length]
+        + [chars.errors, chars.reference_length],
+        dtype=torch.float64,
+    )
+    loss, utts, w_err, w_ref, c_err, c_ref = all_reduce_sum(sums).tolist()
     return {
-        "valid_loss": total_loss / max(1, total_utts),
-        "valid_wer": error_counts(refs, hyps, "word").rate,
-        "valid_cer": error_counts(refs, hyps, "char").rate,
+        "valid_loss": loss / max(1, utts),
+        "valid_wer": w_err / max(1, w_ref),
+        "valid_cer": c_err / max(1, c_ref),
     }
 
 
@@ -329,51 +554,229 @@ def model_payload(tr: Trainer) -> dict:
         "config": to_dict(tr.cfg),
         "vocab": tr.vocab.to_list(),
         "features": {"mean": tr.extractor.mean.cpu(), "std": tr.extractor.std.cpu()},
-        "model": {k: v.cpu() for k, v in tr.model.state_dict().items()},
+        "model": {k: v.cpu() for k, v in tr.raw_model.state_dict().items()},
     }
 
 
-def training_payload(tr: Trainer) -> dict:
+def rng_state() -> dict:
+    """Python, numpy and torch generator states, as tensors and builtins (weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached": cached,
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_as_tuples(state["python"]))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value):
+    """random.setstate wants the nested tuples that a round trip may have made lists."""
+    if isinstance(value, list | tuple):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+def training_payload(tr: Trainer, rng_states: list[dict]) -> dict:
     return {
         **model_payload(tr),
         "train_state": {
             "epoch": tr.epoch,
             "step": tr.step,
+            "position": tr.position,
+            "world_size": tr.dist.world_size,
             "best_wer": tr.best_wer,
+            "nonfinite_steps": tr.nonfinite_steps,
+            "skipped": tr.skipped,
             "optimizer": tr.optimizer.state_dict(),
             "scheduler": tr.scheduler.state_dict(),
+            "scaler": tr.scaler.state_dict(),
+            "rng": rng_states,  # one per rank
         },
     }
 
 
+def save_last(tr: Trainer) -> None:
+    """Write last.pt (rank 0) with every rank's RNG state: resuming continues exactly here."""
+    rng_states = gather_objects(rng_state())
+    if tr.dist.is_main:
+        save_checkpoint(tr.exp_dir / "last.pt", training_payload(tr, rng_states))
+    barrier()
+
+
 def save_epoch(tr: Trainer, metrics: dict) -> None:
-    save_checkpoint(tr.exp_dir / "last.pt", training_payload(tr))
     wer = metrics.get("valid_wer", -metrics["epoch"])  # without validation: latest is best
-    if wer <= tr.best_wer:
-        tr.best_wer = wer
-        save_checkpoint(tr.exp_dir / "best.pt", training_payload(tr))
-        save_checkpoint(tr.exp_dir / "model.pt", model_payload(tr))
-    with (tr.exp_dir / "train.log").open("a") as f:
-        f.write(json.dumps(metrics) + "\n")
+    is_best = wer <= tr.best_wer  # metrics are reduced: every rank agrees
+    tr.best_wer = min(wer, tr.best_wer)
+    if tr.dist.is_main:
+        epoch_file = tr.exp_dir / "epochs" / f"epoch-{tr.epoch:03d}.pt"
+        save_checkpoint(epoch_file, {**model_payload(tr), "metrics": metrics})
+        if is_best:
+            save_checkpoint(tr.exp_dir / "best.pt", training_payload(tr, []))
+            save_checkpoint(tr.exp_dir / "model.pt", model_payload(tr))
+        with (tr.exp_dir / "train.log").open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+    # last.pt goes last: a crash before it redoes the epoch's end (deterministically)
+    # rather than skipping its epoch checkpoint.
+    save_last(tr)
 
 
-def fit(cfg: ExperimentConfig, exp_dir: str | Path) -> Trainer:
-    """Train for `cfg.optim.epochs` epochs, checkpointing and validating after each."""
+def load_init_weights(tr: Trainer, path: str | Path) -> None:
+    """Start from another model's weights (fine-tuning); the vocabulary must match."""
+    record = load_checkpoint(path)
+    if record["vocab"] != tr.vocab.to_list():
+        raise CheckpointError(
+            f"{path}: vocabulary of {len(record['vocab'])} tokens differs from this run's "
+            f"{len(tr.vocab)} tokens; --init-from needs the same vocabulary"
+        )
+    try:
+        tr.raw_model.load_state_dict(record["model"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{path}: weights do not fit this run's [model] config ({err})"
+        ) from err
+    log.info("initialized the model from %s", path)
+
+
+def resume_state(tr: Trainer, path: Path) -> None:
+    """Restore everything `training_payload` wrote, so training continues where it stopped."""
+    record = load_checkpoint(path)
+    state = record.get("train_state")
+    if state is None:
+        raise CheckpointError(f"{path}: holds no training state to resume from")
+    world_size = state.get("world_size", 1)
+    if world_size != tr.dist.world_size:
+        raise CheckpointError(
+            f"{path}: written by {world_size} process(es), resumed with "
+            f"{tr.dist.world_size}; mid-epoch positions only carry over to the same count"
+        )
+    if record["config"] != to_dict(tr.cfg):
+        log.warning("%s: config differs from the one given; continuing with the given one", path)
+    tr.raw_model.load_state_dict(record["model"])
+    tr.extractor.set_global_stats(record["features"]["mean"], record["features"]["std"])
+    tr.optimizer.load_state_dict(state["optimizer"])
+    tr.scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        tr.scaler.load_state_dict(state["scaler"])
+    tr.epoch, tr.step, tr.best_wer = state["epoch"], state["step"], state["best_wer"]
+    # Checkpoints of epoch-end-only training lack these: resume at the epoch's start.
+    tr.position = state.get("position", 0)
+    tr.nonfinite_steps = state.get("nonfinite_steps", 0)
+    tr.skipped = state.get("skipped", 0)
+    if state.get("rng"):
+        set_rng_state(state["rng"][tr.dist.rank])
+    log.info("resumed %s: epoch %d, step %d, batch %d", path, tr.epoch + 1, tr.step, tr.position)
+
+
+def _attach_logs(tr: Trainer) -> logging.Handler | None:
+    """Rank 0: the plain-text log file and the TensorBoard writer."""
+    if not tr.dist.is_main:
+        return None
+    handler = logging.FileHandler(tr.exp_dir / "train.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("asr").addHandler(handler)
+    if tr.cfg.train.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tr.writer = SummaryWriter(str(tr.exp_dir / "tensorboard"))
+    return handler
+
+
+def _log_epoch(tr: Trainer, metrics: dict) -> None:
+    log.info("epoch %d: %s", tr.epoch, json.dumps(metrics))
+    if not tr.dist.is_main:
+        return
+    from asr.plots import plot_training_curves
+
+    plot_training_curves(tr.exp_dir / "train.log", tr.exp_dir / "curves.png")
+    if tr.writer is not None:
+        for key, value in metrics.items():
+            if key != "epoch" and isinstance(value, int | float) and math.isfinite(value):
+                section = "valid" if key.startswith("valid_") else "train"
+                name = key.removeprefix("valid_").removeprefix("train_")
+                tr.writer.add_scalar(f"{section}/{name}", value, tr.epoch)
+        tr.writer.flush()
+
+
+def fit(
+    cfg: ExperimentConfig,
+    exp_dir: str | Path,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+) -> Trainer:
+    """Train for `cfg.optim.epochs` epochs, checkpointing and validating after each.
+
+    resume: continue from `exp_dir/last.pt` (mid-epoch, exactly); init_from: start from
+    another checkpoint's weights. Under torchrun every rank calls this.
+    """
     exp_dir = Path(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    (exp_dir / "config.toml").write_text(to_toml(cfg))
-    tr = build_trainer(cfg, exp_dir)
+    dist, device = init_distributed(resolve_device(cfg.train.device))
+    last = exp_dir / "last.pt"
+    if resume and not last.is_file():
+        raise CheckpointError(f"{last}: nothing to resume from")
+    if dist.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        (exp_dir / "config.toml").write_text(to_toml(cfg))
+    if not dist.is_main:
+        logging.getLogger("asr").setLevel(logging.WARNING)  # one voice: rank 0's
+    tr = build_trainer(cfg, exp_dir, dist, device, estimate_stats=not resume)
+    handler = _attach_logs(tr)
+    try:
+        _run(tr, resume, init_from)
+    finally:
+        if handler is not None:
+            logging.getLogger("asr").removeHandler(handler)
+            handler.close()
+        if tr.writer is not None:
+            tr.writer.close()
+    return tr
+
+
+def _run(tr: Trainer, resume: bool, init_from: str | Path | None) -> None:
+    cfg = tr.cfg
+    if resume:
+        resume_state(tr, tr.exp_dir / "last.pt")
+    elif init_from:
+        load_init_weights(tr, init_from)
     params = sum(p.numel() for p in tr.model.parameters())
-    log.info("model: %.2fM parameters; device %s, %s", params / 1e6, tr.device, tr.dtype)
+    log.info(
+        "model: %.2fM parameters; device %s, %s; %d process(es)",
+        params / 1e6,
+        tr.device,
+        tr.dtype,
+        tr.dist.world_size,
+    )
     ctc = nn.CTCLoss(blank=tr.vocab.blank_id, reduction="sum", zero_infinity=True)
     while tr.epoch < cfg.optim.epochs:
         metrics = {"epoch": tr.epoch + 1, **train_one_epoch(tr, ctc)}
         if tr.valid_loader is not None:
             metrics.update(evaluate_loss(tr, ctc))
         tr.epoch += 1
+        tr.position = 0
         save_epoch(tr, metrics)
-        log.info("epoch %d: %s", tr.epoch, json.dumps(metrics))
+        _log_epoch(tr, metrics)
         if metrics.get("valid_wer", math.inf) <= cfg.train.stop_at_wer:
             log.info("validation WER %.4f <= train.stop_at_wer: stopping", metrics["valid_wer"])
             break
-    return tr
+    if cfg.train.average_last > 0 and tr.dist.is_main:
+        from asr.average import average_experiment
+
+        out = average_experiment(tr.exp_dir, cfg.train.average_last, cfg.train.average_by)
+        log.info("averaged %d checkpoints into %s", cfg.train.average_last, out)

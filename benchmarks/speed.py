@@ -83,7 +83,9 @@ def transcribe_speed(model, extractor, files: int, seconds: float) -> tuple[floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--train-steps", type=int, default=6, help="timed training steps")
     parser.add_argument("--files", type=int, default=20, help="timed 10-second files")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
@@ -93,11 +95,15 @@ def main() -> None:
     extractor = FeatureExtractor(FeatureConfig())
     model = AcousticModel(ModelConfig(), extractor.cfg.n_mels, len(Vocabulary.english()))
     params = sum(p.numel() for p in model.parameters())
-    print(f"reference model: {params:,} parameters; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"reference model: {params:,} parameters; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     for precision in args.precisions:
         rate, step = train_speed(model, extractor, precision, args.train_steps, 16, 10.0)
-        print(f"training  {precision:>4}: {rate:7.1f} s of audio per s  ({step:.3f} s per 16 x 10 s batch)")
+        print(
+            f"training  {precision:>4}: {rate:7.1f} s of audio per s  ({step:.3f} s per 16 x 10 s batch)"
+        )
     rtf, per_file = transcribe_speed(model, extractor, args.files, 10.0)
     print(f"transcribe fp32: {rtf:7.1f} x real time  ({1000 * per_file:.1f} ms per 10 s file)")
 

@@ -1,0 +1,184 @@
+"""Training-time augmentation: speed perturbation and additive noise on waveforms (in the
+data-loading workers), SpecAugment on features (on the training device).
+
+Waveform augmentation draws from a generator seeded by (seed, epoch, utterance index), so
+an utterance gets the same perturbation in a given epoch whichever worker loads it and
+whether or not the run was resumed in between. SpecAugment draws from torch's global
+generator, which training checkpoints save and restore.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+import torchaudio.transforms as T
+from torch import nn
+from torch.utils.data import Dataset
+
+from asr.audio import load_audio
+
+__all__ = [
+    "AugmentConfig",
+    "AugmentedDataset",
+    "SpecAugment",
+    "add_noise",
+    "speed_perturb",
+    "speed_perturbed_length",
+]
+
+_NOISE_EXTENSIONS = {".wav", ".flac", ".ogg"}
+
+
+@dataclass
+class AugmentConfig:
+    spec_augment: bool = False  # frequency and time masks on training features
+    freq_masks: int = 2  # frequency masks per utterance
+    freq_mask_width: int = 27  # widest frequency mask, mel bins
+    time_masks: int = 2  # time masks per utterance
+    time_mask_width: int = 40  # widest time mask, frames
+    time_mask_ratio: float = 0.05  # ... and at most this fraction of the utterance's frames
+    speed_perturb: bool = False  # resample each training utterance at a random speed
+    speeds: list[float] = (0.9, 1.0, 1.1)  # speed factors drawn uniformly
+    noise_prob: float = 0.0  # probability of adding noise to a training utterance
+    noise_dir: str = ""  # folder of noise recordings; empty: synthetic white noise
+    snr_min: float = 5.0  # lowest signal-to-noise ratio, dB
+    snr_max: float = 30.0  # highest signal-to-noise ratio, dB
+
+    def __post_init__(self) -> None:
+        self.speeds = list(self.speeds)
+        if any(s <= 0 for s in self.speeds) or not self.speeds:
+            raise ValueError(f"augment.speeds must be positive factors, got {self.speeds}")
+        if not 0.0 <= self.noise_prob <= 1.0:
+            raise ValueError(f"augment.noise_prob must be in [0, 1], got {self.noise_prob}")
+        if self.snr_min > self.snr_max:
+            raise ValueError(f"augment.snr_min {self.snr_min} > snr_max {self.snr_max}")
+
+    @property
+    def waveform_enabled(self) -> bool:
+        return self.speed_perturb or self.noise_prob > 0
+
+
+def _speed_ratio(speed: float) -> tuple[int, int]:
+    """Speed factor -> (orig_freq, new_freq) of the resampling that plays it back."""
+    orig, new = round(100 * speed), 100
+    g = math.gcd(orig, new)
+    return orig // g, new // g
+
+
+def speed_perturbed_length(num_samples: int, speed: float) -> int:
+    """Samples after `speed_perturb`: ceil(num_samples / speed)."""
+    orig, new = _speed_ratio(speed)
+    return math.ceil(num_samples * new / orig)
+
+
+def speed_perturb(waveform: torch.Tensor, speed: float) -> torch.Tensor:
+    """(S,) -> (ceil(S / speed),): faster and higher for speed > 1, as sox `speed`."""
+    if speed == 1.0:
+        return waveform
+    orig, new = _speed_ratio(speed)
+    return AF.resample(waveform, orig, new)
+
+
+def add_noise(waveform: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
+    """(S,) + (S,) noise scaled to `snr_db` relative to the waveform's power."""
+    signal_power = waveform.square().mean().clamp(min=1e-10)
+    noise_power = noise.square().mean().clamp(min=1e-10)
+    scale = torch.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    return waveform + scale * noise
+
+
+def _noise_files(folder: str) -> list[str]:
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(f"augment.noise_dir {folder!r}: no such folder")
+    files = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in _NOISE_EXTENSIONS)
+    if not files:
+        raise ValueError(f"augment.noise_dir {folder!r}: no {sorted(_NOISE_EXTENSIONS)} files")
+    return files
+
+
+class AugmentedDataset(Dataset):
+    """Wraps a SpeechDataset: speed perturbation and noise on each loaded waveform.
+
+    Set `epoch` before each epoch's loader iterator is created (workers copy the dataset).
+    """
+
+    def __init__(self, base: Dataset, cfg: AugmentConfig, seed: int):
+        self.base = base
+        self.cfg = cfg
+        self.seed = seed
+        self.epoch = 0
+        self.utterances = base.utterances
+        self.sample_rate = base.sample_rate
+        self.noise_files = _noise_files(cfg.noise_dir) if cfg.noise_dir else []
+        self._speeds: tuple[int, np.ndarray] | None = None  # (epoch, factors) cache
+
+    def speed_factors(self, epoch: int) -> np.ndarray:
+        """(N,) speed factor of every utterance in `epoch` (1.0 without speed perturbation).
+
+        Drawn for the whole epoch at once, so that the batch sampler can cut batches on
+        the perturbed durations.
+        """
+        if self._speeds is None or self._speeds[0] != epoch:
+            if self.cfg.speed_perturb:
+                rng = np.random.default_rng([self.seed, epoch, 1 << 30])
+                factors = rng.choice(np.asarray(self.cfg.speeds, np.float64), size=len(self))
+            else:
+                factors = np.ones(len(self))
+            self._speeds = (epoch, factors)
+        return self._speeds[1]
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        waveform, target = self.base[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.cfg.speed_perturb:
+            waveform = speed_perturb(waveform, float(self.speed_factors(self.epoch)[index]))
+        if rng.random() < self.cfg.noise_prob:
+            snr = float(rng.uniform(self.cfg.snr_min, self.cfg.snr_max))
+            waveform = add_noise(waveform, self._noise(len(waveform), rng), snr)
+        return waveform, target
+
+    def _noise(self, num_samples: int, rng: np.random.Generator) -> torch.Tensor:
+        """(num_samples,) of a random noise file from a random offset (tiled), or white noise."""
+        if not self.noise_files:
+            return torch.from_numpy(rng.standard_normal(num_samples).astype(np.float32))
+        path = self.noise_files[int(rng.integers(len(self.noise_files)))]
+        noise = load_audio(path, self.sample_rate)
+        if len(noise) == 0:
+            raise ValueError(f"{path}: empty noise file")
+        start = int(rng.integers(len(noise)))
+        reps = math.ceil((start + num_samples) / len(noise))
+        return torch.from_numpy(np.tile(noise, reps)[start : start + num_samples])
+
+
+class SpecAugment(nn.Module):
+    """Frequency masks over all frames, time masks within each utterance's real frames."""
+
+    def __init__(self, cfg: AugmentConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.freq_mask = T.FrequencyMasking(cfg.freq_mask_width, iid_masks=True)
+
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> torch.Tensor:
+        """(B, T, F), (B,) -> (B, T, F) with masked regions set to 0 (the normalized mean)."""
+        x = feats.transpose(1, 2).unsqueeze(1)  # (B, T, F) -> (B, 1, F, T)
+        for _ in range(self.cfg.freq_masks):
+            x = self.freq_mask(x)
+        x = x.squeeze(1).transpose(1, 2).clone()  # (B, 1, F, T) -> (B, T, F)
+        for i, length in enumerate(feat_lens.tolist()):
+            width = min(self.cfg.time_mask_width, int(self.cfg.time_mask_ratio * length))
+            if width < 1:
+                continue
+            for _ in range(self.cfg.time_masks):
+                # mask_along_axis wants (C, F, T): mask axis 2 of (1, F, T_i)
+                view = x[i, :length].T.unsqueeze(0)  # (T_i, F) -> (1, F, T_i)
+                x[i, :length] = AF.mask_along_axis(view, width, 0.0, 2)[0].T
+        return x

@@ -1,0 +1,122 @@
+"""Augmentation: length bookkeeping, masks within valid frames, noise at the asked SNR."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.augment import (
+    AugmentConfig,
+    AugmentedDataset,
+    SpecAugment,
+    add_noise,
+    speed_perturb,
+    speed_perturbed_length,
+)
+from asr.features import FeatureConfig, FeatureExtractor, frame_count
+from asr.model import AcousticModel, ModelConfig
+
+
+@pytest.mark.parametrize(
+    "num_samples,speed,expected",
+    [(16000, 1.0, 16000), (16000, 1.1, 14546), (16000, 0.9, 17778), (1001, 1.1, 910)],
+)
+def test_speed_perturbed_length(num_samples, speed, expected):
+    wave = torch.randn(num_samples)
+    assert speed_perturbed_length(num_samples, speed) == expected
+    assert len(speed_perturb(wave, speed)) == expected
+
+
+@pytest.mark.parametrize("speed", [0.9, 1.0, 1.1])
+def test_speed_perturbed_frames_match_model_output_lengths(speed):
+    torch.manual_seed(0)
+    waves = [speed_perturb(torch.randn(n), speed) for n in (8000, 12345, 16000)]
+    lens = torch.tensor([len(w) for w in waves])
+    batch = torch.zeros(len(waves), int(lens.max()))
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    extractor = FeatureExtractor(FeatureConfig(normalization="utterance"))
+    feats, feat_lens = extractor(batch, lens)
+    assert feat_lens.tolist() == [frame_count(len(w), 160) for w in waves]
+    model = AcousticModel(ModelConfig(num_layers=1, hidden_size=8, conv_channels=4), 80, 30)
+    log_probs, out_lens = model(feats, feat_lens)
+    assert out_lens.tolist() == model.output_lengths(feat_lens).tolist()
+    assert log_probs.shape[1] == int(out_lens.max())
+
+
+def test_spec_augment_masks_only_real_frames():
+    torch.manual_seed(0)
+    feats = torch.randn(3, 200, 80)
+    feat_lens = torch.tensor([200, 120, 60])
+    feats[1, 120:] = 0.0
+    feats[2, 60:] = 0.0
+    cfg = AugmentConfig(spec_augment=True, time_mask_ratio=0.2, time_mask_width=30)
+    out = SpecAugment(cfg)(feats, feat_lens)
+    assert out.shape == feats.shape
+    assert torch.equal(out[1, 120:], feats[1, 120:]) and torch.equal(out[2, 60:], feats[2, 60:])
+    for i, n in enumerate(feat_lens.tolist()):
+        masked_frames = (out[i, :n] == 0).all(dim=1).sum()
+        masked_bins = (out[i, :n] == 0).all(dim=0).sum()
+        assert masked_frames > 0 and masked_bins > 0  # both kinds of mask were applied
+        assert masked_frames <= cfg.time_masks * min(30, int(0.2 * n))
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 25.0])
+def test_add_noise_reaches_the_snr(snr_db):
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.randn(16000, generator=gen)
+    noise = 3.0 * torch.randn(16000, generator=gen)
+    noisy = add_noise(clean, noise, snr_db)
+    measured = 10 * torch.log10(clean.square().mean() / (noisy - clean).square().mean())
+    assert float(measured) == pytest.approx(snr_db, abs=1e-3)
+
+
+class _Waves:
+    """A stand-in SpeechDataset: fixed waveforms, empty targets."""
+
+    def __init__(self, lengths):
+        self.waves = [torch.sin(torch.arange(n) * 0.05) for n in lengths]
+        self.utterances = list(range(len(lengths)))
+        self.sample_rate = 16000
+
+    def __len__(self):
+        return len(self.waves)
+
+    def __getitem__(self, i):
+        return self.waves[i], torch.zeros(0, dtype=torch.long)
+
+
+def test_augmented_dataset_is_seeded_by_epoch_and_index():
+    cfg = AugmentConfig(speed_perturb=True, noise_prob=1.0)
+    ds = AugmentedDataset(_Waves([16000] * 8), cfg, seed=0)
+    first = [ds[i][0] for i in range(8)]
+    assert all(torch.equal(a, ds[i][0]) for i, a in enumerate(first))
+    factors = ds.speed_factors(0)
+    assert [len(w) for w in first] == [speed_perturbed_length(16000, f) for f in factors]
+    assert len(set(factors.tolist())) > 1
+    ds.epoch = 1
+    assert any(not torch.equal(a, ds[i][0]) for i, a in enumerate(first))
+
+
+def test_noise_from_a_folder_is_tiled_to_length(tmp_path):
+    sf.write(tmp_path / "hum.wav", 0.1 * np.ones(500, np.float32), 16000)
+    cfg = AugmentConfig(noise_prob=1.0, noise_dir=str(tmp_path), snr_min=10, snr_max=10)
+    ds = AugmentedDataset(_Waves([4000]), cfg, seed=0)
+    wave, _ = ds[0]
+    assert wave.shape == (4000,)
+    added = wave - ds.base[0][0]
+    assert torch.allclose(added, added[0].expand(4000), atol=1e-4)  # the constant hum
+
+
+def test_missing_noise_folder_is_named(tmp_path):
+    cfg = AugmentConfig(noise_prob=1.0, noise_dir=str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="nope"):
+        AugmentedDataset(_Waves([100]), cfg, seed=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"speeds": [0.0, 1.0]}, {"noise_prob": 1.5}, {"snr_min": 20, "snr_max": 10}]
+)
+def test_bad_config_is_rejected(kwargs):
+    with pytest.raises(ValueError):
+        AugmentConfig(**kwargs)

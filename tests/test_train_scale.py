@@ -1,0 +1,298 @@
+"""Training at scale on a tiny tone corpus: exact resume after SIGKILL, DDP on two Gloo
+processes against one process with the same global batches, non-finite steps,
+--init-from, checkpoint averaging."""
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from asr.average import average_checkpoints, average_experiment, select_checkpoints
+from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from asr.config import apply_overrides, to_toml
+from asr.tones import make_tone_corpus
+from asr.train import (
+    ExperimentConfig,
+    NonFiniteLossError,
+    build_trainer,
+    fit,
+    load_init_weights,
+    model_payload,
+    train_one_epoch,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_tone_corpus(tmp_path_factory.mktemp("tones"), 24, seed=3)
+
+
+def _config(manifest, *overrides):
+    base = [
+        f'data.train_manifest="{manifest}"',
+        f'data.valid_manifest="{manifest}"',
+        "data.num_workers=0",
+        "data.max_batch_seconds=8.0",
+        "data.num_buckets=3",
+        'model.rnn_type="gru"',
+        "model.num_layers=1",
+        "model.hidden_size=16",
+        "model.conv_channels=4",
+        "model.subsampling=2",
+        "features.n_mels=40",
+        "optim.lr=0.003",
+        "optim.warmup_steps=3",
+        "optim.epochs=2",
+        'train.device="cpu"',
+        'train.precision="fp32"',
+        "train.stats_utterances=8",
+        "train.tensorboard=false",
+    ]
+    return apply_overrides(ExperimentConfig(), base + list(overrides))
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def _assert_same(a, b, atol=0.0):
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=atol, rtol=0.0, equal_nan=True, msg=name)
+
+
+# A training subprocess that SIGKILLs itself at the start of step KILL_AT: no handler,
+# no cleanup, exactly what the OOM killer or a pulled plug does.
+_KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    import torch
+    import asr.train as train
+    from asr.cli import main
+
+    torch.set_num_threads(1)
+    kill_at = int(os.environ["KILL_AT"])
+    step = train.train_step
+
+    def dying_step(tr, ctc, batches):
+        if tr.step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return step(tr, ctc, batches)
+
+    train.train_step = dying_step
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(corpus, tmp_path):
+    cfg = _config(
+        corpus,
+        "augment.spec_augment=true",
+        "augment.speed_perturb=true",
+        "augment.noise_prob=0.5",
+        "model.dropout=0.2",
+        "train.save_every_steps=2",
+    )
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(to_toml(cfg))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = fit(cfg, tmp_path / "reference")
+    finally:
+        torch.set_num_threads(threads)
+    total_steps = reference.step
+    written = {p.name for p in (tmp_path / "reference").iterdir()}
+    assert {"curves.png", "train.txt", "train.log", "epochs", "model.pt", "last.pt"} <= written
+    assert total_steps >= 6
+    # After the first save (step 2) and before the last step; printed by a failing assert.
+    kill_at = random.Random(os.getpid()).randint(3, total_steps - 2)
+    exp = tmp_path / "killed"
+    args = ["train", "--config", str(config_file), "--exp-dir", str(exp)]
+    env = {**os.environ, "KILL_AT": str(kill_at), "PYTHONPATH": str(ROOT)}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_RUN, *args], env=env, cwd=ROOT)
+    assert killed.returncode == -signal.SIGKILL, f"kill at step {kill_at} of {total_steps}"
+    saved = load_checkpoint(exp / "last.pt")["train_state"]["step"]
+    assert saved <= kill_at
+    env["KILL_AT"] = "-1"
+    resumed = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, *args, "--resume"], env=env, cwd=ROOT
+    )
+    assert resumed.returncode == 0
+    assert load_checkpoint(exp / "last.pt")["train_state"]["step"] == total_steps
+    _assert_same(_weights(exp / "last.pt"), _weights(tmp_path / "reference" / "last.pt"))
+
+
+def test_resume_without_checkpoint_is_an_error(corpus, tmp_path):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        fit(_config(corpus), tmp_path / "empty", resume=True)
+
+
+def test_ddp_two_gloo_processes_match_one_process_with_the_same_global_batches(corpus, tmp_path):
+    """2 ranks x 1 batch per step vs 1 process accumulating 2 batches per step."""
+    cfg = _config(corpus, "optim.epochs=1", "model.dropout=0.0")
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(to_toml(cfg))
+    single = fit(apply_overrides(cfg, ["optim.grad_accum=2"]), tmp_path / "single")
+    assert single.step >= 3
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    ddp_args = ["--nproc-per-node", "2", "-m", "asr", "train", "--config", str(config_file)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [*torchrun, *ddp_args, "--exp-dir", str(tmp_path / "ddp")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "ddp" / "last.pt")["train_state"]
+    assert state["step"] == single.step and state["world_size"] == 2
+    # Gradients are summed in another order across processes: equal up to float rounding.
+    _assert_same(
+        _weights(tmp_path / "ddp" / "last.pt"), _weights(tmp_path / "single" / "last.pt"), atol=1e-5
+    )
+    ddp_log = (tmp_path / "ddp" / "train.log").read_text().splitlines()
+    single_log = (tmp_path / "single" / "train.log").read_text().splitlines()
+    assert len(ddp_log) == len(single_log) == 1  # rank 0 alone wrote the log
+
+
+def test_nonfinite_steps_are_skipped_then_stop_training(corpus, tmp_path):
+    cfg = _config(corpus, "train.max_bad_steps=3")
+    tr = build_trainer(cfg, tmp_path)
+    with torch.no_grad():
+        tr.model.output.bias[0] = math.nan  # every loss is NaN from now on
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
+    with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
+        train_one_epoch(tr, ctc)
+    assert tr.nonfinite_steps == 3 and tr.step == 3
+    _assert_same(tr.model.state_dict(), before)  # no update was applied
+
+
+def test_one_nonfinite_step_is_skipped_and_counted(corpus, tmp_path, monkeypatch):
+    import asr.train as train
+
+    calls = []
+    compute_loss = train.compute_loss
+
+    def poisoned(*args, **kwargs):
+        result = compute_loss(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            result.loss = result.loss * math.inf
+        return result
+
+    monkeypatch.setattr(train, "compute_loss", poisoned)
+    tr = build_trainer(_config(corpus), tmp_path)
+    metrics = train_one_epoch(tr, torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True))
+    assert metrics["nonfinite_steps"] == 1 and tr.bad_steps == 0
+    assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+
+
+def test_init_from_checks_the_vocabulary_and_the_shapes(corpus, tmp_path):
+    donor = build_trainer(_config(corpus), tmp_path)
+    payload = model_payload(donor)
+    save_checkpoint(tmp_path / "good.pt", payload)
+    save_checkpoint(tmp_path / "vocab.pt", {**payload, "vocab": payload["vocab"][:-1]})
+    wide = build_trainer(_config(corpus, "model.hidden_size=24"), tmp_path)
+    save_checkpoint(tmp_path / "shape.pt", model_payload(wide))
+
+    tr = build_trainer(_config(corpus, "train.seed=7"), tmp_path)
+    load_init_weights(tr, tmp_path / "good.pt")
+    _assert_same(tr.model.state_dict(), donor.model.state_dict())
+    with pytest.raises(CheckpointError, match="vocabulary"):
+        load_init_weights(tr, tmp_path / "vocab.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_init_weights(tr, tmp_path / "shape.pt")
+
+
+def _epoch_checkpoint(exp, epoch, value, wer):
+    payload = {
+        "config": {},
+        "vocab": ["<blank>", "a"],
+        "features": {"mean": torch.zeros(2), "std": torch.ones(2)},
+        "model": {"w": torch.full((2,), float(value)), "n": torch.tensor(epoch)},
+        "metrics": {"epoch": epoch, "valid_wer": wer},
+    }
+    save_checkpoint(exp / "epochs" / f"epoch-{epoch:03d}.pt", payload)
+
+
+@pytest.mark.parametrize(
+    "by,num,epochs,mean",
+    [("last", 2, [3, 4], 3.5), ("best", 2, [1, 3], 2.0), ("last", 1, [4], 4.0)],
+)
+def test_average_last_or_best(tmp_path, by, num, epochs, mean):
+    for epoch, wer in zip([1, 2, 3, 4], [0.2, 0.5, 0.1, 0.4], strict=True):
+        _epoch_checkpoint(tmp_path, epoch, epoch, wer)
+    chosen = select_checkpoints(tmp_path, num, by)
+    assert [int(p.stem.split("-")[1]) for p in chosen] == epochs
+    out = average_experiment(tmp_path, num, by)
+    model = load_checkpoint(out)["model"]
+    assert torch.allclose(model["w"], torch.full((2,), mean))
+    assert int(model["n"]) == epochs[-1]  # integer buffers: from the last checkpoint
+
+
+def test_average_command(tmp_path, capsys):
+    from asr.cli import main
+
+    for epoch in (1, 2, 3):
+        _epoch_checkpoint(tmp_path, epoch, epoch, 0.5)
+    out = tmp_path / "avg.pt"
+    assert main(["average", str(tmp_path), "--last", "2", "--out", str(out)]) == 0
+    assert "epoch-002.pt, epoch-003.pt" in capsys.readouterr().out
+    assert torch.allclose(load_checkpoint(out)["model"]["w"], torch.full((2,), 2.5))
+    assert main(["average", str(tmp_path / "none"), "--best", "1"]) == 2
+
+
+def test_average_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no epoch"):
+        select_checkpoints(tmp_path, 1)
+    _epoch_checkpoint(tmp_path, 1, 1.0, 0.1)
+    with pytest.raises(CheckpointError, match="2 checkpoints asked for"):
+        select_checkpoints(tmp_path, 2)
+    with pytest.raises(ValueError):
+        average_checkpoints([])
+
+
+def test_crash_while_writing_keeps_the_previous_last_checkpoint(tmp_path, monkeypatch):
+    import asr.checkpoint as checkpoint
+
+    good = {"config": {}, "vocab": ["<blank>"], "features": {}, "model": {"w": torch.ones(3)}}
+    save_checkpoint(tmp_path / "last.pt", good)
+
+    def dies_halfway(obj, f):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.torch, "save", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path / "last.pt", {**good, "model": {"w": torch.zeros(3)}})
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no stray temporary
+
+
+def test_training_curves_plot(tmp_path):
+    from asr.plots import plot_training_curves
+
+    log = tmp_path / "train.log"
+    log.write_text(
+        '{"epoch": 1, "train_loss": 3.0, "audio_seconds_per_second": 10.0}\n'
+        '{"epoch": 2, "train_loss": 2.0, "valid_loss": 2.5, "valid_wer": 0.5, "valid_cer": 0.2,'
+        ' "audio_seconds_per_second": 11.0}\n'
+    )
+    out = plot_training_curves(log, tmp_path / "curves.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log.write_text('{"epoch": 1}\nnot json\n')
+    with pytest.raises(ValueError, match="train.log:2"):
+        plot_training_curves(log, tmp_path / "bad.png")
