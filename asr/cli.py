@@ -637,6 +637,7 @@ def _run_synth(args) -> int:
         print(f"skipped {utt.id}: {reason}: {utt.text!r}")
     if skipped:
         print(f"skipped {len(result.skipped)}: {skipped}")
+    return 0
 
 
 # --- lm ----------------------------------------------------------------------------------

@@ -307,7 +307,6 @@ def drop_unreadable(utterances: list, path: str, skip: bool) -> list:
     return [u for u in utterances if id(u) not in bad]
 
 
-def build_trainer(cfg: ExperimentConfig, exp_dir: Path) -> Trainer:
 def _make_scaler(device: torch.device, dtype: torch.dtype) -> torch.amp.GradScaler:
     """Loss scaling for fp16 on CUDA; bf16 and fp32 need none (a disabled scaler)."""
     enabled = device.type == "cuda" and dtype == torch.float16

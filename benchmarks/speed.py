@@ -102,7 +102,8 @@ def main() -> None:
     for precision in args.precisions:
         rate, step = train_speed(model, extractor, precision, args.train_steps, 16, 10.0)
         print(
-            f"training  {precision:>4}: {rate:7.1f} s of audio per s  ({step:.3f} s per 16 x 10 s batch)"
+            f"training  {precision:>4}: {rate:7.1f} s of audio per s  "
+            f"({step:.3f} s per 16 x 10 s batch)"
         )
     rtf, per_file = transcribe_speed(model, extractor, args.files, 10.0)
     print(f"transcribe fp32: {rtf:7.1f} x real time  ({1000 * per_file:.1f} ms per 10 s file)")
