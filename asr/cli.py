@@ -391,9 +391,36 @@ def _add_data(sub) -> None:
     tones.add_argument("--num", type=int, default=200, help="utterances to make")
     tones.add_argument("--seed", type=int, default=0, help="random seed")
     tones.set_defaults(func=_run_tones)
+    _add_split(data_sub)
     _add_data_prepare(data_sub)
     _add_data_synth(data_sub)
     _add_data_check(data_sub)
+
+
+def _add_split(data_sub) -> None:
+    p = data_sub.add_parser(
+        "split",
+        help="hold out a seeded random subset of a manifest",
+        description="Write OUT_DIR/train.jsonl and OUT_DIR/held_out.jsonl: COUNT utterances "
+        "drawn with SEED are held out (for checkpoint selection), the rest kept.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("manifest", help="JSON-lines manifest to split")
+    p.add_argument("--held-out", type=int, required=True, help="utterances to hold out")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out-dir", required=True, help="folder for train.jsonl and held_out.jsonl")
+    p.set_defaults(func=_run_split)
+
+
+def _run_split(args) -> int:
+    from asr.data import read_manifest, split_held_out, write_manifest
+
+    kept, held = split_held_out(read_manifest(args.manifest), args.held_out, args.seed)
+    out = Path(args.out_dir)
+    write_manifest(out / "train.jsonl", kept)
+    write_manifest(out / "held_out.jsonl", held)
+    print(f"{out / 'train.jsonl'}: {len(kept)} utterances; {out / 'held_out.jsonl'}: {len(held)}")
+    return 0
 
 
 def _run_tones(args) -> int:
@@ -690,6 +717,13 @@ def _add_lm(sub) -> None:
     )
     build.add_argument("--vocab-size", type=int, default=None, help="keep the N commonest words")
     build.add_argument("--memory", default="25%", help="lmplz memory budget (-S)")
+    build.add_argument(
+        "--quantize",
+        type=int,
+        default=0,
+        metavar="BITS",
+        help="store lm.bin as a trie with BITS-bit probabilities and backoffs (0: probing)",
+    )
     build.add_argument("--out", required=True, help="output folder (e.g. <model folder>/lm)")
     build.set_defaults(func=_run_lm_build)
 
@@ -714,7 +748,14 @@ def _run_lm_build(args) -> int:
     from asr.lm import build_lm
 
     info = build_lm(
-        args.text, args.out, args.order, args.prune, args.unit, args.vocab_size, args.memory
+        args.text,
+        args.out,
+        args.order,
+        args.prune,
+        args.unit,
+        args.vocab_size,
+        args.memory,
+        args.quantize,
     )
     print(f"{args.out}: {info.order}-gram {info.unit} LM, vocabulary {info.vocab_size}")
     return 0

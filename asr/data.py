@@ -156,6 +156,20 @@ def find_unreadable(utterances: Sequence[Utterance]) -> list[tuple[Utterance, st
     return unreadable
 
 
+def split_held_out(
+    utterances: Sequence[Utterance], count: int, seed: int = 0
+) -> tuple[list[Utterance], list[Utterance]]:
+    """A seeded random `count` utterances held out (e.g. for checkpoint selection), the rest
+    kept, both in manifest order."""
+    if not 0 < count < len(utterances):
+        raise ValueError(f"cannot hold out {count} of {len(utterances)} utterances")
+    order = list(range(len(utterances)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:count])
+    kept = [u for i, u in enumerate(utterances) if i not in held]
+    return kept, [u for i, u in enumerate(utterances) if i in held]
+
+
 def prepare_targets(utterances: Sequence[Utterance], vocab: Vocabulary) -> list[list[int]]:
     """Normalize and encode transcripts. Characters the vocabulary lacks are logged with
     counts and an example line, then left out of the target."""

@@ -191,11 +191,14 @@ def build_lm(
     unit: str = "word",
     vocab_size: int | None = None,
     memory: str = "25%",
+    quantize_bits: int = 0,
 ) -> LMInfo:
     """lm.arpa, lm.bin (KenLM binary), lexicon.txt (unit "word") and lm.json under `out_dir`.
 
     `prune`: lmplz count thresholds per order (e.g. [0, 0, 1] drops singleton 3-grams).
     `vocab_size`: keep only the most frequent words in the LM and lexicon.
+    `quantize_bits`: > 0 writes lm.bin as a trie with probabilities and backoffs quantized
+    to this many bits (build_binary -q/-b), about a third of the default probing size.
     """
     text_path, out_dir = Path(text_path), Path(out_dir)
     if unit not in ("word", "char"):
@@ -224,7 +227,10 @@ def build_lm(
             limit.write_text("\n".join(words) + "\n", encoding="utf-8")
             cmd += ["--limit_vocab_file", str(limit)]
         _run(cmd)
-        _run([build_binary, str(out_dir / LM_ARPA), str(out_dir / LM_BINARY)])
+        layout = (
+            ["-q", str(quantize_bits), "-b", str(quantize_bits), "trie"] if quantize_bits else []
+        )
+        _run([build_binary, *layout, str(out_dir / LM_ARPA), str(out_dir / LM_BINARY)])
     if unit == "word":
         write_lexicon(words, out_dir / LEXICON)
     size = len(words) if unit == "word" else len({ch for w in counts for ch in w}) + 1
