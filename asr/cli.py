@@ -815,6 +815,33 @@ def _run_tune(args) -> int:
     return 0
 
 
+# --- export ------------------------------------------------------------------------------
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model folder for shipping (inference weights, LM, lexicon)",
+        description="Copy a checkpoint's inference payload (config, vocabulary, feature "
+        "statistics, weights; no optimizer state) to OUT/model.pt, optionally in half "
+        "precision, with an LM folder from `asr lm build` as OUT/lm.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("model", help="checkpoint file or experiment folder")
+    p.add_argument("--out", required=True, help="output model folder")
+    p.add_argument("--half", action="store_true", help="store weights as float16")
+    p.add_argument("--lm", default=None, help="LM folder with lm.bin and lexicon.txt")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    from asr.export import export_model
+
+    model_file = export_model(args.model, args.out, args.half, args.lm)
+    print(f"wrote {model_file} ({model_file.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 # --- entry point -------------------------------------------------------------------------
 
 
@@ -833,6 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_lm(sub)
     _add_decode(sub)
+    _add_export(sub)
     return parser
 
 

@@ -108,3 +108,35 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         save_checkpoint(path, payload)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left
+
+
+def test_export_half_precision_with_lm(tmp_path, noise):
+    from asr.cli import main
+    from asr.export import weights_dtype
+
+    payload, _ = small_payload()
+    save_checkpoint(tmp_path / "exp" / "best.pt", {**payload, "train_state": {"step": 3}})
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    (lm / "lm.bin").write_bytes(b"kenlm")
+    (lm / "lexicon.txt").write_text("a a |\n")
+    out = tmp_path / "bundle"
+    args = ["export", str(tmp_path / "exp" / "best.pt"), "--out", str(out), "--half"]
+    assert main([*args, "--lm", str(lm)]) == 0
+    assert weights_dtype(out / "model.pt") == torch.float16
+    assert "train_state" not in load_checkpoint(out / "model.pt")
+    assert (out / "lm" / "lm.bin").read_bytes() == b"kenlm"
+    wave = noise(0.5)
+    full, _ = Recognizer.from_checkpoint(tmp_path / "exp" / "best.pt").log_probs([wave])
+    half, _ = Recognizer.from_checkpoint(out).log_probs([wave])
+    torch.testing.assert_close(half, full, atol=2e-2, rtol=0)
+
+
+def test_export_refuses_an_incomplete_lm_folder(tmp_path):
+    from asr.export import export_model
+
+    payload, _ = small_payload()
+    save_checkpoint(tmp_path / "model.pt", payload)
+    (tmp_path / "lm").mkdir()
+    with pytest.raises(FileNotFoundError, match="lm.bin"):
+        export_model(tmp_path / "model.pt", tmp_path / "out", lm_dir=tmp_path / "lm")

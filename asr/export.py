@@ -1,0 +1,57 @@
+"""Exporting a trained model for shipping: inference weights only, optionally half precision,
+with its language model and lexicon beside it.
+
+    asr export exp/default_model --out data/models/en-default --half --lm exp/lm/small
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from asr.checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ["export_model"]
+
+_INFERENCE_KEYS = ("config", "vocab", "features", "model")
+_LM_FILES = ("lm.bin", "lexicon.txt", "lm.json")
+
+
+def export_model(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    half: bool = False,
+    lm_dir: str | Path | None = None,
+) -> Path:
+    """Write out_dir/model.pt (config, vocabulary, statistics, weights; no training state) and,
+    with `lm_dir`, out_dir/lm/{lm.bin, lexicon.txt, lm.json}. Returns the model file."""
+    record = load_checkpoint(checkpoint)
+    payload = {key: record[key] for key in _INFERENCE_KEYS}
+    if half:  # the recognizer computes in fp32; fp16 storage halves the file
+        payload["model"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()
+        }
+    out_dir = Path(out_dir)
+    model_file = out_dir / "model.pt"
+    save_checkpoint(model_file, payload)
+    if lm_dir is not None:
+        _copy_lm(Path(lm_dir), out_dir / "lm")
+    return model_file
+
+
+def _copy_lm(lm_dir: Path, target: Path) -> None:
+    missing = [name for name in _LM_FILES[:2] if not (lm_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{lm_dir}: LM folder lacks {missing} (made by `asr lm build`)")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _LM_FILES:
+        if (lm_dir / name).is_file():
+            shutil.copyfile(lm_dir / name, target / name)
+
+
+def weights_dtype(model_file: str | Path) -> torch.dtype:
+    """The storage dtype of a checkpoint's first floating-point weight."""
+    weights = load_checkpoint(model_file)["model"]
+    return next(v.dtype for v in weights.values() if v.is_floating_point())
