@@ -41,9 +41,10 @@ def test_mini_librispeech_all_stages(tmp_path):
     out = run_recipe(
         "mini_librispeech",
         {"SHARED": str(shared), "MANIFESTS": str(manifests), "EXP": str(exp),
-         "TRAIN_SET": TINY_TRAINING},
+         "TRAIN_SET": TINY_TRAINING, "HELD_OUT": "2"},
     )  # fmt: skip
     assert len(read_manifest(manifests / "train.clean.jsonl")) == 10
+    assert len(read_manifest(manifests / "split" / "held_out.jsonl")) == 2
     assert len(read_manifest(manifests / "dev.clean.jsonl")) == 3
     assert (exp / "model.pt").is_file()
     summary = json.loads((exp / "eval_dev/summary.json").read_text())

@@ -17,6 +17,7 @@ EXP=${EXP:-exp/mini_librispeech}
 CONFIG=${CONFIG:-recipes/mini_librispeech/config.toml}
 CHECK_JOBS=${CHECK_JOBS:-2}
 TRAIN_SET=${TRAIN_SET:-}  # extra "key=value" overrides for asr train, space-separated
+HELD_OUT=${HELD_OUT:-64}  # training utterances held out for checkpoint selection
 
 if ((STAGE <= 1 && 1 <= STOP_STAGE)); then
     if [[ -d $SHARED/train && -d $SHARED/dev ]]; then
@@ -38,8 +39,11 @@ if ((STAGE <= 2 && 2 <= STOP_STAGE)); then
 fi
 
 if ((STAGE <= 3 && 3 <= STOP_STAGE)); then
-    overrides=(--set "data.train_manifest=$MANIFESTS/train.clean.jsonl"
-               --set "data.valid_manifest=$MANIFESTS/dev.clean.jsonl")
+    # Checkpoints are chosen on utterances held out of train/, never on dev/.
+    $ASR data split "$MANIFESTS/train.clean.jsonl" --held-out "$HELD_OUT" --seed 0 \
+        --out-dir "$MANIFESTS/split"
+    overrides=(--set "data.train_manifest=$MANIFESTS/split/train.jsonl"
+               --set "data.valid_manifest=$MANIFESTS/split/held_out.jsonl")
     for kv in $TRAIN_SET; do overrides+=(--set "$kv"); done
     $ASR train --config "$CONFIG" --exp-dir "$EXP" "${overrides[@]}"
 fi
