@@ -1,11 +1,11 @@
 """This project's model against pocketsphinx on the same files, scored the same way.
 
-    python benchmarks/compare_pocketsphinx.py --manifest exp/mini/dev.jsonl --model MODEL_DIR
+    python benchmarks/compare_pocketsphinx.py --manifest exp/mini/dev.jsonl [--model MODEL_DIR]
+    bash benchmarks/run_comparison.sh      # the README's table: shared dev + synthetic test
 
 pocketsphinx 5.1.1 (its bundled en-us acoustic model, LM and dictionary) runs in its own
-virtual environment, made once with:
-    python3 -m venv /work/venvs/pocketsphinx
-    /work/venvs/pocketsphinx/bin/pip install pocketsphinx==5.1.1 soundfile numpy
+virtual environment, which this script makes on first use (`--pocketsphinx-env`, default
+.venv-pocketsphinx) with `python -m venv` and `pip install pocketsphinx==5.1.1 soundfile numpy`.
 
 Every system runs in its own process, one utterance at a time, so each reports its own peak
 memory (ru_maxrss) and decode time; model loading is timed separately. Hypotheses and
@@ -24,6 +24,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SYSTEMS = ("pocketsphinx", "greedy", "beam", "beam+lm")
+POCKETSPHINX_PACKAGES = ("pocketsphinx==5.1.1", "soundfile", "numpy")
+
+
+def pocketsphinx_python(env: Path) -> Path:
+    """The interpreter of pocketsphinx's own environment, made (once) when missing."""
+    python = env / "bin" / "python"
+    if not python.exists():
+        print(f"creating {env} with {' '.join(POCKETSPHINX_PACKAGES)}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", *POCKETSPHINX_PACKAGES]
+        subprocess.run(pip, check=True)
+    return python
 
 
 def run_asr(system: str, manifest: str, model: str) -> dict:
@@ -64,7 +76,8 @@ def run_asr(system: str, manifest: str, model: str) -> dict:
 
 def run_system(system: str, args) -> dict:
     if system == "pocketsphinx":
-        command = [args.pocketsphinx_python, str(HERE / "pocketsphinx_runner.py"), args.manifest]
+        python = pocketsphinx_python(Path(args.pocketsphinx_env))
+        command = [str(python), str(HERE / "pocketsphinx_runner.py"), args.manifest]
     else:
         command = [sys.executable, __file__, "--run", system, "--manifest", args.manifest,
                    "--model", args.model]  # fmt: skip
@@ -97,10 +110,16 @@ def main() -> None:
     parser.add_argument("--manifest", required=True, help="JSON-lines manifest, 16 kHz audio")
     parser.add_argument("--model", default=None, help="asr model (default: the bundled one)")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
-    parser.add_argument("--pocketsphinx-python", default="/work/venvs/pocketsphinx/bin/python")
+    parser.add_argument(
+        "--pocketsphinx-env", default=".venv-pocketsphinx", help="pocketsphinx's own venv"
+    )
     parser.add_argument("--run", choices=SYSTEMS[1:], help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args()
+    if args.model is None:
+        from asr.transcribe import DEFAULT_MODEL
+
+        args.model = str(DEFAULT_MODEL)
     if args.run:
         print(json.dumps(run_asr(args.run, args.manifest, args.model)))
         return
