@@ -89,9 +89,11 @@ def decoding_options(args):
     """DecodingOptions from the model folder's defaults and the command-line flags."""
     from asr.decode import DecodingOptions
     from asr.lm import read_lm_info
-    from asr.tune import default_decoding, lexicon_for
+    from asr.model_folder import default_decoding, lexicon_for
+    from asr.transcribe import DEFAULT_MODEL
 
-    fields = default_decoding(args.model)
+    bundled = args.model is None and (DEFAULT_MODEL / "model.pt").is_file()
+    fields = default_decoding(DEFAULT_MODEL if bundled else args.model)
     flags = {
         "decoder": args.decoder,
         "lm_path": args.lm,

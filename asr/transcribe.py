@@ -23,10 +23,11 @@ from asr.decode import DecodingOptions, Hypothesis, decode
 from asr.device import resolve_device
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import AcousticModel, ModelConfig
+from asr.model_folder import default_decoding
 from asr.segment import SegmentConfig, iter_chunks
 from asr.text import Vocabulary
 
-__all__ = ["DEFAULT_MODEL", "Recognizer", "Transcript", "load_model"]
+__all__ = ["DEFAULT_MODEL", "Recognizer", "Transcript", "load_model", "resolve_model_path"]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "en-default"
 
@@ -55,12 +56,14 @@ class Recognizer:
         vocab: Vocabulary,
         device: torch.device,
         source: str = "",
+        default_options: DecodingOptions = DecodingOptions(),
     ) -> None:
         self.extractor = extractor.to(device).eval()
         self.model = model.to(device).eval()
         self.vocab = vocab
         self.device = device
         self.source = source
+        self.default_options = default_options  # used when transcribe() is given no options
 
     @property
     def sample_rate(self) -> int:
@@ -98,7 +101,7 @@ class Recognizer:
     def transcribe(
         self,
         inputs: Sequence[AudioInput] | AudioInput,
-        options: DecodingOptions = DecodingOptions(),
+        options: DecodingOptions | None = None,
         batch_size: int = 8,
         word_timestamps: bool = False,
         segment: SegmentConfig = SegmentConfig(),
@@ -107,7 +110,9 @@ class Recognizer:
 
         Inputs longer than `segment.max_seconds` are split at pauses, decoded `batch_size`
         chunks at a time and stitched (see `transcribe_long`); shorter ones are batched.
+        Without `options`, the model folder's own settings (`default_options`) apply.
         """
+        options = self.default_options if options is None else options
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
         results: list[Transcript | None] = [None] * len(inputs)
@@ -132,13 +137,14 @@ class Recognizer:
     def transcribe_long(
         self,
         item: AudioInput,
-        options: DecodingOptions = DecodingOptions(),
+        options: DecodingOptions | None = None,
         batch_size: int = 8,
         word_timestamps: bool = False,
         segment: SegmentConfig = SegmentConfig(),
     ) -> Transcript:
         """One recording of any length: read in chunks split at pauses, decoded in batches,
         word times shifted by each chunk's offset. Memory is bounded by the chunk size."""
+        options = self.default_options if options is None else options
         source = item if isinstance(item, np.ndarray) else Path(item)
         texts, words, samples, count, score = [], [], 0, 0, 0.0
         batch: list = []
@@ -202,11 +208,23 @@ def _source(item: AudioInput, index: int) -> str:
 
 
 def load_model(path: str | Path | None = None, device: str = "auto") -> Recognizer:
-    """A Recognizer from a checkpoint file or experiment folder; the bundled model if None."""
-    if path is None:
-        if not (DEFAULT_MODEL / "model.pt").is_file():
-            raise CheckpointError(
-                f"no bundled model at {DEFAULT_MODEL}; pass a model path (e.g. exp/quickstart)"
-            )
-        path = DEFAULT_MODEL
-    return Recognizer.from_checkpoint(path, device)
+    """A Recognizer from a checkpoint file or model folder; the bundled model if None.
+
+    A folder's decoding.json and lm/ (see model_folder.py) become the Recognizer's default
+    decoding options: the bundled model decodes with its LM unless told otherwise.
+    """
+    path = resolve_model_path(path)
+    recognizer = Recognizer.from_checkpoint(path, device)
+    recognizer.default_options = DecodingOptions(**default_decoding(path))
+    return recognizer
+
+
+def resolve_model_path(path: str | Path | None) -> Path:
+    """`path` itself, or the bundled model when None (a clear error when it is missing)."""
+    if path is not None:
+        return Path(path)
+    if not (DEFAULT_MODEL / "model.pt").is_file():
+        raise CheckpointError(
+            f"no bundled model at {DEFAULT_MODEL}; pass a model path (e.g. exp/quickstart)"
+        )
+    return DEFAULT_MODEL

@@ -7,7 +7,6 @@ folder, where `asr transcribe` and `asr evaluate` pick it up by default.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -17,8 +16,8 @@ import torch
 
 from asr.data import read_manifest
 from asr.decode import DecodingOptions, decode
-from asr.lm import LEXICON, LM_BINARY, read_lm_info
 from asr.metrics import error_counts
+from asr.model_folder import DECODING_FILE, default_decoding, lexicon_for, write_decoding
 from asr.text import normalize_text
 from asr.transcribe import Recognizer
 
@@ -32,10 +31,6 @@ __all__ = [
     "lexicon_for",
     "write_decoding",
 ]
-
-DECODING_FILE = "decoding.json"
-_SAVED_FIELDS = ("decoder", "beam_size", "beam_threshold", "lm_path", "lexicon_path")
-_SAVED_FIELDS += ("lm_weight", "word_score", "unk_score", "sil_score", "log_add")
 
 
 @dataclass
@@ -95,54 +90,3 @@ def grid_search(
             wer = error_counts(cache.refs, hyps, "word").rate
             results.append(TuneResult(lm_weight, word_score, wer, elapsed))
     return results
-
-
-def write_decoding(model_dir: str | Path, options: DecodingOptions, extra: dict) -> Path:
-    """Save the search settings of `options` (and `extra`, e.g. the dev WER) as decoding.json."""
-    folder = Path(model_dir)
-    path = folder / DECODING_FILE
-    record = {k: v for k, v in options.to_dict().items() if k in _SAVED_FIELDS}
-    for key in ("lm_path", "lexicon_path"):
-        if record[key] is not None:  # relative to the folder when inside it: folders move
-            file = Path(record[key]).resolve()
-            inside = file.is_relative_to(folder.resolve())
-            record[key] = str(file.relative_to(folder.resolve()) if inside else file)
-    path.write_text(json.dumps({**record, **extra}, indent=2) + "\n")
-    return path
-
-
-def default_decoding(model: str | Path | None) -> dict:
-    """Decoding settings a model folder carries, as DecodingOptions fields.
-
-    decoding.json (from `asr decode tune`) wins; else an LM built into <model>/lm (lm.bin,
-    lexicon.txt) means beam search with it; else nothing (greedy).
-    """
-    if model is None:
-        return {}
-    folder = Path(model) if Path(model).is_dir() else Path(model).parent
-    saved = folder / DECODING_FILE
-    if saved.is_file():
-        try:
-            record = json.loads(saved.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{saved}: not valid JSON ({err})") from err
-        fields = {k: record[k] for k in _SAVED_FIELDS if k in record}
-        if fields.get("unk_score", 0) is None:
-            fields["unk_score"] = float("-inf")
-        for key in ("lm_path", "lexicon_path"):
-            if fields.get(key):
-                fields[key] = str(folder / fields[key])  # an absolute path stays as it is
-        return fields
-    if (folder / "lm" / LM_BINARY).is_file():
-        lm = folder / "lm" / LM_BINARY
-        return {"decoder": "beam", "lm_path": str(lm), "lexicon_path": lexicon_for(lm)}
-    return {}
-
-
-def lexicon_for(lm_path: str | Path) -> str | None:
-    """The lexicon built beside a word LM (None for a character LM, or when there is none)."""
-    info = read_lm_info(lm_path)
-    lexicon = Path(lm_path).parent / LEXICON
-    if (info is None or info.unit == "word") and lexicon.is_file():
-        return str(lexicon)
-    return None

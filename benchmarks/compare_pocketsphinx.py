@@ -42,8 +42,8 @@ def run_asr(system: str, manifest: str, model: str) -> dict:
     """Decode with this project (in the current process) and return the runner's record."""
     from asr.data import read_manifest
     from asr.decode import DecodingOptions
+    from asr.model_folder import default_decoding
     from asr.transcribe import load_model
-    from asr.tune import default_decoding
 
     start = time.perf_counter()
     recognizer = load_model(model, "cpu")

@@ -31,8 +31,9 @@ import torch
 
 from asr.decode import DecodingOptions
 from asr.metrics import error_counts
+from asr.model_folder import lexicon_for
 from asr.transcribe import load_model
-from asr.tune import cache_log_probs, decode_cached, lexicon_for
+from asr.tune import cache_log_probs, decode_cached
 
 RUNNER = Path(__file__).with_name("pyctcdecode_runner.py")
 
