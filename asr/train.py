@@ -638,7 +638,8 @@ def save_epoch(tr: Trainer, metrics: dict) -> None:
 
 
 def load_init_weights(tr: Trainer, path: str | Path) -> None:
-    """Start from another model's weights (fine-tuning); the vocabulary must match."""
+    """Start from another model's weights and feature statistics (fine-tuning: the weights
+    were learned on features normalized with those); the vocabulary must match."""
     record = load_checkpoint(path)
     if record["vocab"] != tr.vocab.to_list():
         raise CheckpointError(
@@ -651,6 +652,10 @@ def load_init_weights(tr: Trainer, path: str | Path) -> None:
         raise CheckpointError(
             f"{path}: weights do not fit this run's [model] config ({err})"
         ) from err
+    if tr.cfg.features.normalization == "global":
+        device = tr.extractor.mean.device
+        features = record["features"]
+        tr.extractor.set_global_stats(features["mean"].to(device), features["std"].to(device))
     log.info("initialized the model from %s", path)
 
 

@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Install asr, train the tiny quickstart model on a generated tone corpus, transcribe with it.
+# Install asr into .venv and transcribe the sample recording with the bundled English model
+# (data/models/en-default: BiLSTM-CTC, 4-gram LM beam search), no download needed.
 #   bash scripts/quickstart.sh
+#   .venv/bin/asr transcribe your.wav more/    # then your own files or folders
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# shellcheck disable=SC1091
-source .venv/bin/activate
-asr data tones --out exp/quickstart/tones --num 8 --seed 3
-asr train --config recipes/quickstart/config.toml --exp-dir exp/quickstart
-asr transcribe exp/quickstart/tones/wav --model exp/quickstart
+.venv/bin/asr transcribe data/samples/sample.wav

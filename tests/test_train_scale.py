@@ -202,6 +202,7 @@ def test_one_nonfinite_step_is_skipped_and_counted(corpus, tmp_path, monkeypatch
 
 def test_init_from_checks_the_vocabulary_and_the_shapes(corpus, tmp_path):
     donor = build_trainer(_config(corpus), tmp_path)
+    donor.extractor.set_global_stats(torch.full((40,), 3.0), torch.full((40,), 2.0))
     payload = model_payload(donor)
     save_checkpoint(tmp_path / "good.pt", payload)
     save_checkpoint(tmp_path / "vocab.pt", {**payload, "vocab": payload["vocab"][:-1]})
@@ -211,6 +212,9 @@ def test_init_from_checks_the_vocabulary_and_the_shapes(corpus, tmp_path):
     tr = build_trainer(_config(corpus, "train.seed=7"), tmp_path)
     load_init_weights(tr, tmp_path / "good.pt")
     _assert_same(tr.model.state_dict(), donor.model.state_dict())
+    # The weights were learned on the donor's normalization: its statistics come along.
+    assert torch.equal(tr.extractor.mean, donor.extractor.mean)
+    assert torch.equal(tr.extractor.std, donor.extractor.std)
     with pytest.raises(CheckpointError, match="vocabulary"):
         load_init_weights(tr, tmp_path / "vocab.pt")
     with pytest.raises(CheckpointError, match="do not fit"):

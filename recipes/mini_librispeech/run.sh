@@ -3,6 +3,7 @@
 #   bash recipes/mini_librispeech/run.sh                 # every stage, from the repository root
 #   STAGE=3 bash recipes/mini_librispeech/run.sh         # resume from stage 3 (train)
 #   STOP_STAGE=2 bash recipes/mini_librispeech/run.sh    # prepare and check only
+#   STAGE=3 RESUME=1 bash recipes/mini_librispeech/run.sh  # continue an interrupted training
 # Uses ../shared/data/mini_librispeech (train/ and dev/) when present, else downloads
 # train-clean-5 and dev-clean-2 from OpenSLR 31 into data/corpora (checksum-verified).
 set -euo pipefail
@@ -18,6 +19,7 @@ CONFIG=${CONFIG:-recipes/mini_librispeech/config.toml}
 CHECK_JOBS=${CHECK_JOBS:-2}
 TRAIN_SET=${TRAIN_SET:-}  # extra "key=value" overrides for asr train, space-separated
 HELD_OUT=${HELD_OUT:-64}  # training utterances held out for checkpoint selection
+RESUME=${RESUME:-0}  # 1: stage 3 continues from $EXP/last.pt (mid-epoch) instead of starting
 
 if ((STAGE <= 1 && 1 <= STOP_STAGE)); then
     if [[ -d $SHARED/train && -d $SHARED/dev ]]; then
@@ -45,6 +47,7 @@ if ((STAGE <= 3 && 3 <= STOP_STAGE)); then
     overrides=(--set "data.train_manifest=$MANIFESTS/split/train.jsonl"
                --set "data.valid_manifest=$MANIFESTS/split/held_out.jsonl")
     for kv in $TRAIN_SET; do overrides+=(--set "$kv"); done
+    ((RESUME)) && overrides+=(--resume)
     $ASR train --config "$CONFIG" --exp-dir "$EXP" "${overrides[@]}"
 fi
 
