@@ -18,7 +18,7 @@ SAMPLE = ROOT / "data" / "samples" / "sample.wav"  # flite's slt voice, made wit
 SAMPLE_TEXT = (  # flite -voice slt -t "<this, capitalized and punctuated>" -o sample.wav
     "the old man walked slowly along the river thinking of the long winter that was coming"
 )
-SAMPLE_MAX_WER = 0.5
+SAMPLE_MAX_WER = 0.4  # measured: 0.25 (4 of 16 words wrong) with the shipped model and LM
 
 
 @pytest.fixture(scope="module")
