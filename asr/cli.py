@@ -90,10 +90,9 @@ def decoding_options(args):
     from asr.decode import DecodingOptions
     from asr.lm import read_lm_info
     from asr.model_folder import default_decoding, lexicon_for
-    from asr.transcribe import DEFAULT_MODEL
+    from asr.transcribe import resolve_model_path
 
-    bundled = args.model is None and (DEFAULT_MODEL / "model.pt").is_file()
-    fields = default_decoding(DEFAULT_MODEL if bundled else args.model)
+    fields = default_decoding(resolve_model_path(args.model))
     flags = {
         "decoder": args.decoder,
         "lm_path": args.lm,

@@ -40,9 +40,10 @@ def pocketsphinx_python(env: Path) -> Path:
 
 def run_asr(system: str, manifest: str, model: str) -> dict:
     """Decode with this project (in the current process) and return the runner's record."""
+    from dataclasses import replace
+
     from asr.data import read_manifest
     from asr.decode import DecodingOptions
-    from asr.model_folder import default_decoding
     from asr.transcribe import load_model
 
     start = time.perf_counter()
@@ -52,7 +53,7 @@ def run_asr(system: str, manifest: str, model: str) -> dict:
     elif system == "beam":
         options = DecodingOptions(decoder="beam")
     else:
-        options = DecodingOptions(**{**default_decoding(model), "decoder": "beam"})
+        options = replace(recognizer.default_options, decoder="beam")  # the folder's own LM
         if not options.lm_path:
             raise SystemExit(f"{model}: no LM (lm/lm.bin or decoding.json) for beam+lm")
     recognizer.transcribe([read_manifest(manifest)[0].audio_filepath], options)  # warm-up
@@ -117,9 +118,9 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args()
     if args.model is None:
-        from asr.transcribe import DEFAULT_MODEL
+        from asr.transcribe import resolve_model_path
 
-        args.model = str(DEFAULT_MODEL)
+        args.model = str(resolve_model_path(None))
     if args.run:
         print(json.dumps(run_asr(args.run, args.manifest, args.model)))
         return

@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=6, help="timed training steps")
     parser.add_argument("--files", type=int, default=20, help="timed 10-second files")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16], help="training")
+    parser.add_argument("--seconds", type=float, default=10.0, help="training utterance length")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -100,11 +102,13 @@ def main() -> None:
         f"{torch.get_num_threads()} threads"
     )
     for precision in args.precisions:
-        rate, step = train_speed(model, extractor, precision, args.train_steps, 16, 10.0)
-        print(
-            f"training  {precision:>4}: {rate:7.1f} s of audio per s  "
-            f"({step:.3f} s per 16 x 10 s batch)"
-        )
+        for size in args.batch_sizes:
+            steps, seconds = args.train_steps, args.seconds
+            rate, step = train_speed(model, extractor, precision, steps, size, seconds)
+            print(
+                f"training  {precision:>4}: {rate:7.1f} s of audio per s  "
+                f"({step:.3f} s per {size} x {args.seconds:g} s batch)"
+            )
     rtf, per_file = transcribe_speed(model, extractor, args.files, 10.0)
     print(f"transcribe fp32: {rtf:7.1f} x real time  ({1000 * per_file:.1f} ms per 10 s file)")
 
