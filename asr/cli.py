@@ -11,6 +11,7 @@ asr data check MANIFEST [--write-clean OUT]
 asr lm prepare-text BOOKS... --out FILE [--exclude-ids 3659,14851,135]
 asr lm build --text FILE --order 4 --out DIR
 asr decode tune MODEL DEV_MANIFEST --lm DIR/lm.bin
+asr serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--workers N]
 """
 
 from __future__ import annotations
@@ -843,6 +844,76 @@ def _run_export(args) -> int:
     return 0
 
 
+# --- serve -------------------------------------------------------------------------------
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="HTTP transcription server (OpenAI-style API) with a page to try it",
+        description="Load the model once and serve POST /v1/audio/transcriptions (multipart "
+        "'file'; response_format json, text, srt, vtt or verbose_json), GET /health, and a page "
+        "at / to upload or record audio. Needs the 'serve' extra (pip install -e '.[serve]').",
+        formatter_class=_Formatter,
+    )
+    _add_decoding_args(p)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; another than loopback exposes a server with no authentication",
+    )
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--workers", type=int, default=1, help="recognitions running at once (threads)")
+    p.add_argument(
+        "--max-queue", type=int, default=8, help="requests waiting for a worker; more get 503"
+    )
+    p.add_argument(
+        "--max-upload-mb", type=float, default=100.0, help="larger request bodies get 413"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds per request, waiting included (504)"
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="longer recordings are split at pauses into chunks of at most this length",
+    )
+    p.set_defaults(func=_run_serve)
+
+
+def serve_config(args):
+    """ServeConfig from the `asr serve` flags."""
+    try:
+        from asr.serve import ServeConfig
+    except ModuleNotFoundError as err:  # the optional 'serve' extra
+        raise ConfigError(f"asr serve needs {err.name}: pip install -e '.[serve]'") from err
+    try:
+        return ServeConfig(
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            max_queue=args.max_queue,
+            max_upload_mb=args.max_upload_mb,
+            timeout=args.timeout,
+            max_seconds=args.max_seconds,
+            batch_size=args.batch_size,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+def _run_serve(args) -> int:
+    from asr.serve import run_server
+    from asr.transcribe import load_model
+
+    config = serve_config(args)
+    options = decoding_options(args)
+    recognizer = load_model(args.model, args.device)
+    run_server(recognizer, config, options)
+    return 0
+
+
 # --- entry point -------------------------------------------------------------------------
 
 
@@ -862,6 +933,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lm(sub)
     _add_decode(sub)
     _add_export(sub)
+    _add_serve(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ source .venv/bin/activate
 python -m pip install -q --upgrade pip
 # torch and torchaudio are pinned to one release in pyproject.toml (torchaudio does not
 # declare its torch); pip's default wheels are CUDA builds that also run on the CPU.
-python -m pip install -q -e '.[dev]'
+python -m pip install -q -e '.[dev,serve]'
 if [[ "${1:-}" == "--system" ]]; then
     for step in .ci/install.d/*.sh; do
         bash "$step"

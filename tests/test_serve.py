@@ -1,0 +1,449 @@
+"""`asr serve`: every response format, the error codes, the limits (size, queue, time), the
+page, and no upload left behind; with the tone oracle (known text and word times) and once
+with the bundled model."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import random
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import ToneOracleRecognizer
+from starlette.testclient import TestClient
+
+from asr import formats
+from asr.audio import AudioError, load_audio
+from asr.cli import build_parser, main, serve_config
+from asr.decode import DecodingOptions
+from asr.serve import ServeConfig, create_app
+from asr.tones import ToneConfig, random_sentence, render_tones_timed
+
+SR = 16_000
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "samples" / "sample.wav"
+URL = "/v1/audio/transcriptions"
+
+
+class OracleRecognizer(ToneOracleRecognizer):
+    """The tone oracle, decoding greedily, remembering the longest waveform it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.default_options = DecodingOptions()
+        self.longest = 0  # samples
+
+    def log_probs(self, waveforms):
+        self.longest = max([self.longest, *(len(w) for w in waveforms)])
+        return super().log_probs(waveforms)
+
+
+class GatedRecognizer(OracleRecognizer):
+    """Recognitions wait for `gate`: a busy server on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def transcribe(self, *args, **kwargs):
+        assert self.gate.wait(30), "the test never opened the gate"
+        return super().transcribe(*args, **kwargs)
+
+
+def _tone_recording(text: str, seed: int = 0):
+    """(WAV bytes, waveform, [(word, start, end)]) of `text` in the tone corpus."""
+    wave, words = render_tones_timed(text, np.random.default_rng(seed), ToneConfig())
+    return _wav_bytes(wave), wave, words
+
+
+def _wav_bytes(wave: np.ndarray, subtype: str = "PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, wave, SR, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def upload_dir(tmp_path):
+    path = tmp_path / "uploads"
+    path.mkdir()
+    return path
+
+
+def _client(recognizer, upload_dir, **limits) -> TestClient:
+    config = ServeConfig(upload_dir=str(upload_dir), **limits)
+    return TestClient(create_app(recognizer, config))
+
+
+def _post(client, data: bytes, name="a.wav", **fields):
+    return client.post(URL, files={"file": (name, data, "audio/wav")}, data=fields)
+
+
+# --- response formats --------------------------------------------------------------------
+
+TEXT = "the big dog sat on a red mat"
+
+
+def _expected(fmt: str, t) -> str:
+    """What `asr transcribe --output-format` writes for the same transcript, per format."""
+    if fmt == "json":
+        return json.dumps({"text": t.text})
+    if fmt == "text":
+        return formats.to_txt(t.text)
+    if fmt == "srt":
+        return formats.to_srt(t.words, t.text, t.duration)
+    return formats.to_vtt(t.words, t.text, t.duration)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt"])
+def test_each_response_format_is_what_the_cli_writes(fmt, tmp_path, upload_dir):
+    data, _, _ = _tone_recording(TEXT)
+    (tmp_path / "a.wav").write_bytes(data)
+    recognizer = OracleRecognizer()
+    (direct,) = recognizer.transcribe([tmp_path / "a.wav"], word_timestamps=True)
+    assert direct.text == TEXT
+    with _client(recognizer, upload_dir) as client:
+        response = _post(client, data, response_format=fmt)
+    assert response.status_code == 200, response.text
+    if fmt == "json":
+        assert response.json() == json.loads(_expected(fmt, direct))
+    else:
+        assert response.text == _expected(fmt, direct)
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_verbose_json_has_segments_and_timed_words(upload_dir):
+    data, wave, truth = _tone_recording(TEXT)
+    with _client(OracleRecognizer(), upload_dir) as client:
+        body = _post(client, data, response_format="verbose_json").json()
+    assert body["text"] == TEXT
+    assert body["language"] == "english"
+    assert body["duration"] == pytest.approx(len(wave) / SR, abs=1e-3)
+    assert [w["word"] for w in body["words"]] == TEXT.split()
+    for word, (_, start, end) in zip(body["words"], truth, strict=True):
+        assert abs(word["start"] - start) < 0.1 and abs(word["end"] - end) < 0.1
+        assert 0.0 <= word["confidence"] <= 1.0
+    segments = body["segments"]
+    assert " ".join(s["text"] for s in segments) == TEXT
+    assert segments[0]["start"] == body["words"][0]["start"]
+    assert segments[-1]["end"] == body["words"][-1]["end"]
+
+
+def test_long_recording_is_split_at_pauses_and_stitched(upload_dir):
+    rng, text_rng = np.random.default_rng(1), random.Random(1)
+    waves, texts, truth, offset = [], [], [], 0.0
+    while offset < 40.0:  # sentences until 40 s, each followed by its word-boundary chord
+        text = random_sentence(text_rng, max_words=6)
+        wave, words = render_tones_timed(text + " ", rng, ToneConfig())
+        waves.append(wave)
+        texts.append(text)
+        truth += [(w, offset + s, offset + e) for w, s, e in words]
+        offset += len(wave) / SR
+    recognizer = OracleRecognizer()
+    with _client(recognizer, upload_dir, max_seconds=10.0) as client:
+        response = _post(client, _wav_bytes(np.concatenate(waves)), response_format="verbose_json")
+    body = response.json()
+    assert recognizer.longest <= 10 * SR  # no piece longer than max_seconds reached the model
+    assert body["text"] == " ".join(texts)
+    errors = [
+        max(abs(w["start"] - s), abs(w["end"] - e))
+        for w, (_, s, e) in zip(body["words"], truth, strict=True)
+    ]
+    assert max(errors) < 0.1
+
+
+def test_fields_openai_clients_send_are_accepted(upload_dir):
+    data, _, _ = _tone_recording("a cat")
+    fields = {
+        "model": "whisper-1",
+        "prompt": "cats",
+        "temperature": "0.2",
+        "language": "EN",
+        "timestamp_granularities[]": "word",
+        "response_format": "json",
+    }
+    with _client(OracleRecognizer(), upload_dir) as client:
+        response = _post(client, data, **fields)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"text": "a cat"}
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def _header_only_wav() -> bytes:
+    return _wav_bytes(np.zeros(0, np.float32))
+
+
+def _truncated_flac() -> bytes:
+    noise = 0.1 * np.random.default_rng(0).standard_normal(2 * SR)
+    buffer = io.BytesIO()
+    sf.write(buffer, noise, SR, format="FLAC")
+    return buffer.getvalue()[: buffer.tell() // 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("notes.txt", b"these are not audio samples\n"),
+        ("cut.flac", _truncated_flac()),
+        ("nothing.wav", _header_only_wav()),
+    ],
+)
+def test_undecodable_audio_is_400_with_the_cli_message(name, data, tmp_path, upload_dir):
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(AudioError) as cli_error:  # what `asr transcribe NAME` prints
+        load_audio(tmp_path / name)
+    expected = str(cli_error.value).replace(str(tmp_path / name), name)
+    with _client(OracleRecognizer(), upload_dir) as client:
+        response = _post(client, data, name=name)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["message"] == expected
+    assert error["param"] == "file" and "asr-upload-" not in error["message"]
+    assert list(upload_dir.iterdir()) == []
+
+
+def _multipart(parts: list[tuple[str, bytes, str | None]]) -> tuple[bytes, dict]:
+    """A multipart/form-data body of (name, value, filename or None for a text field)."""
+    boundary = "b0und"
+    body = b""
+    for name, value, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += value + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+WAV = b"RIFF"  # never decoded: these requests fail before
+
+
+@pytest.mark.parametrize(
+    ("parts", "param", "says"),
+    [
+        ([("file", b"", "empty.wav")], "file", "empty.wav: the uploaded file is empty"),
+        ([("audio", WAV, "a.wav")], "audio", "unknown field 'audio'"),
+        ([("response_format", b"json", None)], "file", "missing field 'file'"),
+        ([("file", b"a.wav", None)], "file", "'file' must be a file part"),
+        ([("model", b"m", "m.txt")], "model", "field 'model' must be text"),
+        ([("file", WAV, "a.wav"), ("file", WAV, "b.wav")], None, "Too many files"),
+        ([("file", WAV, "a.wav"), ("response_format", b"xml", None)], "response_format", "'xml'"),
+        ([("file", WAV, "a.wav"), ("language", b"fr", None)], "language", "English (en)"),
+        ([("file", WAV, "a.wav"), ("stream", b"true", None)], "stream", "unknown field"),
+    ],
+)
+def test_bad_fields_are_400_naming_the_field(parts, param, says, upload_dir):
+    body, headers = _multipart(parts)
+    with _client(OracleRecognizer(), upload_dir) as client:
+        response = client.post(URL, content=body, headers=headers)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param and says in error["message"], error
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_a_body_that_is_not_multipart_is_400(upload_dir):
+    with _client(OracleRecognizer(), upload_dir) as client:
+        response = client.post(URL, json={"file": "sample.wav"})
+    assert response.status_code == 400
+    assert "multipart/form-data" in response.json()["error"]["message"]
+
+
+def test_oversized_upload_is_413(upload_dir):
+    data = _wav_bytes(np.zeros(4 * SR, np.float32))  # 128 KiB of samples
+    with _client(OracleRecognizer(), upload_dir, max_upload_mb=0.05) as client:
+        response = _post(client, data)
+    assert response.status_code == 413
+    assert "0.05 MiB" in response.json()["error"]["message"]
+    assert list(upload_dir.iterdir()) == []
+
+
+class _ChunkedBody:
+    """An ASGI `receive` handing out `chunks` one per call, counting the calls."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks, self.read = chunks, 0
+
+    async def __call__(self):
+        self.read += 1
+        body = self.chunks[self.read - 1] if self.read <= len(self.chunks) else b""
+        return {"type": "http.request", "body": body, "more_body": self.read < len(self.chunks)}
+
+
+class _Sent(list):
+    async def __call__(self, message):
+        self.append(message)
+
+
+def _call_asgi(app, headers: list, chunks: list[bytes]) -> tuple[int, int]:
+    """POST `chunks` to the app as an ASGI server would; (status, chunks the app read)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": URL,
+        "raw_path": URL.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+    }
+    receive, sent = _ChunkedBody(chunks), _Sent()
+    asyncio.run(app(scope, receive, sent))
+    return sent[0]["status"], receive.read
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_oversized_body_is_refused_before_it_is_all_read(declared, upload_dir):
+    boundary = "b0und"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode()
+    chunks = [head] + [b"\0" * 2**16] * 32  # 2 MiB, with a 0.25 MiB limit
+    headers = [(b"content-type", f"multipart/form-data; boundary={boundary}".encode())]
+    if declared:
+        headers.append((b"content-length", str(sum(map(len, chunks))).encode()))
+    config = ServeConfig(max_upload_mb=0.25, upload_dir=str(upload_dir))
+    app = create_app(OracleRecognizer(), config)
+    status, read = _call_asgi(app, headers, chunks)
+    assert status == 413
+    # With Content-Length nothing is read; without it, reading stops just past the limit.
+    assert read == 0 if declared else 4 <= read <= 6
+    assert list(upload_dir.iterdir()) == []
+
+
+# --- queue and time limit ----------------------------------------------------------------
+
+
+def _wait_for(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_full_queue_is_503_and_queued_requests_finish(upload_dir):
+    data, _, _ = _tone_recording("we go")
+    recognizer = GatedRecognizer()
+    app = create_app(recognizer, ServeConfig(workers=1, max_queue=1, upload_dir=str(upload_dir)))
+    queue = app.state.server.queue
+    responses = []
+    with TestClient(app) as client:
+        threads = [
+            threading.Thread(target=lambda: responses.append(_post(client, data))) for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        _wait_for(lambda: queue.pending == 2)  # one running, one waiting
+        refused = _post(client, data)
+        recognizer.gate.set()
+        for thread in threads:
+            thread.join(30)
+    assert refused.status_code == 503
+    assert "busy" in refused.json()["error"]["message"]
+    assert [r.status_code for r in responses] == [200, 200]
+    assert all(r.json() == {"text": "we go"} for r in responses)
+    assert queue.pending == 0
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_time_limit_is_504_and_the_upload_is_removed_at_once(upload_dir):
+    data, _, _ = _tone_recording("we go")
+    recognizer = GatedRecognizer()
+    app = create_app(recognizer, ServeConfig(timeout=0.3, upload_dir=str(upload_dir)))
+    with TestClient(app) as client:
+        started = time.monotonic()
+        response = _post(client, data, name="slow.wav")
+        waited = time.monotonic() - started
+        assert list(upload_dir.iterdir()) == []  # while the recognition still runs
+        assert app.state.server.queue.pending == 1  # which holds its worker
+        recognizer.gate.set()
+        _wait_for(lambda: app.state.server.queue.pending == 0)
+    assert response.status_code == 504
+    assert response.json()["error"]["message"] == "slow.wav: not transcribed within 0.3 s"
+    assert waited < 5.0
+
+
+# --- other endpoints, logging, CLI -------------------------------------------------------
+
+
+def test_health_page_and_only_the_page_files_are_served(upload_dir):
+    with _client(OracleRecognizer(), upload_dir) as client:
+        health = client.get("/health").json()
+        page = client.get("/")
+        script = client.get("/static/app.js")
+        outside = client.get("/static/../serve.py")
+        missing = client.get("/static/index.html")
+    assert health == {"status": "ok", "model": "tone oracle", "pending": 0, "capacity": 9}
+    assert page.status_code == 200 and 'id="file"' in page.text and 'id="record"' in page.text
+    assert script.status_code == 200 and "/v1/audio/transcriptions" in script.text
+    assert outside.status_code == 404 and missing.status_code == 404
+
+
+def test_one_log_line_per_request_with_audio_seconds_and_rtf(upload_dir, caplog):
+    data, wave, _ = _tone_recording("see the sun")
+    with (
+        caplog.at_level(logging.INFO, logger="asr.serve"),
+        _client(OracleRecognizer(), upload_dir) as client,
+    ):
+        _post(client, data)
+        _post(client, b"nope", name="x.txt")
+    lines = [r.getMessage() for r in caplog.records if r.name == "asr.serve"]
+    assert len(lines) == 2
+    assert lines[0].startswith(f"POST {URL} 200 in ")
+    assert f"audio {len(wave) / SR:.2f} s, RTF " in lines[0]
+    assert lines[1].startswith(f"POST {URL} 400 in ") and "RTF" not in lines[1]
+
+
+def test_cli_defaults_are_the_config_defaults():
+    args = build_parser().parse_args(["serve"])
+    assert serve_config(args) == ServeConfig()
+    assert ServeConfig().host == "127.0.0.1"
+
+
+def test_cli_serve_loads_the_model_once_and_runs_the_server(monkeypatch):
+    import asr.serve
+    import asr.transcribe
+
+    calls = []
+    recognizer = OracleRecognizer()
+    monkeypatch.setattr(asr.transcribe, "load_model", lambda *a: calls.append(a) or recognizer)
+    monkeypatch.setattr(asr.serve, "run_server", lambda *a: calls.append(a))
+    argv = ["serve", "--decoder", "greedy", "--port", "8123", "--workers", "2"]
+    assert main(argv) == 0
+    (load_args, (served, config, options)) = calls
+    assert load_args == (None, "auto") and served is recognizer
+    assert (config.port, config.workers, config.host) == (8123, 2, "127.0.0.1")
+    assert options.decoder == "greedy"
+
+
+def test_cli_rejects_bad_limits(capsys):
+    assert main(["serve", "--workers", "0"]) == 2
+    assert "serve.workers must be >= 1, got 0" in capsys.readouterr().err
+
+
+# --- the bundled model -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bundled_model_transcribes_the_sample_as_the_api_does(upload_dir):
+    import asr
+
+    recognizer = asr.load_model(device="cpu")
+    (direct,) = recognizer.transcribe([SAMPLE])
+    with _client(recognizer, upload_dir) as client:
+        response = _post(client, SAMPLE.read_bytes(), name="sample.wav", response_format="text")
+    assert response.status_code == 200
+    assert response.text == direct.text + "\n"
+    assert "river" in direct.text  # the sample's words, not an empty transcript
