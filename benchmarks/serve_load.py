@@ -268,7 +268,7 @@ def report(results: list[Result], planned: int, wall: float, memory: MemorySampl
     print(f"good requests with the CLI's transcript: {len(good) - len(wrong_text)} of {len(good)}")
     bad = len(results) - len(good)
     print(f"bad requests with their error code: {bad - len(wrong_code)} of {bad}")
-    print(f"server log lines for the requests: {logged}")
+    print(f"server log lines for transcription requests (the warm-up included): {logged}")
     for r in wrong_text + wrong_code:
         print(f"  MISMATCH {r.upload.path.name}: {r.status} (expected {r.upload.expected})")
     return not (wrong_text or wrong_code) and len(results) == planned
