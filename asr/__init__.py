@@ -3,28 +3,41 @@
 import asr
 recognizer = asr.load_model("exp/quickstart")  # no argument: the bundled model
 print(recognizer.transcribe("speech.wav")[0].text)
+
+The names below are imported on first use: `import asr` loads nothing else, and
+transcription never loads torch when the model runs on onnxruntime (asr/transcribe.py).
 """
 
-from asr.align import WordTiming
-from asr.audio import AudioError, load_audio
-from asr.checkpoint import CheckpointError
-from asr.decode import DecodingOptions, Hypothesis
-from asr.segment import SegmentConfig
-from asr.text import Vocabulary, normalize_text
-from asr.transcribe import Recognizer, Transcript, load_model
+from __future__ import annotations
 
-__all__ = [
-    "AudioError",
-    "CheckpointError",
-    "DecodingOptions",
-    "Hypothesis",
-    "Recognizer",
-    "SegmentConfig",
-    "Transcript",
-    "Vocabulary",
-    "WordTiming",
-    "load_audio",
-    "load_model",
-    "normalize_text",
-]
+import importlib
+
+_EXPORTS = {
+    "AudioError": "asr.audio",
+    "CheckpointError": "asr.checkpoint",
+    "DecodingOptions": "asr.decode",
+    "Hypothesis": "asr.decode",
+    "Recognizer": "asr.transcribe",
+    "SegmentConfig": "asr.segment",
+    "Transcript": "asr.transcribe",
+    "Vocabulary": "asr.text",
+    "WordTiming": "asr.align",
+    "load_audio": "asr.audio",
+    "load_model": "asr.transcribe",
+    "normalize_text": "asr.text",
+}
+
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'asr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,8 +1,9 @@
 """Word timestamps and confidences from CTC log-probs and a decoded token sequence.
 
-The hypothesis is force-aligned to the log-probs (`torchaudio.functional.forced_align`), so
-each character gets a span of frames; a word runs from its first character's first frame
-to its last character's last frame. Frames become seconds through the model's frame rate
+The hypothesis is force-aligned to the log-probs (a Viterbi pass in numpy that picks the
+path torchaudio's `forced_align` picks, tests/test_light.py), so each character gets a span
+of frames; a word runs from its first character's first frame to its last character's last
+frame. Frames become seconds through the model's frame rate
 (`frame_seconds` = hop_length * subsampling / sample_rate). A word's confidence, in [0, 1],
 is the frame-weighted geometric mean of its characters' mean frame posteriors.
 """
@@ -12,12 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-import torchaudio.functional as AF
+import numpy as np
 
 from asr.text import Vocabulary
 
-__all__ = ["WordTiming", "align_words", "frame_seconds"]
+__all__ = ["TokenSpan", "WordTiming", "align_words", "forced_align", "frame_seconds"]
 
 
 @dataclass
@@ -41,24 +41,80 @@ def frame_seconds(hop_length: int, subsampling: int, sample_rate: int) -> float:
     return hop_length * subsampling / sample_rate
 
 
-def _token_spans(log_probs: torch.Tensor, token_ids: list[int], blank_id: int):
+@dataclass
+class TokenSpan:
+    token: int  # vocabulary id
+    start: int  # first frame
+    end: int  # frame after the last
+    score: float  # mean posterior of the token over its frames
+
+
+def forced_align(log_probs: np.ndarray, token_ids: list[int], blank_id: int) -> np.ndarray:
+    """Best CTC path of `token_ids` through (T, V) log-probs: (T,) label per frame.
+
+    Viterbi over the 2L + 1 states (blanks between and around the tokens), ties broken as
+    torchaudio's CPU `forced_align` breaks them (stay, then one step, then a skip), so the
+    spans are the same. ValueError when T frames cannot hold the tokens.
+    """
+    num_frames, targets = log_probs.shape[0], np.asarray(token_ids, dtype=np.int64)
+    repeats = int(np.sum(targets[1:] == targets[:-1]))
+    if num_frames < len(targets) + repeats:
+        raise ValueError(f"{len(targets)} tokens, {repeats} repeats: more than {num_frames} frames")
+    labels = np.full(2 * len(targets) + 1, blank_id, dtype=np.int64)  # (S,) blank, t1, blank, ...
+    labels[1::2] = targets
+    # A skip (state s-2 -> s) jumps a blank between two different tokens.
+    can_skip = np.zeros(len(labels), dtype=bool)
+    can_skip[3::2] = targets[1:] != targets[:-1]
+    emit = log_probs[:, labels]  # (T, S)
+    neg_inf = np.array(-np.inf, dtype=log_probs.dtype)
+    alpha = np.full(len(labels), neg_inf)
+    alpha[:2] = emit[0, :2]
+    back = np.zeros((num_frames, len(labels)), dtype=np.int8)  # 0 stay, 1 step, 2 skip
+    for t in range(1, num_frames):
+        stay = alpha
+        step = np.concatenate([[neg_inf], alpha[:-1]])
+        skip = np.where(can_skip, np.concatenate([[neg_inf, neg_inf], alpha[:-2]]), neg_inf)
+        step_wins = (step > stay) & (step > skip)
+        choice = np.where((skip > step) & (skip > stay), 2, np.where(step_wins, 1, 0))
+        alpha = np.choose(choice, [stay, step, skip]) + emit[t]
+        back[t] = choice
+    state = len(labels) - 1 if len(labels) == 1 or alpha[-1] > alpha[-2] else len(labels) - 2
+    path = np.empty(num_frames, dtype=np.int64)
+    for t in range(num_frames - 1, -1, -1):
+        path[t] = labels[state]
+        state -= int(back[t, state])
+    return path
+
+
+def merge_tokens(path: np.ndarray, probs: np.ndarray, blank_id: int) -> list[TokenSpan]:
+    """(T,) frame labels and their posteriors -> one span per run of a non-blank label."""
+    changes = np.flatnonzero(np.diff(path, prepend=-1, append=-1)).tolist()
+    return [
+        TokenSpan(int(path[a]), a, b, float(probs[a:b].mean()))
+        for a, b in zip(changes[:-1], changes[1:], strict=True)
+        if path[a] != blank_id
+    ]
+
+
+def _token_spans(log_probs: np.ndarray, token_ids: list[int], blank_id: int) -> list[TokenSpan]:
     """(T, V) log-probs, L tokens -> L spans (token, start frame, end frame excl., score)."""
-    targets = torch.tensor([token_ids], dtype=torch.int32)
-    labels, scores = AF.forced_align(log_probs[None].float().cpu(), targets, blank=blank_id)
-    # forced_align returns the log-prob of each frame's label; merge_tokens needs posteriors.
-    return AF.merge_tokens(labels[0], scores[0].exp(), blank=blank_id)
+    path = forced_align(log_probs, token_ids, blank_id)
+    probs = np.exp(log_probs[np.arange(len(path)), path])  # (T,) posterior of each frame's label
+    return merge_tokens(path, probs, blank_id)
 
 
-def _timestep_spans(token_ids: list[int], timesteps: list[int], log_probs: torch.Tensor):
+def _timestep_spans(
+    token_ids: list[int], timesteps: list[int], log_probs: np.ndarray
+) -> list[TokenSpan]:
     """Fallback when the path cannot be aligned: one frame per token, at its timestep."""
     return [
-        AF.TokenSpan(t, s, s + 1, float(log_probs[s, t].exp()))
+        TokenSpan(t, s, s + 1, float(np.exp(log_probs[s, t])))
         for t, s in zip(token_ids, timesteps, strict=True)
     ]
 
 
 def align_words(
-    log_probs: torch.Tensor,
+    log_probs: np.ndarray,
     token_ids: list[int],
     vocab: Vocabulary,
     seconds_per_frame: float,
@@ -73,9 +129,10 @@ def align_words(
     """
     if not token_ids:
         return []
+    log_probs = np.asarray(log_probs, dtype=np.float32)  # also takes a CPU torch tensor
     try:
         spans = _token_spans(log_probs, token_ids, vocab.blank_id)
-    except RuntimeError:
+    except ValueError:
         if timesteps is None:
             raise
         spans = _timestep_spans(token_ids, timesteps, log_probs)

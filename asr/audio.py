@@ -1,14 +1,16 @@
-"""Reading audio: any file soundfile reads, downmixed to mono and resampled to 16 kHz."""
+"""Reading audio: any file soundfile reads, downmixed to mono and resampled to 16 kHz.
+
+Numpy only (no torch): the light inference install reads audio through this module too.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 SAMPLE_RATE = 16_000
 
@@ -69,8 +71,32 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def resample(waveform: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
-    """Band-limited resampling of a mono waveform (S,) -> (S * new_rate / orig_rate,)."""
+    """Band-limited resampling of a mono waveform (S,) -> (ceil(S * new_rate / orig_rate),).
+
+    torchaudio's `resample` (windowed sinc, Hann window, 6 zero crossings, rolloff 0.99)
+    in numpy, equal to it within 1e-5 (tests/test_light.py).
+    """
+    waveform = np.ascontiguousarray(waveform, dtype=np.float32)
     if orig_rate == new_rate:
-        return np.ascontiguousarray(waveform, dtype=np.float32)
-    tensor = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
-    return AF.resample(tensor, orig_rate, new_rate).numpy()
+        return waveform
+    gcd = math.gcd(int(orig_rate), int(new_rate))
+    orig, new = int(orig_rate) // gcd, int(new_rate) // gcd
+    kernel, width = _sinc_kernel(orig, new)  # (new, 2 * width + orig)
+    padded = np.pad(waveform, (width, width + orig))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape[1])[::orig]
+    resampled = (frames @ kernel.T).reshape(-1)  # (n, K) @ (K, new) -> (n * new,)
+    return resampled[: math.ceil(new * len(waveform) / orig)]
+
+
+def _sinc_kernel(orig: int, new: int, zeros: int = 6, rolloff: float = 0.99):
+    """Polyphase windowed-sinc filters: (new, 2 * width + orig) float32, and width."""
+    base = min(orig, new) * rolloff
+    width = math.ceil(zeros * orig / base)
+    idx = np.arange(-width, width + orig, dtype=np.float32)[None, :] / orig
+    t = np.arange(0, -new, -1, dtype=np.float32)[:, None] / new + idx  # (new, K)
+    t = np.clip(t * np.float32(base), -zeros, zeros)
+    window = np.cos(t * np.float32(math.pi / zeros / 2)) ** 2
+    t = t * np.float32(math.pi)
+    safe = np.where(t == 0, np.float32(1.0), t)
+    kernel = np.where(t == 0, np.float32(1.0), np.sin(safe) / safe)
+    return (kernel * window * np.float32(base / orig)).astype(np.float32), width

@@ -3,7 +3,8 @@
 A checkpoint is a dict of tensors and plain values (config, vocabulary, feature
 statistics, weights, optionally training state) saved with `torch.save` and read back
 with `torch.load(weights_only=True)`, whose unpickler only rebuilds tensors and builtin
-containers: a checkpoint file can never execute code.
+containers: a checkpoint file can never execute code. torch is imported when a checkpoint
+is read or written, not with this module: the light runtime uses its CheckpointError.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import torch
 
 __all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
 
@@ -31,6 +30,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
     A crash mid-write leaves the previous file at `path` untouched.
     """
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"format": FORMAT, "version": VERSION, **payload}
@@ -55,8 +56,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and validate a checkpoint; raise CheckpointError naming the file otherwise."""
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
+    """Read and validate a checkpoint; raise CheckpointError naming the file otherwise.
+    `map_location`: a device (name) for the tensors."""
+    import torch
+
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"

@@ -23,13 +23,8 @@ import sys
 from pathlib import Path
 
 from asr.audio import AudioError
-from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
-from asr.corpora import CorpusError
-from asr.data import ManifestError
-from asr.download import DownloadError
 from asr.lm import LMError
-from asr.synth import SynthError
 
 __all__ = ["main"]
 
@@ -49,8 +44,17 @@ def _model_help() -> str:
 
 
 def _add_decoding_args(parser: argparse.ArgumentParser) -> None:
+    from asr.transcribe import RUNTIMES
+
     parser.add_argument("--model", default=None, help=_model_help())
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=RUNTIMES,
+        help="torch, or onnx (the model folder's ONNX graph through onnxruntime, no torch); "
+        "auto: onnx when the folder has a graph and onnxruntime is installed",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="files decoded together")
     _add_search_args(parser)
 
@@ -182,7 +186,7 @@ def _run_transcribe(args) -> int:
 
     paths = expand_audio_paths(args.audio)
     options = decoding_options(args)
-    recognizer = load_model(args.model, args.device)
+    recognizer = load_model(args.model, args.device, args.runtime)
     results = recognizer.transcribe(
         paths,
         options,
@@ -266,7 +270,7 @@ def _run_evaluate(args) -> int:
     from asr.transcribe import load_model
 
     options = decoding_options(args)
-    recognizer = load_model(args.model, args.device)
+    recognizer = load_model(args.model, args.device, args.runtime)
     out_dir = _eval_dir(args)
     result = evaluate_manifest(recognizer, args.manifest, out_dir, options, args.batch_size)
     w, c = result.words, result.chars
@@ -833,14 +837,21 @@ def _add_export(sub) -> None:
     p.add_argument("--out", required=True, help="output model folder")
     p.add_argument("--half", action="store_true", help="store weights as float16")
     p.add_argument("--lm", default=None, help="LM folder with lm.bin and lexicon.txt")
+    p.add_argument("--onnx", action="store_true", help="also OUT/model.onnx, for the light runtime")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="also OUT/model.int8.onnx (int8 weights; implies --onnx)",
+    )
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args) -> int:
     from asr.export import export_model
 
-    model_file = export_model(args.model, args.out, args.half, args.lm)
-    print(f"wrote {model_file} ({model_file.stat().st_size / 2**20:.1f} MiB)")
+    model_file = export_model(args.model, args.out, args.half, args.lm, args.onnx, args.int8)
+    for path in sorted(model_file.parent.glob("model.*")):
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
@@ -909,7 +920,7 @@ def _run_serve(args) -> int:
 
     config = serve_config(args)
     options = decoding_options(args)
-    recognizer = load_model(args.model, args.device)
+    recognizer = load_model(args.model, args.device, args.runtime)
     run_server(recognizer, config, options)
     return 0
 
@@ -946,20 +957,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    # FileNotFoundError: e.g. an LM or lexicon path that does not exist.
-    except (
-        AudioError,
-        CheckpointError,
-        ConfigError,
-        CorpusError,
-        DownloadError,
-        ManifestError,
-        SynthError,
-        LMError,
-        FileNotFoundError,
-    ) as err:
+    except _user_errors() as err:
         print(f"asr: error: {err}", file=sys.stderr)
         return 2
+
+
+# Errors reported as one line, not a traceback: (module, class). FileNotFoundError too, e.g.
+# an LM or lexicon path that does not exist.
+_USER_ERRORS = (
+    ("asr.audio", "AudioError"),
+    ("asr.checkpoint", "CheckpointError"),
+    ("asr.config", "ConfigError"),
+    ("asr.corpora", "CorpusError"),
+    ("asr.download", "DownloadError"),
+    ("asr.data", "ManifestError"),
+    ("asr.synth", "SynthError"),
+    ("asr.lm", "LMError"),
+)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The error classes of _USER_ERRORS whose modules are loaded. Only a loaded module can
+    have raised one, and importing the others here would load torch (asr.data, asr.synth)
+    into a command that does not need it, or fail in an install without it."""
+    loaded = [getattr(sys.modules[m], name) for m, name in _USER_ERRORS if m in sys.modules]
+    return (*loaded, FileNotFoundError)
 
 
 if __name__ == "__main__":

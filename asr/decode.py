@@ -1,11 +1,15 @@
 """CTC decoders: interchangeable strategies behind `(log_probs, lengths, ...) -> hypotheses`.
 
 - greedy: best path, repeats merged, blanks removed.
-- beam: torchaudio's CTC beam search (flashlight-text), lexicon-free or constrained to the
-  words of a lexicon, with an optional KenLM n-gram LM (ARPA or binary). The decoder (and
+- beam: flashlight-text's CTC beam search (called directly, as torchaudio's `ctc_decoder`
+  would build it), lexicon-free or constrained to the words of a lexicon, with an optional
+  KenLM n-gram LM (ARPA or binary). The decoder (and
   its LM) is built once per process and options, then reused; with `num_workers > 1` the
   utterances of a batch are searched in parallel by spawn-started worker processes that
   each load the LM once, in their initializer, never per call.
+
+Numpy only: log-probs come as numpy arrays (or CPU torch tensors, read without importing
+torch), so the light runtime decodes with the same code as the PyTorch one.
 """
 
 from __future__ import annotations
@@ -19,11 +23,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from asr.text import Vocabulary
 
-__all__ = ["DecodingOptions", "Hypothesis", "beam_search", "decode", "greedy_search"]
+__all__ = ["DecodingOptions", "Hypothesis", "as_array", "beam_search", "decode", "greedy_search"]
 
 _SIL = "|"  # flashlight's word-boundary token name; our vocabulary's " " maps to it
 _UNK = "<unk>"
@@ -77,21 +80,32 @@ class Hypothesis:
     alternatives: list[Hypothesis] = field(default_factory=list)  # next n-best, best first
 
 
+def as_array(values, dtype=np.float32) -> np.ndarray:
+    """A numpy array of `values`: a numpy array, or a torch tensor on any device and dtype
+    (read through its own methods, so this module never imports torch)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu()
+        values = (values.float() if values.is_floating_point() else values).numpy()
+    return np.asarray(values, dtype=dtype)
+
+
 def greedy_search(
-    log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0
+    log_probs, lengths, blank_id: int = 0
 ) -> list[tuple[list[int], list[int], float]]:
     """Best-path CTC decoding of a batch.
 
     (B, T, V) log-probs, (B,) valid frames -> per utterance (token ids, frame of each
     token, path log-probability): the argmax per frame, repeats merged, blanks removed.
     """
-    scores, best = log_probs.max(dim=-1)  # (B, T), (B, T)
-    previous = torch.nn.functional.pad(best[:, :-1], (1, 0), value=blank_id)
+    log_probs, lengths = as_array(log_probs), as_array(lengths, np.int64)
+    best = log_probs.argmax(axis=-1)  # (B, T)
+    scores = np.take_along_axis(log_probs, best[..., None], axis=-1)[..., 0]  # (B, T)
+    previous = np.pad(best[:, :-1], ((0, 0), (1, 0)), constant_values=blank_id)
     emit = (best != blank_id) & (best != previous)  # (B, T)
     results = []
     for b in range(best.shape[0]):
         n = int(lengths[b])
-        frames = emit[b, :n].nonzero().squeeze(1)
+        frames = np.flatnonzero(emit[b, :n])
         results.append((best[b, frames].tolist(), frames.tolist(), float(scores[b, :n].sum())))
     return results
 
@@ -114,62 +128,123 @@ def _check_file(path: str | None, what: str) -> None:
         raise FileNotFoundError(f"{what} {path}: no such file")
 
 
+class _BeamDecoder:
+    """A flashlight decoder with what it needs kept alive beside it (the LM, the words)."""
+
+    def __init__(self, decoder, blank_id: int, lm, words) -> None:
+        self.decoder = decoder
+        self.blank_id = blank_id
+        self.lm = lm  # the decoder holds a reference the binding does not count
+        self.words = words  # word dictionary (lexicon search), None for lexicon-free
+
+    def __call__(self, log_probs: np.ndarray, nbest: int) -> list[_RawHypothesis]:
+        """(T, V) float32 log-probs -> the n-best, best first."""
+        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
+        results = self.decoder.decode(emissions.ctypes.data, *emissions.shape)[:nbest]
+        return [self._raw(r.tokens, r.words, r.score) for r in results]
+
+    def _raw(self, path, word_ids, score) -> _RawHypothesis:
+        # The path has one label per frame (plus a start state): merge repeats, drop blanks.
+        tokens, steps = [], []
+        for i, token in enumerate(path):
+            if token != self.blank_id and (i == 0 or token != path[i - 1]):
+                tokens.append(token)
+                steps.append(i)
+        words = None
+        if self.words is not None:
+            words = [self.words.get_entry(w) for w in word_ids if w >= 0]
+        return tokens, steps, words, score
+
+
 @functools.lru_cache(maxsize=8)
-def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions):
+def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDecoder:
     """The flashlight decoder for `options`, built (and its LM loaded) once per process."""
-    from torchaudio.models.decoder import ctc_decoder
+    from flashlight.lib.text import decoder as fl
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
 
     _check_file(options.lm_path, "language model")
     _check_file(options.lexicon_path, "lexicon")
-    lm = options.lm_path
-    if lm is not None and options.lexicon_path is None:
-        lm = _token_lm(lm, tokens)
-    return ctc_decoder(
-        lexicon=options.lexicon_path,
-        tokens=list(tokens),
-        lm=lm,
-        nbest=options.nbest,
-        beam_size=options.beam_size,
-        beam_size_token=options.beam_size_token,
-        beam_threshold=options.beam_threshold,
-        lm_weight=options.lm_weight,
-        word_score=options.word_score,
-        unk_score=options.unk_score,
-        sil_score=options.sil_score,
-        log_add=options.log_add,
-        blank_token=tokens[0],
-        sil_token=_SIL,
-        unk_word=_UNK,
+    token_dict = Dictionary(list(tokens))
+    blank, silence = token_dict.get_index(tokens[0]), token_dict.get_index(_SIL)
+    common = {
+        "beam_size": options.beam_size,
+        "beam_size_token": options.beam_size_token or token_dict.index_size(),
+        "beam_threshold": options.beam_threshold,
+        "lm_weight": options.lm_weight,
+        "sil_score": options.sil_score,
+        "log_add": options.log_add,
+        "criterion_type": fl.CriterionType.CTC,
+    }
+    if options.lexicon_path is None:
+        # Lexicon-free search scores token i as LM word i: a token LM is indexed by the token
+        # dictionary (torchaudio's own mapping built it in another order, so a character LM
+        # scored the wrong letters).
+        lm = KenLM(options.lm_path, token_dict) if options.lm_path else fl.ZeroLM()
+        opts = fl.LexiconFreeDecoderOptions(**common)
+        search = fl.LexiconFreeDecoder(opts, lm, silence, blank, [])
+        return _BeamDecoder(search, blank, lm, None)
+    words = _word_dict(options.lexicon_path)
+    lm = KenLM(options.lm_path, words) if options.lm_path else fl.ZeroLM()
+    trie = _lexicon_trie(options.lexicon_path, tokens, words, lm, silence)
+    opts = fl.LexiconDecoderOptions(
+        **common, word_score=options.word_score, unk_score=options.unk_score
     )
+    unk = words.get_index(_UNK)
+    search = fl.LexiconDecoder(opts, trie, lm, silence, blank, unk, [], False)
+    return _BeamDecoder(search, blank, lm, words)
 
 
-def _token_lm(lm_path: str, tokens: tuple[str, ...]):
-    """A KenLM over tokens, indexed as the tokens are.
+def _lexicon_lines(path: str):
+    """(word, spelling tokens) per line of a 'word w o r d |' lexicon, streamed."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if len(fields) == 1:
+                raise ValueError(f"{path}:{number}: a word without a spelling: {line!r}")
+            if fields:
+                yield fields[0], fields[1:]
 
-    Lexicon-free search scores token i as LM word i; torchaudio's own mapping builds the LM
-    dictionary in another order, so a character LM would score the wrong letters.
-    """
-    from flashlight.lib.text.decoder import KenLM
+
+def _word_dict(lexicon_path: str):
+    """The lexicon's words in file order, then <unk>, which unknown words map to."""
     from flashlight.lib.text.dictionary import Dictionary
 
-    token_dict = Dictionary()
-    for token in tokens:
-        token_dict.add_entry(token)
-    return KenLM(lm_path, token_dict)
+    words = Dictionary()
+    for word, _ in _lexicon_lines(lexicon_path):
+        if not words.contains(word):
+            words.add_entry(word)
+    if not words.contains(_UNK):
+        words.add_entry(_UNK)
+    words.set_default_index(words.get_index(_UNK))
+    return words
+
+
+def _lexicon_trie(lexicon_path: str, tokens: tuple[str, ...], words, lm, silence: int):
+    """Every spelling of the lexicon, scored by its word's LM unigram, max-smeared (as
+    torchaudio's `ctc_decoder` builds it; streamed, not held as a dict: on a 100k-word
+    lexicon this saves about 100 MB and a second)."""
+    from flashlight.lib.text import decoder as fl
+
+    token_ids = {token: i for i, token in enumerate(tokens)}
+    trie = fl.Trie(len(tokens), silence)
+    start = lm.start(False)
+    for word, spelling in _lexicon_lines(lexicon_path):
+        word_id = words.get_index(word)
+        _, score = lm.score(start, word_id)
+        try:
+            trie.insert([token_ids[token] for token in spelling], word_id, score)
+        except KeyError as err:
+            raise ValueError(f"{lexicon_path}: {word!r} spelled with {err}, not a token") from err
+    trie.smear(fl.SmearingMode.MAX)
+    return trie
 
 
 def _search(
     tokens: tuple[str, ...], options: DecodingOptions, log_probs: np.ndarray
 ) -> list[_RawHypothesis]:
     """Beam-search one utterance, (T, V) float32 log-probs -> n-best raw hypotheses."""
-    decoder = _beam_decoder(tokens, options.search_key)
-    emissions = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float32))[None]
-    hypos = decoder(emissions, torch.tensor([emissions.shape[1]]))[0]
-    with_words = options.lexicon_path is not None
-    return [
-        (h.tokens.tolist(), h.timesteps.tolist(), list(h.words) if with_words else None, h.score)
-        for h in hypos
-    ]
+    return _beam_decoder(tokens, options.search_key)(log_probs, options.nbest)
 
 
 _worker_state: dict = {}
@@ -211,11 +286,12 @@ def shutdown_workers() -> None:
 
 
 def beam_search(
-    log_probs: torch.Tensor, lengths: torch.Tensor, vocab: Vocabulary, options: DecodingOptions
+    log_probs, lengths, vocab: Vocabulary, options: DecodingOptions
 ) -> list[list[_RawHypothesis]]:
     """Beam-search a batch: (B, T, V) log-probs, (B,) valid frames -> n-best per utterance."""
     tokens = tuple(_flashlight_tokens(vocab))
-    arrays = [log_probs[b, : int(lengths[b])].float().cpu().numpy() for b in range(len(lengths))]
+    log_probs, lengths = as_array(log_probs), as_array(lengths, np.int64)
+    arrays = [log_probs[b, : int(lengths[b])] for b in range(len(lengths))]
     if options.num_workers == 1 or len(arrays) == 1:
         return [_search(tokens, options, x) for x in arrays]
     _beam_decoder(tokens, options.search_key)  # fail here, not in a worker, on a bad path
@@ -242,17 +318,18 @@ def _to_hypothesis(raw: _RawHypothesis, vocab: Vocabulary) -> Hypothesis:
 
 
 def decode(
-    log_probs: torch.Tensor,
-    lengths: torch.Tensor,
+    log_probs,
+    lengths,
     vocab: Vocabulary,
     options: DecodingOptions = DecodingOptions(),
 ) -> list[Hypothesis]:
-    """Decode a batch with the strategy `options.decoder` names."""
+    """Decode a batch with the strategy `options.decoder` names: (B, T, V) log-probs and (B,)
+    valid frames, as numpy arrays or torch tensors (any device)."""
     if options.decoder == "greedy":
-        paths = greedy_search(log_probs.float().cpu(), lengths.cpu(), vocab.blank_id)
+        paths = greedy_search(log_probs, lengths, vocab.blank_id)
         return [Hypothesis(_join(vocab, ids), ids, steps, score) for ids, steps, score in paths]
     hypotheses = []
-    for nbest in beam_search(log_probs, lengths.cpu(), vocab, options):
+    for nbest in beam_search(log_probs, lengths, vocab, options):
         if not nbest:  # the search found no path (e.g. zero frames)
             hypotheses.append(Hypothesis("", score=-math.inf))
             continue

@@ -1,7 +1,8 @@
 """Exporting a trained model for shipping: inference weights only, optionally half precision,
-with its language model and lexicon beside it.
+with its language model and lexicon beside it, and optionally the ONNX graph the light
+runtime runs (asr/onnx_export.py).
 
-    asr export exp/default_model --out data/models/en-default --half --lm exp/lm/small
+    asr export exp/default_model --out data/models/en-default --half --lm exp/lm/small --onnx
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ def export_model(
     out_dir: str | Path,
     half: bool = False,
     lm_dir: str | Path | None = None,
+    onnx: bool = False,
+    int8: bool = False,
 ) -> Path:
     """Write out_dir/model.pt (config, vocabulary, statistics, weights; no training state) and,
-    with `lm_dir`, out_dir/lm/{lm.bin, lexicon.txt, lm.json}. Returns the model file."""
+    with `lm_dir`, out_dir/lm/{lm.bin, lexicon.txt, lm.json}; with `onnx`, model.onnx traced
+    from that model.pt (`half`: float16 storage too), with `int8` also model.int8.onnx.
+    Returns the model file."""
     record = load_checkpoint(checkpoint)
     payload = {key: record[key] for key in _INFERENCE_KEYS}
     if half:  # the recognizer computes in fp32; fp16 storage halves the file
@@ -38,6 +43,10 @@ def export_model(
     save_checkpoint(model_file, payload)
     if lm_dir is not None:
         _copy_lm(Path(lm_dir), out_dir / "lm")
+    if onnx or int8:
+        from asr.onnx_export import export_onnx
+
+        export_onnx(model_file, out_dir, half, int8)
     return model_file
 
 

@@ -7,42 +7,16 @@ before training and stored with the model (the ESPnet/NeMo default), or per utte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torchaudio.functional as AF
 from torch import nn
 
+# The config and frame count live beside the numpy twin (logmel.py), which needs no torch.
+from asr.logmel import FeatureConfig, frame_count
+
 __all__ = ["FeatureConfig", "FeatureExtractor", "frame_count", "log_mel_spectrogram"]
 
 _LOG_OFFSET = 1e-6  # keeps log() finite on digital silence
-_NORMALIZATIONS = ("global", "utterance", "none")
-
-
-@dataclass
-class FeatureConfig:
-    sample_rate: int = 16_000  # Hz; audio is resampled to this on load
-    n_fft: int = 400  # FFT size in samples (25 ms)
-    win_length: int = 400  # Hann window length in samples (25 ms)
-    hop_length: int = 160  # frame shift in samples (10 ms)
-    n_mels: int = 80  # mel bins (slaney scale and area normalization, as librosa)
-    f_min: float = 0.0  # lowest mel filter edge, Hz
-    f_max: float = 8000.0  # highest mel filter edge, Hz
-    normalization: str = "global"  # "global" (training-set statistics), "utterance" or "none"
-
-    def __post_init__(self) -> None:
-        if self.normalization not in _NORMALIZATIONS:
-            raise ValueError(
-                f"features.normalization must be one of {_NORMALIZATIONS}, "
-                f"got {self.normalization!r}"
-            )
-        if self.win_length > self.n_fft:
-            raise ValueError(f"features.win_length {self.win_length} > n_fft {self.n_fft}")
-
-
-def frame_count(num_samples: torch.Tensor | int, hop_length: int) -> torch.Tensor | int:
-    """Frames of a centered STFT of `num_samples` samples."""
-    return num_samples // hop_length + 1
 
 
 def log_mel_spectrogram(

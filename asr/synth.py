@@ -23,15 +23,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio
 
 from asr.audio import SAMPLE_RATE
-from asr.data import Utterance, write_dropped, write_manifest
 from asr.text import Vocabulary, normalize_text
+
+# asr.data (torch) and torch itself are imported where they are used, not with the module:
+# the CLI reads VOICES from here to build its parser, also for `asr transcribe` on the
+# light runtime, which must not load torch.
+if TYPE_CHECKING:
+    from asr.data import Utterance
 
 __all__ = [
     "ENGINES",
@@ -226,12 +230,15 @@ def _run_engine(job: Job, timeout: float) -> tuple[np.ndarray, int]:
     return samples.mean(axis=1), int(rate)  # (S, C) -> (S,)
 
 
-_RESAMPLERS: dict[int, torchaudio.transforms.Resample] = {}
+_RESAMPLERS: dict = {}  # rate -> torchaudio.transforms.Resample
 
 
 def _to_16k(waveform: np.ndarray, rate: int) -> np.ndarray:
     """(S,) at `rate` -> (S * 16000 / rate,); the same filter as asr.audio.resample, with its
     kernel built once per worker (building it costs more than applying it)."""
+    import torch
+    import torchaudio
+
     if rate == SAMPLE_RATE:
         return waveform
     if rate not in _RESAMPLERS:
@@ -241,6 +248,8 @@ def _to_16k(waveform: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _init_worker() -> None:
+    import torch
+
     torch.set_num_threads(1)  # the parallelism is across utterances, one per core
 
 
@@ -320,6 +329,8 @@ def synthesize_corpus(
         results = sorted(
             pool.imap_unordered(_synthesize, tasks, chunksize=4), key=lambda r: r[0].index
         )
+    from asr.data import Utterance
+
     utterances, skipped = [], []
     for job, duration, reason in results:
         utt = Utterance(job.path, duration, job.text, Path(job.path).stem, job.voice)
@@ -332,6 +343,8 @@ def synthesize_corpus(
 
 def write_corpus(result: SynthResult, out_dir: str | Path) -> tuple[Path, Path | None]:
     """`manifest.jsonl`, and `skipped.tsv` when some sentences could not be spoken."""
+    from asr.data import write_dropped, write_manifest
+
     out_dir = Path(out_dir)
     write_manifest(out_dir / "manifest.jsonl", result.utterances)
     if not result.skipped:

@@ -1,37 +1,65 @@
-"""Transcription: a trained checkpoint rebuilt into features + model + decoder.
+"""Transcription: a model's log-prob runner (PyTorch or ONNX) + decoder, batched and chunked.
 
 import asr
 recognizer = asr.load_model("exp/quickstart")
 print(recognizer.transcribe(["a.wav", "b.flac"])[0].text)
+
+Which runtime computes the log-probs is decided in one place, `resolve_runtime`: the
+model folder's ONNX graph through onnxruntime (numpy features, no torch) when it has one
+and onnxruntime is installed, else PyTorch. The two give the same log-probs within 1e-4
+(tests/test_onnx.py); decoding, chunking and word times are this module's, shared.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import torch
 
-from asr.align import WordTiming, align_words, frame_seconds
+from asr.align import WordTiming, align_words
 from asr.audio import audio_info, load_audio
-from asr.checkpoint import CheckpointError, load_checkpoint
-from asr.config import ConfigError, from_dict
-from asr.data import pad_sequences
-from asr.decode import DecodingOptions, Hypothesis, decode
-from asr.device import resolve_device
-from asr.features import FeatureConfig, FeatureExtractor
-from asr.model import AcousticModel, ModelConfig
+from asr.checkpoint import CheckpointError
+from asr.decode import DecodingOptions, Hypothesis, as_array, decode
 from asr.model_folder import default_decoding
 from asr.segment import SegmentConfig, iter_chunks
 from asr.text import Vocabulary
 
-__all__ = ["DEFAULT_MODEL", "Recognizer", "Transcript", "load_model", "resolve_model_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ONNX_FILES",
+    "RUNTIMES",
+    "Recognizer",
+    "Transcript",
+    "load_model",
+    "onnx_graph",
+    "resolve_model_path",
+    "resolve_runtime",
+]
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "en-default"
+# The bundled model, shipped inside the package (asr/models/en-default links to the one
+# copy in the source tree, data/models/en-default; a wheel carries the files themselves).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "en-default"
+RUNTIMES = ("auto", "torch", "onnx")
+# The ONNX graph a model folder runs (the first present): fp32 compute, else int8 weights.
+ONNX_FILES = ("model.onnx", "model.int8.onnx")
 
 AudioInput = str | Path | np.ndarray
+
+
+class LogProbRunner(Protocol):
+    """What computes log-probs: `runtime_torch.TorchRunner` or `runtime_onnx.OnnxRunner`."""
+
+    vocab: Vocabulary
+    sample_rate: int  # Hz the waveforms must have
+    frame_seconds: float  # seconds between two output frames
+
+    def log_probs(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Mono waveforms -> (B, T', V) float32 log-probs, (B,) output lengths."""
+        ...
 
 
 @dataclass
@@ -47,56 +75,38 @@ class Transcript:
 
 
 class Recognizer:
-    """Feature extractor, acoustic model and vocabulary from one checkpoint."""
+    """A log-prob runner (features + acoustic model) and the decoding around it."""
 
     def __init__(
         self,
-        extractor: FeatureExtractor,
-        model: AcousticModel,
-        vocab: Vocabulary,
-        device: torch.device,
+        runner: LogProbRunner,
         source: str = "",
         default_options: DecodingOptions = DecodingOptions(),
     ) -> None:
-        self.extractor = extractor.to(device).eval()
-        self.model = model.to(device).eval()
-        self.vocab = vocab
-        self.device = device
+        self.runner = runner
+        self.vocab = runner.vocab
         self.source = source
         self.default_options = default_options  # used when transcribe() is given no options
 
     @property
     def sample_rate(self) -> int:
-        return self.extractor.cfg.sample_rate
+        return self.runner.sample_rate
 
     @property
     def frame_seconds(self) -> float:
         """Seconds between two output frames (log-prob rows) of the model."""
-        cfg = self.extractor.cfg
-        return frame_seconds(cfg.hop_length, self.model.cfg.subsampling, cfg.sample_rate)
+        return self.runner.frame_seconds
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Recognizer:
-        record = load_checkpoint(path)
-        try:
-            config = record["config"]
-            feature_cfg = from_dict(FeatureConfig, config["features"], "features")
-            model_cfg = from_dict(ModelConfig, config["model"], "model")
-            vocab = Vocabulary.from_list(record["vocab"])
-            extractor = FeatureExtractor(feature_cfg)
-            extractor.set_global_stats(record["features"]["mean"], record["features"]["std"])
-            model = AcousticModel(model_cfg, feature_cfg.n_mels, len(vocab))
-            model.load_state_dict({k: v.float() for k, v in record["model"].items()})
-        except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as err:
-            raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from err
-        return cls(extractor, model, vocab, resolve_device(device), str(path))
+        """The PyTorch runtime on a checkpoint file or folder (folder/model.pt)."""
+        from asr.runtime_torch import TorchRunner
 
-    @torch.no_grad()
-    def log_probs(self, waveforms: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mono waveforms at `sample_rate` -> (B, T', V) log-probs, (B,) output lengths."""
-        batch, wave_lens = pad_sequences([torch.from_numpy(w) for w in waveforms])
-        feats, feat_lens = self.extractor(batch.to(self.device), wave_lens.to(self.device))
-        return self.model(feats, feat_lens)
+        return cls(TorchRunner.from_checkpoint(path, device), str(path))
+
+    def log_probs(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Mono waveforms at `sample_rate` -> (B, T', V) float32 log-probs, (B,) lengths."""
+        return self.runner.log_probs(waveforms)
 
     def transcribe(
         self,
@@ -171,7 +181,7 @@ class Recognizer:
     def _decode(self, waves, options, word_timestamps, chunks=None):
         """(hypothesis, timed words) per waveform; `chunks` give the time offsets."""
         log_probs, out_lens = self.log_probs(waves)
-        log_probs, out_lens = log_probs.cpu(), out_lens.cpu()
+        log_probs, out_lens = as_array(log_probs), as_array(out_lens, np.int64)
         hyps = decode(log_probs, out_lens, self.vocab, options)
         results = []
         for b, hyp in enumerate(hyps):
@@ -207,23 +217,82 @@ def _source(item: AudioInput, index: int) -> str:
     return str(item) if not isinstance(item, np.ndarray) else f"<array {index}>"
 
 
-def load_model(path: str | Path | None = None, device: str = "auto") -> Recognizer:
-    """A Recognizer from a checkpoint file or model folder; the bundled model if None.
+def load_model(
+    path: str | Path | None = None, device: str = "auto", runtime: str = "auto"
+) -> Recognizer:
+    """A Recognizer from a model folder, checkpoint file or ONNX graph; the bundled model if
+    None. `runtime`: "torch", "onnx" or "auto" (see `resolve_runtime`); `device` is torch's.
 
     A folder's decoding.json and lm/ (see model_folder.py) become the Recognizer's default
     decoding options: the bundled model decodes with its LM unless told otherwise.
     """
     path = resolve_model_path(path)
-    recognizer = Recognizer.from_checkpoint(path, device)
-    recognizer.default_options = DecodingOptions(**default_decoding(path))
-    return recognizer
+    if resolve_runtime(path, runtime, device) == "onnx":
+        from asr.runtime_onnx import OnnxRunner
+
+        runner = OnnxRunner.from_file(onnx_graph(path))
+    else:
+        from asr.runtime_torch import TorchRunner
+
+        runner = TorchRunner.from_checkpoint(path, device)
+    return Recognizer(runner, str(path), DecodingOptions(**default_decoding(path)))
+
+
+def onnx_graph(path: str | Path) -> Path | None:
+    """The ONNX graph of a model: `path` itself (an .onnx file), a folder's first of
+    ONNX_FILES, or None (a checkpoint file, or a folder without a graph)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return path if path.is_file() else None
+    if path.is_dir():
+        return next((path / n for n in ONNX_FILES if (path / n).is_file()), None)
+    return None
+
+
+def resolve_runtime(path: str | Path, runtime: str = "auto", device: str = "auto") -> str:
+    """Which runtime computes the model's log-probs, "torch" or "onnx": the one place this
+    is decided (the CLI passes its --runtime here).
+
+    "auto" is onnx when the model has an ONNX graph (`onnx_graph`), onnxruntime is
+    installed and no CUDA device is asked for; torch otherwise. An explicit runtime that
+    the model or the installed packages cannot serve fails with a message naming the fix.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    graph = onnx_graph(path)
+    has_onnxruntime = importlib.util.find_spec("onnxruntime") is not None
+    chosen = runtime
+    if runtime == "auto":
+        light = graph is not None and has_onnxruntime and not device.startswith("cuda")
+        chosen = "onnx" if light or Path(path).suffix == ".onnx" else "torch"
+    _check_runtime(path, chosen, graph, has_onnxruntime, explicit=runtime != "auto")
+    return chosen
+
+
+def _check_runtime(path, runtime: str, graph: Path | None, has_onnxruntime: bool, explicit: bool):
+    """Raise CheckpointError, naming the fix, when `runtime` cannot run the model at `path`."""
+    if runtime == "onnx" and graph is None:
+        raise CheckpointError(
+            f"{path}: no ONNX graph ({' or '.join(ONNX_FILES)}); write one with "
+            f"`asr export {path} --out {path} --onnx`, or use --runtime torch"
+        )
+    if runtime == "onnx" and not has_onnxruntime:
+        raise CheckpointError("the onnx runtime needs onnxruntime: pip install onnxruntime")
+    if runtime == "torch" and Path(path).suffix == ".onnx":
+        raise CheckpointError(f"{path}: an ONNX graph runs on the onnx runtime, not torch")
+    if runtime == "torch" and importlib.util.find_spec("torch") is None:
+        why = "the torch runtime" if explicit else f"{path} has no ONNX graph, so it"
+        raise CheckpointError(
+            f"{why} needs PyTorch, which is not installed: pip install 'asr[train]' (or "
+            "export the graph with `asr export --onnx` where torch is installed)"
+        )
 
 
 def resolve_model_path(path: str | Path | None) -> Path:
     """`path` itself, or the bundled model when None (a clear error when it is missing)."""
     if path is not None:
         return Path(path)
-    if not (DEFAULT_MODEL / "model.pt").is_file():
+    if not DEFAULT_MODEL.is_dir():
         raise CheckpointError(
             f"no bundled model at {DEFAULT_MODEL}; pass a model path (e.g. exp/quickstart)"
         )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from asr.data import read_manifest
 from asr.decode import DecodingOptions, decode
@@ -35,7 +35,7 @@ __all__ = [
 
 @dataclass
 class CachedLogProbs:
-    log_probs: list[torch.Tensor]  # per utterance (T_i, V), padding removed
+    log_probs: list[np.ndarray]  # per utterance (T_i, V), padding removed
     refs: list[str]  # normalized reference transcripts
     audio_seconds: float
 
@@ -49,14 +49,14 @@ class TuneResult:
 
 
 def cache_log_probs(recognizer: Recognizer, manifest: str | Path, batch_size: int = 8):
-    """Run the acoustic model once over a manifest; keep the log-probs on the CPU."""
+    """Run the acoustic model once over a manifest; keep the log-probs (numpy)."""
     utterances = read_manifest(manifest)
     mats, seconds = [], 0.0
     for start in range(0, len(utterances), batch_size):
         chunk = utterances[start : start + batch_size]
         waves = [recognizer._waveform(u.audio_filepath) for u in chunk]
         log_probs, out_lens = recognizer.log_probs(waves)
-        mats += [log_probs[b, : int(out_lens[b])].cpu() for b in range(len(chunk))]
+        mats += [log_probs[b, : int(out_lens[b])] for b in range(len(chunk))]
         seconds += sum(len(w) for w in waves) / recognizer.sample_rate
     return CachedLogProbs(mats, [normalize_text(u.text) for u in utterances], seconds)
 
@@ -66,8 +66,10 @@ def decode_cached(cache: CachedLogProbs, vocab, options: DecodingOptions, batch_
     texts = []
     for start in range(0, len(cache.log_probs), batch_size):
         mats = cache.log_probs[start : start + batch_size]
-        log_probs = torch.nn.utils.rnn.pad_sequence(mats, batch_first=True)  # (B, T, V)
-        lens = torch.tensor([m.shape[0] for m in mats])
+        lens = np.array([m.shape[0] for m in mats])
+        log_probs = np.zeros((len(mats), int(lens.max()), mats[0].shape[1]), np.float32)
+        for b, m in enumerate(mats):
+            log_probs[b, : len(m)] = m  # (B, T, V), zero-padded
         texts += [h.text for h in decode(log_probs, lens, vocab, options)]
     return texts
 

@@ -1,4 +1,4 @@
-"""Beam search speed and accuracy: asr (flashlight via torchaudio) vs pyctcdecode.
+"""Beam search speed and accuracy: asr (flashlight-text) vs pyctcdecode.
 
 Both decoders search the same cached acoustic log-probs with the same KenLM LM, at several
 beam sizes; WER and utterances per second are printed side by side, plus the end-to-end
@@ -70,7 +70,7 @@ def run_pyctcdecode(cache, vocab, args, lexicon: str | None) -> list[dict] | Non
         print(f"pyctcdecode venv missing ({python}); see this script's docstring", file=sys.stderr)
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        arrays = {f"u{i}": m.numpy() for i, m in enumerate(cache.log_probs)}
+        arrays = {f"u{i}": m for i, m in enumerate(cache.log_probs)}
         np.savez(Path(tmp) / "log_probs.npz", **arrays)
         job = {
             "log_probs": str(Path(tmp) / "log_probs.npz"),

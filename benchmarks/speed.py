@@ -26,6 +26,7 @@ from asr.data import Batch
 from asr.device import resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import AcousticModel, ModelConfig
+from asr.runtime_torch import TorchRunner
 from asr.text import Vocabulary
 from asr.train import compute_loss
 from asr.transcribe import Recognizer
@@ -64,7 +65,7 @@ def train_speed(model, extractor, precision: str, steps: int, batch_size: int, s
 
 def transcribe_speed(model, extractor, files: int, seconds: float) -> tuple[float, float]:
     """Real-time factor (audio seconds per wall second) transcribing files one at a time."""
-    recognizer = Recognizer(extractor, model, Vocabulary.english(), torch.device("cpu"))
+    recognizer = Recognizer(TorchRunner(extractor, model, Vocabulary.english(), "cpu"))
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []

@@ -29,7 +29,7 @@ def recognizer():
 def test_bundle_holds_model_lm_lexicon_and_settings_within_60_mb():
     files = [p for p in DEFAULT_MODEL.rglob("*") if p.is_file()]
     names = {p.relative_to(DEFAULT_MODEL).as_posix() for p in files}
-    assert {"model.pt", "decoding.json", "lm/lm.bin", "lm/lexicon.txt"} <= names
+    assert {"model.pt", "model.onnx", "decoding.json", "lm/lm.bin", "lm/lexicon.txt"} <= names
     assert sum(p.stat().st_size for p in files) <= 60 * 2**20
 
 

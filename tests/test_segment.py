@@ -87,6 +87,7 @@ _MEMORY_PROBE = textwrap.dedent(
     import numpy as np, soundfile as sf, torch
     from asr.features import FeatureConfig, FeatureExtractor
     from asr.model import AcousticModel, ModelConfig
+    from asr.runtime_torch import TorchRunner
     from asr.segment import SegmentConfig
     from asr.text import Vocabulary
     from asr.transcribe import Recognizer
@@ -95,7 +96,7 @@ _MEMORY_PROBE = textwrap.dedent(
     torch.set_num_threads(1)
     cfg = FeatureConfig(normalization="utterance")
     model = AcousticModel(ModelConfig(num_layers=1, hidden_size=16, conv_channels=4), 80, 29)
-    recognizer = Recognizer(FeatureExtractor(cfg), model, Vocabulary.english(), torch.device("cpu"))
+    recognizer = Recognizer(TorchRunner(FeatureExtractor(cfg), model, Vocabulary.english()))
     segment = SegmentConfig(max_seconds=20.0)
     # Warm up (lazy imports, first full batch of chunks) on 3 min, then measure the file.
     warmup = np.random.default_rng(0).standard_normal(180 * 16000).astype(np.float32)

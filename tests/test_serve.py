@@ -423,7 +423,7 @@ def test_cli_serve_loads_the_model_once_and_runs_the_server(monkeypatch):
     argv = ["serve", "--decoder", "greedy", "--port", "8123", "--workers", "2"]
     assert main(argv) == 0
     (load_args, (served, config, options)) = calls
-    assert load_args == (None, "auto") and served is recognizer
+    assert load_args == (None, "auto", "auto") and served is recognizer
     assert (config.port, config.workers, config.host) == (8123, 2, "127.0.0.1")
     assert options.decoder == "greedy"
 

@@ -1,0 +1,155 @@
+"""Log-mel features in numpy: the inference twin of features.py, importing no torch.
+
+The light runtime (onnxruntime, `asr/runtime_onnx.py`) computes its features here; they
+equal `FeatureExtractor`'s within 1e-4 (tests/test_light.py). The filterbank is the
+slaney-scale, slaney-normalized one of torchaudio's `melscale_fbanks` (and librosa's),
+recomputed here; the STFT runs in float64, so the remaining difference is torch's
+float32 rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FeatureConfig",
+    "LogMelExtractor",
+    "frame_count",
+    "hann_window",
+    "log_mel_spectrogram",
+    "mel_filterbank",
+]
+
+_LOG_OFFSET = 1e-6  # keeps log() finite on digital silence (as features.py)
+_NORMALIZATIONS = ("global", "utterance", "none")
+_MEL_BREAK_HZ = 1000.0  # slaney scale: linear below, logarithmic above
+_MEL_LINEAR_HZ = 200.0 / 3  # Hz per mel on the linear part
+_MEL_LOG_STEP = math.log(6.4) / 27.0  # log-Hz per mel on the logarithmic part
+
+
+@dataclass
+class FeatureConfig:
+    sample_rate: int = 16_000  # Hz; audio is resampled to this on load
+    n_fft: int = 400  # FFT size in samples (25 ms)
+    win_length: int = 400  # Hann window length in samples (25 ms)
+    hop_length: int = 160  # frame shift in samples (10 ms)
+    n_mels: int = 80  # mel bins (slaney scale and area normalization, as librosa)
+    f_min: float = 0.0  # lowest mel filter edge, Hz
+    f_max: float = 8000.0  # highest mel filter edge, Hz
+    normalization: str = "global"  # "global" (training-set statistics), "utterance" or "none"
+
+    def __post_init__(self) -> None:
+        if self.normalization not in _NORMALIZATIONS:
+            raise ValueError(
+                f"features.normalization must be one of {_NORMALIZATIONS}, "
+                f"got {self.normalization!r}"
+            )
+        if self.win_length > self.n_fft:
+            raise ValueError(f"features.win_length {self.win_length} > n_fft {self.n_fft}")
+
+
+def frame_count(num_samples, hop_length: int):
+    """Frames of a centered STFT of `num_samples` samples (an int, array or tensor)."""
+    return num_samples // hop_length + 1
+
+
+def _hz_to_mel(freq: float) -> float:
+    if freq < _MEL_BREAK_HZ:
+        return freq / _MEL_LINEAR_HZ
+    return _MEL_BREAK_HZ / _MEL_LINEAR_HZ + math.log(freq / _MEL_BREAK_HZ) / _MEL_LOG_STEP
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    break_mel = _MEL_BREAK_HZ / _MEL_LINEAR_HZ
+    log_part = _MEL_BREAK_HZ * np.exp(_MEL_LOG_STEP * (mels - break_mel))
+    return np.where(mels >= break_mel, log_part, mels * _MEL_LINEAR_HZ).astype(mels.dtype)
+
+
+def mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
+    """(n_fft // 2 + 1, n_mels) float32 triangles on the slaney mel scale, each scaled to
+    unit area (slaney normalization); float32 steps as torchaudio's, for equal values."""
+    n_freqs = cfg.n_fft // 2 + 1
+    all_freqs = np.linspace(0, cfg.sample_rate // 2, n_freqs, dtype=np.float32)  # (F,)
+    mel_points = np.linspace(
+        _hz_to_mel(cfg.f_min), _hz_to_mel(cfg.f_max), cfg.n_mels + 2, dtype=np.float32
+    )
+    edges = _mel_to_hz(mel_points)  # (n_mels + 2,) Hz
+    widths = edges[1:] - edges[:-1]  # (n_mels + 1,)
+    slopes = edges[None, :] - all_freqs[:, None]  # (F, n_mels + 2)
+    rising = -slopes[:, :-2] / widths[:-1]  # (F, n_mels)
+    falling = slopes[:, 2:] / widths[1:]  # (F, n_mels)
+    fbank = np.maximum(np.float32(0.0), np.minimum(rising, falling))
+    area = np.float32(2.0) / (edges[2:] - edges[:-2])  # (n_mels,)
+    return (fbank * area[None, :]).astype(np.float32)
+
+
+def hann_window(cfg: FeatureConfig) -> np.ndarray:
+    """(n_fft,) periodic Hann window of `win_length`, zero-padded to n_fft on both sides."""
+    n = np.arange(cfg.win_length)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.win_length)
+    left = (cfg.n_fft - cfg.win_length) // 2
+    return np.pad(window, (left, cfg.n_fft - cfg.win_length - left))
+
+
+def log_mel_spectrogram(
+    waveforms: np.ndarray,
+    wave_lens: np.ndarray,
+    window: np.ndarray,
+    mel_fbank: np.ndarray,
+    cfg: FeatureConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(B, S) zero-padded waveforms -> (B, T, n_mels) float32 natural-log mel power, (B,).
+
+    A centered STFT with zero padding, as `features.log_mel_spectrogram`: each utterance's
+    frames are those of the utterance alone.
+    """
+    half = cfg.n_fft // 2
+    padded = np.pad(waveforms.astype(np.float64), ((0, 0), (half, half)))  # (B, S + n_fft)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=1)
+    frames = frames[:, :: cfg.hop_length]  # (B, T, n_fft)
+    spec = np.fft.rfft(frames * window, axis=-1)  # (B, T, n_fft // 2 + 1)
+    power = spec.real**2 + spec.imag**2
+    mel = power @ mel_fbank.astype(np.float64)  # (B, T, F') @ (F', n_mels)
+    feat_lens = frame_count(np.asarray(wave_lens, dtype=np.int64), cfg.hop_length)
+    return np.log(mel + _LOG_OFFSET).astype(np.float32), feat_lens
+
+
+def _valid_mask(feat_lens: np.ndarray, max_len: int) -> np.ndarray:
+    """(B,) -> (B, T, 1) True on real frames."""
+    return (np.arange(max_len)[None, :] < feat_lens[:, None])[:, :, None]
+
+
+def utterance_stats(feats: np.ndarray, feat_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over each utterance's real frames: (B, T, F) -> (B, 1, F), (B, 1, F)."""
+    mask = _valid_mask(feat_lens, feats.shape[1])
+    count = np.maximum(feat_lens, 1)[:, None, None]
+    mean = (feats * mask).sum(1, keepdims=True) / count
+    var = (np.square(feats - mean) * mask).sum(1, keepdims=True) / count
+    return mean, np.sqrt(np.maximum(var, 1e-8))
+
+
+class LogMelExtractor:
+    """Waveforms -> normalized log-mel frames, as `features.FeatureExtractor`, in numpy."""
+
+    def __init__(self, cfg: FeatureConfig, mean: np.ndarray, std: np.ndarray) -> None:
+        self.cfg = cfg
+        self.window = hann_window(cfg)
+        self.mel_fbank = mel_filterbank(cfg)
+        self.mean = np.asarray(mean, dtype=np.float32)  # (n_mels,) training-set statistics
+        self.std = np.maximum(np.asarray(std, dtype=np.float32), np.float32(1e-5))
+
+    def __call__(self, waveforms: np.ndarray, wave_lens: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(B, S), (B,) -> normalized (B, T, n_mels) float32, zeros past each length, (B,)."""
+        feats, feat_lens = log_mel_spectrogram(
+            waveforms, wave_lens, self.window, self.mel_fbank, self.cfg
+        )
+        if self.cfg.normalization == "global":
+            feats = (feats - self.mean) / self.std
+        elif self.cfg.normalization == "utterance":
+            mean, std = utterance_stats(feats, feat_lens)
+            feats = (feats - mean) / std
+        feats = np.where(_valid_mask(feat_lens, feats.shape[1]), feats, np.float32(0.0))
+        return feats.astype(np.float32, copy=False), feat_lens

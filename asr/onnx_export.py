@@ -1,0 +1,157 @@
+"""The acoustic model as an ONNX graph, for the light runtime (`asr/runtime_onnx.py`).
+
+    asr export exp/x --out exp/x-ship --half --onnx --int8
+
+`export_onnx` traces whatever `AcousticModel` the checkpoint builds (front end, recurrent
+layers, output; no layer counts are assumed) with `torch.onnx.export` at opset 17 (its
+TorchScript exporter, which needs only the onnx package; the torch.export one would add
+onnxscript), with dynamic batch and time axes, and writes model.onnx: the same fp32
+arithmetic as PyTorch (log-probs equal within 1e-4 on padded batches, tests/test_onnx.py).
+With `half`, weights are stored as float16 and cast to float32 when the graph loads: half
+the file, and no change to a model whose weights are already fp16 (`asr export --half`
+rounds model.pt first). With `int8`, model.int8.onnx beside it: onnxruntime's dynamic
+quantization (int8 weights, activations quantized per batch), a quarter of the fp32 size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from asr.runtime_onnx import GRAPH_INPUTS, GRAPH_OUTPUTS, METADATA_KEY, graph_metadata
+from asr.runtime_torch import load_torch_model
+
+__all__ = ["INT8_FILE", "ONNX_FILE", "export_onnx"]
+
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+OPSET = 17
+_DYNAMIC_AXES = {
+    "feats": {0: "batch", 1: "frames"},
+    "feat_lens": {0: "batch"},
+    "log_probs": {0: "batch", 1: "out_frames"},
+    "out_lens": {0: "batch"},
+}
+_MIN_HALF_SIZE = 16  # smaller initializers (shapes, scalars) stay as they are
+
+
+class _LogProbGraph(nn.Module):
+    """The model's inference call alone, (feats, feat_lens) -> (log_probs, out_lens), so
+    that tracing sees no optional arguments."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        log_probs, out_lens = self.model(feats, feat_lens)[:2]
+        return log_probs, out_lens
+
+
+def export_onnx(
+    checkpoint: str | Path, out_dir: str | Path, half: bool = False, int8: bool = False
+) -> list[Path]:
+    """Write out_dir/model.onnx (and, with `int8`, model.int8.onnx) from a checkpoint file
+    or folder; each carries the config, vocabulary and statistics. Returns the files."""
+    import onnx
+
+    extractor, model, vocab = load_torch_model(checkpoint)
+    config = {"features": asdict(extractor.cfg), "model": asdict(model.cfg)}
+    stats = extractor.mean.tolist(), extractor.std.tolist()
+    metadata = graph_metadata(config, vocab.to_list(), *stats)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        traced = Path(tmp) / ONNX_FILE
+        _trace(model, extractor.cfg.n_mels, traced)
+        written = [out_dir / ONNX_FILE]
+        graph = onnx.load(str(traced))
+        if half:
+            _store_weights_half(graph)
+        _save(graph, metadata, written[0])
+        if int8:
+            written.append(out_dir / INT8_FILE)
+            _save(_quantize_int8(traced, Path(tmp)), metadata, written[1])
+    return written
+
+
+def _trace(model: nn.Module, n_mels: int, path: Path) -> None:
+    """torch.onnx.export of the model on a padded batch of two lengths."""
+    feats = torch.randn(2, 64, n_mels)  # (B, T, n_mels)
+    feat_lens = torch.tensor([64, 41])
+    with warnings.catch_warnings():
+        # Known and harmless here: the legacy (TorchScript) exporter is deprecated in favour
+        # of the torch.export one; the tracer notes that the RNN's shape checks become
+        # constants; the RNN symbolic warns that batch sizes other than the traced one need
+        # initial states (they default to zeros, as in PyTorch). tests/test_onnx.py runs
+        # other batch sizes and lengths against PyTorch.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            _LogProbGraph(model).eval(),
+            (feats, feat_lens),
+            str(path),
+            input_names=list(GRAPH_INPUTS),
+            output_names=list(GRAPH_OUTPUTS),
+            dynamic_axes=_DYNAMIC_AXES,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _store_weights_half(graph) -> None:
+    """Float32 initializers -> float16 storage, each cast back to float32 where it is read;
+    onnxruntime folds the casts once when it loads the graph."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    for tensor in graph.graph.initializer:
+        if tensor.data_type != TensorProto.FLOAT or np.prod(tensor.dims) < _MIN_HALF_SIZE:
+            continue
+        name = tensor.name
+        values = numpy_helper.to_array(tensor).astype(np.float16)
+        tensor.CopyFrom(numpy_helper.from_array(values, f"{name}.fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=TensorProto.FLOAT))
+    for node in reversed(casts):
+        graph.graph.node.insert(0, node)
+
+
+def _quantize_int8(fp32_path: Path, tmp: Path):
+    """onnxruntime's dynamic int8 quantization of a float graph, loaded back."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = tmp / INT8_FILE
+    logging.disable(logging.WARNING)  # it logs every tensor it leaves in float, on the root
+    try:
+        quantize_dynamic(str(fp32_path), str(out), weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+    return onnx.load(str(out))
+
+
+def _save(graph, metadata: str, path: Path) -> None:
+    """Write `graph` with its metadata entry atomically (temporary file, then rename)."""
+    import onnx
+
+    del graph.metadata_props[:]
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save(graph, tmp_name)
+        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 would hide an installed model from users
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,80 @@
+"""The PyTorch runtime: a checkpoint's feature extractor and acoustic model on a device.
+
+One of the two interchangeable log-prob runners behind `asr.transcribe.Recognizer` (the
+other is `asr/runtime_onnx.py`): waveforms in, numpy log-probs and output lengths out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asr.align import frame_seconds
+from asr.checkpoint import CheckpointError, load_checkpoint
+from asr.config import ConfigError, from_dict
+from asr.data import pad_sequences
+from asr.device import resolve_device
+from asr.features import FeatureConfig, FeatureExtractor
+from asr.model import AcousticModel, ModelConfig
+from asr.text import Vocabulary
+
+__all__ = ["TorchRunner", "load_torch_model"]
+
+
+def load_torch_model(path: str | Path) -> tuple[FeatureExtractor, AcousticModel, Vocabulary]:
+    """The feature extractor (with its statistics), fp32 model and vocabulary of a
+    checkpoint file or folder (folder/model.pt); CheckpointError naming it otherwise."""
+    record = load_checkpoint(path)
+    try:
+        config = record["config"]
+        feature_cfg = from_dict(FeatureConfig, config["features"], "features")
+        model_cfg = from_dict(ModelConfig, config["model"], "model")
+        vocab = Vocabulary.from_list(record["vocab"])
+        extractor = FeatureExtractor(feature_cfg)
+        extractor.set_global_stats(record["features"]["mean"], record["features"]["std"])
+        model = AcousticModel(model_cfg, feature_cfg.n_mels, len(vocab))
+        model.load_state_dict({k: v.float() for k, v in record["model"].items()})
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as err:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from err
+    return extractor.eval(), model.eval(), vocab
+
+
+class TorchRunner:
+    """Waveforms -> log-probs with torch: FeatureExtractor, then AcousticModel."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        model: AcousticModel,
+        vocab: Vocabulary,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.extractor = extractor.to(self.device).eval()
+        self.model = model.to(self.device).eval()
+        self.vocab = vocab
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> TorchRunner:
+        return cls(*load_torch_model(path), resolve_device(device))
+
+    @property
+    def sample_rate(self) -> int:
+        return self.extractor.cfg.sample_rate
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two output frames (log-prob rows) of the model."""
+        cfg = self.extractor.cfg
+        return frame_seconds(cfg.hop_length, self.model.cfg.subsampling, cfg.sample_rate)
+
+    @torch.no_grad()
+    def log_probs(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Mono waveforms at `sample_rate` -> (B, T', V) float32 log-probs, (B,) lengths."""
+        batch, wave_lens = pad_sequences([torch.from_numpy(w) for w in waveforms])
+        feats, feat_lens = self.extractor(batch.to(self.device), wave_lens.to(self.device))
+        log_probs, out_lens = self.model(feats, feat_lens)
+        return log_probs.float().cpu().numpy(), out_lens.cpu().numpy()
