@@ -48,6 +48,7 @@ class AugmentConfig:
     noise_dir: str = ""  # folder of noise recordings; empty: synthetic white noise
     snr_min: float = 5.0  # lowest signal-to-noise ratio, dB
     snr_max: float = 30.0  # highest signal-to-noise ratio, dB
+    start_epoch: int = 0  # epochs trained without any augmentation first (leave the blank plateau)
 
     def __post_init__(self) -> None:
         self.speeds = list(self.speeds)
@@ -57,6 +58,12 @@ class AugmentConfig:
             raise ValueError(f"augment.noise_prob must be in [0, 1], got {self.noise_prob}")
         if self.snr_min > self.snr_max:
             raise ValueError(f"augment.snr_min {self.snr_min} > snr_max {self.snr_max}")
+        if self.start_epoch < 0:
+            raise ValueError(f"augment.start_epoch must be >= 0, got {self.start_epoch}")
+
+    def active(self, epoch: int) -> bool:
+        """Whether augmentation applies in 0-based `epoch`."""
+        return epoch >= self.start_epoch
 
     @property
     def waveform_enabled(self) -> bool:
@@ -125,7 +132,7 @@ class AugmentedDataset(Dataset):
         the perturbed durations.
         """
         if self._speeds is None or self._speeds[0] != epoch:
-            if self.cfg.speed_perturb:
+            if self.cfg.speed_perturb and self.cfg.active(epoch):
                 rng = np.random.default_rng([self.seed, epoch, 1 << 30])
                 factors = rng.choice(np.asarray(self.cfg.speeds, np.float64), size=len(self))
             else:
@@ -136,15 +143,15 @@ class AugmentedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        waveform, target = self.base[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        waveform, *targets = self.base[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.cfg.speed_perturb:
             waveform = speed_perturb(waveform, float(self.speed_factors(self.epoch)[index]))
-        if rng.random() < self.cfg.noise_prob:
+        if rng.random() < self.cfg.noise_prob and self.cfg.active(self.epoch):
             snr = float(rng.uniform(self.cfg.snr_min, self.cfg.snr_max))
             waveform = add_noise(waveform, self._noise(len(waveform), rng), snr)
-        return waveform, target
+        return (waveform, *targets)
 
     def _noise(self, num_samples: int, rng: np.random.Generator) -> torch.Tensor:
         """(num_samples,) of a random noise file from a random offset (tiled), or white noise."""

@@ -23,6 +23,7 @@ import soundfile as sf
 from asr.audio import AudioError, AudioInfo, audio_info
 from asr.data import ManifestError, Utterance, parse_manifest_line, write_dropped, write_manifest
 from asr.features import FeatureConfig, frame_count
+from asr.frames import ctc_min_frames, subsampled_length
 from asr.text import Vocabulary, normalize_text
 
 __all__ = ["CheckConfig", "CheckReport", "Problem", "check_manifest", "write_clean"]
@@ -66,15 +67,7 @@ class CheckReport:
 def output_frames(duration: float, cfg: CheckConfig) -> int:
     """Model output frames for `duration` seconds (as AcousticModel.output_lengths)."""
     frames = frame_count(int(round(duration * cfg.feature_rate)), cfg.hop_length)
-    for _ in range(int(math.log2(cfg.subsampling))):
-        frames = (frames - 1) // 2 + 1  # one stride-2 convolution
-    return frames
-
-
-def ctc_min_frames(target: str) -> int:
-    """Frames CTC needs for `target`: one per symbol plus a blank between repeated ones."""
-    repeats = sum(1 for a, b in zip(target, target[1:], strict=False) if a == b)
-    return len(target) + repeats
+    return subsampled_length(frames, cfg.subsampling)
 
 
 def _check_text(utt: Utterance, cfg: CheckConfig) -> list[tuple[str, str]]:

@@ -406,22 +406,33 @@ def _add_data(sub) -> None:
 def _add_split(data_sub) -> None:
     p = data_sub.add_parser(
         "split",
-        help="hold out a seeded random subset of a manifest",
+        help="hold out a random or speaker-disjoint subset of a manifest",
         description="Write OUT_DIR/train.jsonl and OUT_DIR/held_out.jsonl: COUNT utterances "
-        "drawn with SEED are held out (for checkpoint selection), the rest kept.",
+        "drawn with SEED, or every utterance of the given speakers, are held out (for "
+        "checkpoint and configuration selection), the rest kept.",
         formatter_class=_Formatter,
     )
     p.add_argument("manifest", help="JSON-lines manifest to split")
-    p.add_argument("--held-out", type=int, required=True, help="utterances to hold out")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--held-out", type=int, help="utterances to hold out, drawn at random")
+    how.add_argument(
+        "--speakers",
+        nargs="+",
+        help="hold out every utterance of these speakers (a speaker-disjoint validation set)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (with --held-out)")
     p.add_argument("--out-dir", required=True, help="folder for train.jsonl and held_out.jsonl")
     p.set_defaults(func=_run_split)
 
 
 def _run_split(args) -> int:
-    from asr.data import read_manifest, split_held_out, write_manifest
+    from asr.data import read_manifest, split_by_speakers, split_held_out, write_manifest
 
-    kept, held = split_held_out(read_manifest(args.manifest), args.held_out, args.seed)
+    utterances = read_manifest(args.manifest)
+    if args.speakers:
+        kept, held = split_by_speakers(utterances, args.speakers)
+    else:
+        kept, held = split_held_out(utterances, args.held_out, args.seed)
     out = Path(args.out_dir)
     write_manifest(out / "train.jsonl", kept)
     write_manifest(out / "held_out.jsonl", held)

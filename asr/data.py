@@ -170,6 +170,24 @@ def split_held_out(
     return kept, [u for i, u in enumerate(utterances) if i in held]
 
 
+def split_by_speakers(
+    utterances: Sequence[Utterance], speakers: Sequence[str]
+) -> tuple[list[Utterance], list[Utterance]]:
+    """Hold out every utterance of `speakers` (a speaker-disjoint validation set), keep the
+    rest; both in manifest order. Unknown speakers and manifests without speakers are errors."""
+    wanted = {str(s) for s in speakers}
+    known = {u.speaker for u in utterances}
+    if "" in known:
+        raise ValueError("the manifest has entries without a speaker: cannot split by speaker")
+    missing = sorted(wanted - known)
+    if missing:
+        raise ValueError(f"speaker(s) {missing} not in the manifest (it has {len(known)})")
+    if wanted >= known:
+        raise ValueError("holding out every speaker leaves nothing to train on")
+    kept = [u for u in utterances if u.speaker not in wanted]
+    return kept, [u for u in utterances if u.speaker in wanted]
+
+
 def prepare_targets(utterances: Sequence[Utterance], vocab: Vocabulary) -> list[list[int]]:
     """Normalize and encode transcripts. Characters the vocabulary lacks are logged with
     counts and an example line, then left out of the target."""
@@ -197,19 +215,32 @@ def prepare_targets(utterances: Sequence[Utterance], vocab: Vocabulary) -> list[
 
 
 class SpeechDataset(Dataset):
-    """Utterances -> (waveform (S,), target ids (U,)) at the feature sample rate."""
+    """Utterances -> (waveform (S,), target ids (U,)) at the feature sample rate, plus the
+    auxiliary (phone) target ids (U_aux,) when `aux_targets` are given."""
 
-    def __init__(self, utterances: Sequence[Utterance], vocab: Vocabulary, sample_rate: int):
+    def __init__(
+        self,
+        utterances: Sequence[Utterance],
+        vocab: Vocabulary,
+        sample_rate: int,
+        aux_targets: Sequence[Sequence[int]] | None = None,
+    ):
         self.utterances = list(utterances)
         self.targets = prepare_targets(self.utterances, vocab)
         self.sample_rate = sample_rate
+        if aux_targets is not None and len(aux_targets) != len(self.utterances):
+            raise ValueError(f"{len(aux_targets)} aux targets for {len(self.utterances)} utts")
+        self.aux_targets = aux_targets
 
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         waveform = load_audio(self.utterances[index].audio_filepath, self.sample_rate)
-        return torch.from_numpy(waveform), torch.tensor(self.targets[index], dtype=torch.long)
+        item = (torch.from_numpy(waveform), torch.tensor(self.targets[index], dtype=torch.long))
+        if self.aux_targets is None:
+            return item
+        return (*item, torch.tensor(self.aux_targets[index], dtype=torch.long))
 
 
 @dataclass
@@ -218,12 +249,17 @@ class Batch:
     wave_lens: torch.Tensor  # (B,) samples
     targets: torch.Tensor  # (B, U) zero-padded token ids
     target_lens: torch.Tensor  # (B,)
+    aux_targets: torch.Tensor | None = None  # (B, U_aux) zero-padded phone ids, if any
+    aux_target_lens: torch.Tensor | None = None  # (B,)
 
     def pin_memory(self) -> Batch:
         return Batch(*(t.pin_memory() for t in self.tensors()))
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
-        return self.waveforms, self.wave_lens, self.targets, self.target_lens
+        main = (self.waveforms, self.wave_lens, self.targets, self.target_lens)
+        if self.aux_targets is None:
+            return main
+        return (*main, self.aux_targets, self.aux_target_lens)
 
 
 def pad_sequences(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,10 +271,10 @@ def pad_sequences(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
     return padded, lens
 
 
-def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
-    waveforms, wave_lens = pad_sequences([w for w, _ in items])
-    targets, target_lens = pad_sequences([t for _, t in items])
-    return Batch(waveforms, wave_lens, targets, target_lens)
+def collate(items: Sequence[tuple[torch.Tensor, ...]]) -> Batch:
+    """(waveform, targets[, aux_targets]) items -> one padded Batch."""
+    padded = [t for column in zip(*items, strict=True) for t in pad_sequences(column)]
+    return Batch(*padded)
 
 
 class SortedBatchSampler(Sampler[list[int]]):

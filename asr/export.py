@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import load_checkpoint, save_checkpoint
+from asr.model import drop_aux_head
 
 __all__ = ["export_model"]
 
@@ -34,6 +35,8 @@ def export_model(
     Returns the model file."""
     record = load_checkpoint(checkpoint)
     payload = {key: record[key] for key in _INFERENCE_KEYS}
+    model_config, payload["model"] = drop_aux_head(record["config"]["model"], record["model"])
+    payload["config"] = {**record["config"], "model": model_config}
     if half:  # the recognizer computes in fp32; fp16 storage halves the file
         payload["model"] = {
             k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()

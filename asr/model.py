@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["AcousticModel", "ModelConfig"]
+from asr.frames import SUBSAMPLING_FACTORS, subsampled_length, time_strides
+
+__all__ = ["AcousticModel", "ModelConfig", "drop_aux_head"]
 
 _RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -22,25 +24,31 @@ class ModelConfig:
     num_layers: int = 3  # stacked bidirectional layers
     hidden_size: int = 320  # units per direction
     dropout: float = 0.1  # between recurrent layers and before the output layer
-    subsampling: int = 4  # time reduction of the front end: 1, 2, 4 or 8
-    conv_channels: int = 32  # channels of each stride-2 convolution
+    subsampling: int = 4  # time reduction of the front end: 1, 2, 3, 4 or 8
+    conv_channels: int = 32  # channels of each front-end convolution
+    # >0: an auxiliary phone CTC head reads the output of this recurrent layer (training
+    # only: hierarchical multitask CTC; asr export drops it)
+    aux_layer: int = 0
 
     def __post_init__(self) -> None:
         if self.rnn_type not in _RNN_TYPES:
             raise ValueError(f"model.rnn_type must be 'lstm' or 'gru', got {self.rnn_type!r}")
-        if self.subsampling not in (1, 2, 4, 8):
-            raise ValueError(f"model.subsampling must be 1, 2, 4 or 8, got {self.subsampling}")
+        if self.subsampling not in SUBSAMPLING_FACTORS:
+            raise ValueError(
+                f"model.subsampling must be one of {SUBSAMPLING_FACTORS}, got {self.subsampling}"
+            )
         if self.num_layers < 1 or self.hidden_size < 1:
             raise ValueError("model.num_layers and model.hidden_size must be positive")
-
-
-def _conv_out_len(lengths: torch.Tensor) -> torch.Tensor:
-    """Frames after one kernel-3, stride-2, padding-1 convolution."""
-    return (lengths - 1) // 2 + 1
+        if not 0 <= self.aux_layer < self.num_layers:
+            raise ValueError(
+                f"model.aux_layer must be 0 (none) or a layer below the last "
+                f"(1..{self.num_layers - 1}), got {self.aux_layer}"
+            )
 
 
 class ConvSubsampling(nn.Module):
-    """log2(factor) stride-2 3x3 convolutions over (time, mel), then a linear projection.
+    """3x3 convolutions over (time, mel), each halving the mel axis and striding time as
+    `asr.frames.time_strides(factor)` says, then a linear projection.
 
     Frames past each utterance's length are zeroed after every convolution, so padding in
     a batch never leaks into real frames: a padded batch equals item-by-item inference.
@@ -48,23 +56,23 @@ class ConvSubsampling(nn.Module):
 
     def __init__(self, n_mels: int, factor: int, channels: int, out_dim: int) -> None:
         super().__init__()
-        num_convs = factor.bit_length() - 1
+        self.strides = time_strides(factor)
         self.convs = nn.ModuleList(
-            nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=2, padding=1)
-            for i in range(num_convs)
+            nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=(stride, 2), padding=1)
+            for i, stride in enumerate(self.strides)
         )
         freq = n_mels
-        for _ in range(num_convs):
+        for _ in self.strides:
             freq = (freq - 1) // 2 + 1
-        in_dim = channels * freq if num_convs else n_mels
+        in_dim = channels * freq if self.strides else n_mels
         self.proj = nn.Linear(in_dim, out_dim)
 
     def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = feats.unsqueeze(1)  # (B, T, F) -> (B, 1, T, F)
         lens = feat_lens
-        for conv in self.convs:
+        for conv, stride in zip(self.convs, self.strides, strict=True):
             x = torch.relu(conv(x))  # (B, C, T', F')
-            lens = _conv_out_len(lens)
+            lens = (lens - 1) // stride + 1
             steps = torch.arange(x.shape[2], device=x.device)
             x = x * (steps[None, :] < lens[:, None]).to(x.dtype)[:, None, :, None]
         x = x.transpose(1, 2).flatten(2)  # (B, C, T', F') -> (B, T', C * F')
@@ -100,21 +108,31 @@ class BidirectionalRNN(nn.Module):
         self.backward_layers = nn.ModuleList(rnn(n, hidden_size, batch_first=True) for n in sizes)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, T, input_size), (B,) -> (B, T, 2 * hidden_size); frames past a length are junk."""
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, tap: int = 0) -> tuple:
+        """(B, T, input_size), (B,) -> (B, T, 2H) output and, with `tap` > 0, the (B, T, 2H)
+        output of layer `tap` (else None); frames past a length are junk."""
+        tapped = None
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
             if i > 0:
                 x = self.dropout(x)
             ahead, _ = fwd(x)  # (B, T, H)
             behind, _ = bwd(reverse_within_lengths(x, lengths))  # (B, T, H), reversed time
             x = torch.cat([ahead, reverse_within_lengths(behind, lengths)], dim=-1)
-        return x
+            if i + 1 == tap:
+                tapped = x
+        return x, tapped
 
 
 class AcousticModel(nn.Module):
-    """(B, T, n_mels) features -> (B, T', vocab_size) log-probs, with T' = T / subsampling."""
+    """(B, T, n_mels) features -> (B, T', vocab_size) log-probs, with T' = T / subsampling.
 
-    def __init__(self, cfg: ModelConfig, n_mels: int, vocab_size: int) -> None:
+    With `aux_vocab_size` and `cfg.aux_layer` set, a linear head on that recurrent layer
+    gives auxiliary (phone) log-probs too, when `forward` is asked for them.
+    """
+
+    def __init__(
+        self, cfg: ModelConfig, n_mels: int, vocab_size: int, aux_vocab_size: int = 0
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         self.frontend = ConvSubsampling(n_mels, cfg.subsampling, cfg.conv_channels, cfg.hidden_size)
@@ -123,17 +141,32 @@ class AcousticModel(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(2 * cfg.hidden_size, vocab_size)
+        self.aux_output = None
+        if cfg.aux_layer and aux_vocab_size:
+            self.aux_output = nn.Linear(2 * cfg.hidden_size, aux_vocab_size)
 
     def output_lengths(self, feat_lens: torch.Tensor) -> torch.Tensor:
         """Output frames for input frame counts (B,) -> (B,)."""
-        lens = feat_lens
-        for _ in self.frontend.convs:
-            lens = _conv_out_len(lens)
-        return lens
+        return subsampled_length(feat_lens, self.cfg.subsampling)
 
-    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(B, T, n_mels), (B,) -> log_probs (B, T', V), out_lens (B,)."""
+    def forward(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor, with_aux: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        """(B, T, n_mels), (B,) -> log_probs (B, T', V), out_lens (B,); with `with_aux` (and
+        an auxiliary head) also aux_log_probs (B, T', V_aux)."""
         x, out_lens = self.frontend(feats, feat_lens)  # (B, T', H)
-        x = self.rnn(x, out_lens)  # (B, T', 2H)
+        aux = with_aux and self.aux_output is not None
+        x, tapped = self.rnn(x, out_lens, self.cfg.aux_layer if aux else 0)  # (B, T', 2H)
         logits = self.output(self.dropout(x))  # (B, T', V)
-        return torch.log_softmax(logits.float(), dim=-1), out_lens
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        if not aux:
+            return log_probs, out_lens
+        aux_logits = self.aux_output(self.dropout(tapped))  # (B, T', V_aux)
+        return log_probs, out_lens, torch.log_softmax(aux_logits.float(), dim=-1)
+
+
+def drop_aux_head(config: dict, state: dict) -> tuple[dict, dict]:
+    """An inference copy of a checkpoint's model config and weights: no auxiliary head."""
+    config = {**config, "aux_layer": 0}
+    state = {k: v for k, v in state.items() if not k.startswith("aux_output.")}
+    return config, state

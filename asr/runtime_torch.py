@@ -18,7 +18,7 @@ from asr.config import ConfigError, from_dict
 from asr.data import pad_sequences
 from asr.device import resolve_device
 from asr.features import FeatureConfig, FeatureExtractor
-from asr.model import AcousticModel, ModelConfig
+from asr.model import AcousticModel, ModelConfig, drop_aux_head
 from asr.text import Vocabulary
 
 __all__ = ["TorchRunner", "load_torch_model"]
@@ -31,12 +31,13 @@ def load_torch_model(path: str | Path) -> tuple[FeatureExtractor, AcousticModel,
     try:
         config = record["config"]
         feature_cfg = from_dict(FeatureConfig, config["features"], "features")
-        model_cfg = from_dict(ModelConfig, config["model"], "model")
+        model_config, weights = drop_aux_head(config["model"], record["model"])
+        model_cfg = from_dict(ModelConfig, model_config, "model")
         vocab = Vocabulary.from_list(record["vocab"])
         extractor = FeatureExtractor(feature_cfg)
         extractor.set_global_stats(record["features"]["mean"], record["features"]["std"])
         model = AcousticModel(model_cfg, feature_cfg.n_mels, len(vocab))
-        model.load_state_dict({k: v.float() for k, v in record["model"].items()})
+        model.load_state_dict({k: v.float() for k, v in weights.items()})
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as err:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from err
     return extractor.eval(), model.eval(), vocab

@@ -88,6 +88,7 @@ class TrainConfig:
     average_last: int = 0  # >0: at the end, average this many epoch checkpoints to averaged.pt
     average_by: str = "last"  # which epochs to average: "last" or "best" (by validation WER)
     tensorboard: bool = True  # write TensorBoard scalars to <exp>/tensorboard
+    aux_weight: float = 0.3  # weight of the phone CTC loss (with model.aux_layer > 0)
 
 
 @dataclass
@@ -148,6 +149,16 @@ class StepResult:
     out_lens: torch.Tensor  # (B,)
 
 
+def _masked_ctc(ctc, log_probs, out_lens, targets, target_lens, ok) -> torch.Tensor:
+    """Summed CTC loss of the utterances where `ok`: (B, T', V) log-probs, (B, U) targets."""
+    return ctc(
+        log_probs[ok].transpose(0, 1),  # (B, T', V) -> (T', B, V)
+        targets[ok],
+        out_lens[ok],
+        target_lens[ok],
+    )
+
+
 def compute_loss(
     model: nn.Module,
     extractor: FeatureExtractor,
@@ -156,26 +167,30 @@ def compute_loss(
     device: torch.device,
     dtype: torch.dtype,
     spec_augment: SpecAugment | None = None,
+    aux_weight: float = 0.0,
 ) -> StepResult:
-    waveforms, wave_lens, targets, target_lens = (
+    """CTC loss of a batch; with `aux_weight` > 0 and phone targets in the batch, the
+    weighted sum (1 - w) * character CTC + w * phone CTC (the phone head's loss)."""
+    waveforms, wave_lens, targets, target_lens, *aux = (
         t.to(device, non_blocking=True) for t in batch.tensors()
     )
     with torch.no_grad():
         feats, feat_lens = extractor(waveforms, wave_lens)  # (B, T, F), (B,)
         if spec_augment is not None:
             feats = spec_augment(feats, feat_lens)  # (B, T, F)
+    with_aux = bool(aux) and aux_weight > 0
     with autocast(device, dtype):
-        log_probs, out_lens = model(feats, feat_lens)  # (B, T', V), (B,)
+        log_probs, out_lens, *aux_log_probs = model(feats, feat_lens, with_aux=with_aux)
     ok = ctc_feasible(out_lens, targets, target_lens)
     count = int(ok.sum())
     if count == 0:
         return StepResult(log_probs.sum() * 0.0, 0, len(ok), log_probs, out_lens)
-    loss = ctc(
-        log_probs[ok].transpose(0, 1),  # (B, T', V) -> (T', B, V)
-        targets[ok],
-        out_lens[ok],
-        target_lens[ok],
-    )
+    loss = _masked_ctc(ctc, log_probs, out_lens, targets, target_lens, ok)
+    if with_aux and aux_log_probs:
+        aux_targets, aux_lens = aux
+        aux_ok = ok & ctc_feasible(out_lens, aux_targets, aux_lens)
+        aux_loss = _masked_ctc(ctc, aux_log_probs[0], out_lens, aux_targets, aux_lens, aux_ok)
+        loss = (1 - aux_weight) * loss + aux_weight * aux_loss
     return StepResult(loss / count, count, len(ok) - count, log_probs, out_lens)
 
 
@@ -273,6 +288,24 @@ def make_loader(
     )
 
 
+def phone_targets(utterances) -> list[list[int]]:
+    """Phone-head targets of each utterance (CMUdict, espeak-ng for other words)."""
+    from asr.pronounce import Pronouncer
+
+    pronouncer = Pronouncer.default()
+    texts = [normalize_text(u.text) for u in utterances]
+    pronouncer.prepare(word for text in texts for word in text.split())
+    targets = [pronouncer.encode(text) for text in texts]
+    if pronouncer.unknown:
+        log.warning(
+            "%d word(s) without a pronunciation left out of the phone targets: %s",
+            len(pronouncer.unknown),
+            ", ".join(sorted(pronouncer.unknown)[:20]),
+        )
+    log.info("phone targets: %d words spelled by espeak-ng", len(pronouncer.guessed))
+    return targets
+
+
 def load_split(
     path: str, max_duration: float, vocab: Vocabulary, sample_rate: int, skip_unreadable=False
 ):
@@ -343,7 +376,13 @@ def build_trainer(
     if cfg.features.normalization == "global" and estimate_stats:
         estimate_feature_stats(extractor, train_set, cfg.train.stats_utterances, cfg.train.seed)
     extractor.to(device)
-    model = AcousticModel(cfg.model, cfg.features.n_mels, len(vocab)).to(device)
+    aux_vocab_size = 0
+    if cfg.model.aux_layer:
+        from asr.pronounce import PHONE_TOKENS
+
+        train_set.aux_targets = phone_targets(train_set.utterances)
+        aux_vocab_size = len(PHONE_TOKENS)
+    model = AcousticModel(cfg.model, cfg.features.n_mels, len(vocab), aux_vocab_size).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
@@ -397,12 +436,20 @@ def _backward_group(tr: Trainer, ctc: nn.CTCLoss, batches: list[Batch]) -> torch
     total = float(all_reduce_sum(torch.tensor([float(local)]))[0])
     weight = tr.dist.world_size / max(1.0, total)
     loss_sum, count = 0.0, 0
+    spec_augment = tr.spec_augment if tr.cfg.augment.active(tr.epoch) else None
     for i, batch in enumerate(batches):
         last = i == len(batches) - 1
         sync = contextlib.nullcontext() if last or not tr.dist.enabled else tr.model.no_sync()
         with sync:
             result = compute_loss(
-                tr.model, tr.extractor, batch, ctc, tr.device, tr.dtype, tr.spec_augment
+                tr.model,
+                tr.extractor,
+                batch,
+                ctc,
+                tr.device,
+                tr.dtype,
+                spec_augment,
+                tr.cfg.train.aux_weight,
             )
             summed = result.loss * result.utterances
             tr.scaler.scale(summed * weight).backward()

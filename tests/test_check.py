@@ -127,7 +127,7 @@ def test_cli_check_exit_codes(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "seconds, subsampling, frames",
-    [(1.0, 4, 26), (1.0, 1, 101), (0.2, 4, 6), (0.0, 2, 1)],
+    [(1.0, 4, 26), (1.0, 1, 101), (0.2, 4, 6), (0.0, 2, 1), (1.0, 3, 34), (0.2, 3, 7)],
 )
 def test_output_frames_matches_model_arithmetic(seconds, subsampling, frames):
     assert output_frames(seconds, CheckConfig(subsampling=subsampling)) == frames

@@ -5,7 +5,8 @@ from asr.model import AcousticModel, ModelConfig
 
 
 @pytest.mark.parametrize(
-    ("rnn_type", "subsampling"), [("lstm", 4), ("gru", 4), ("lstm", 2), ("gru", 8), ("lstm", 1)]
+    ("rnn_type", "subsampling"),
+    [("lstm", 4), ("gru", 4), ("lstm", 2), ("lstm", 3), ("gru", 8), ("lstm", 1)],
 )
 def test_padded_batch_equals_item_by_item(rnn_type, subsampling):
     torch.manual_seed(0)
@@ -26,7 +27,8 @@ def test_padded_batch_equals_item_by_item(rnn_type, subsampling):
 
 @pytest.mark.parametrize(
     ("subsampling", "frames", "expected"),
-    [(4, 1000, 250), (4, 101, 26), (2, 7, 4), (8, 1000, 125), (1, 33, 33)],
+    [(4, 1000, 250), (4, 101, 26), (2, 7, 4), (8, 1000, 125), (1, 33, 33), (3, 1000, 334)]
+    + [(3, 101, 34), (3, 3, 1), (3, 4, 2)],
 )
 def test_output_lengths(subsampling, frames, expected):
     model = AcousticModel(ModelConfig(subsampling=subsampling, hidden_size=16), 80, 29)
@@ -47,7 +49,27 @@ def test_reference_model_size():
     assert 6e6 < sum(p.numel() for p in model.parameters()) < 8e6
 
 
-@pytest.mark.parametrize("field", [{"rnn_type": "transformer"}, {"subsampling": 3}])
+@pytest.mark.parametrize("field", [{"rnn_type": "transformer"}, {"subsampling": 5}])
 def test_rejects_bad_config(field):
     with pytest.raises(ValueError):
         ModelConfig(**field)
+
+
+def test_x3_front_end_keeps_every_ctc_feasible_transcript_trainable():
+    """At x3 (30 ms frames) an utterance's output frames, from the model itself, are what
+    the data check and the CTC feasibility rule assume: a transcript fits exactly when
+    ctc_min_frames(target) <= output frames."""
+    from asr.check import CheckConfig, output_frames
+    from asr.frames import ctc_min_frames
+    from asr.train import ctc_feasible
+
+    model = AcousticModel(ModelConfig(subsampling=3, num_layers=1, hidden_size=8), 80, 29)
+    for seconds in (0.25, 1.0, 2.37):
+        frames = int(round(seconds * 100)) + 1  # centered STFT, 10 ms hop
+        _, out_lens = model(torch.zeros(1, frames, 80), torch.tensor([frames]))
+        n = int(out_lens[0])
+        assert n == output_frames(seconds, CheckConfig(subsampling=3)) == -(-frames // 3)
+        for target in ([1] * (n // 2), [1, 2] * (n // 2) + [3], [5] * (n // 2 + 1)):
+            ids = torch.tensor([target])
+            fits = ctc_feasible(out_lens, ids, torch.tensor([len(target)]))
+            assert bool(fits[0]) == (ctc_min_frames(target) <= n)

@@ -1,0 +1,38 @@
+"""Frame arithmetic shared by the model, the data checks and training: how the front end's
+strides shorten an utterance, and how many output frames CTC needs for a transcript.
+
+Pure integer rules with no torch dependency; the functions take ints or integer tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["SUBSAMPLING_FACTORS", "ctc_min_frames", "subsampled_length", "time_strides"]
+
+# Time strides of the front end's convolutions (kernel 3, padding 1) for each factor.
+# x3 keeps two convolutions (the second one halves only the mel axis), so its projection
+# has the same input size as x4's.
+_TIME_STRIDES = {1: (), 2: (2,), 3: (3, 1), 4: (2, 2), 8: (2, 2, 2)}
+SUBSAMPLING_FACTORS = tuple(_TIME_STRIDES)
+
+
+def time_strides(factor: int) -> tuple[int, ...]:
+    """Time stride of each front-end convolution for a subsampling `factor`."""
+    if factor not in _TIME_STRIDES:
+        raise ValueError(f"subsampling must be one of {SUBSAMPLING_FACTORS}, got {factor}")
+    return _TIME_STRIDES[factor]
+
+
+def subsampled_length(frames, factor: int):
+    """Output frames for `frames` feature frames (an int or an integer tensor)."""
+    for stride in time_strides(factor):
+        frames = (frames - 1) // stride + 1  # kernel 3, padding 1, this stride
+    return frames
+
+
+def ctc_min_frames(target: Sequence) -> int:
+    """Frames CTC needs for `target` (a string or token ids without blanks): one per
+    symbol plus a blank between repeated neighbours."""
+    repeats = sum(1 for a, b in zip(target, target[1:], strict=False) if a == b)
+    return len(target) + repeats
