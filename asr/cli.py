@@ -266,8 +266,12 @@ def _eval_dir(args) -> Path:
 
 
 def _run_evaluate(args) -> int:
-    from asr.evaluate import evaluate_manifest
     from asr.transcribe import load_model
+
+    try:
+        from asr.evaluate import evaluate_manifest
+    except ModuleNotFoundError as err:  # its manifest reader (asr.data) imports torch
+        raise ConfigError(f"asr evaluate needs {err.name}: pip install 'asr[train]'") from err
 
     options = decoding_options(args)
     recognizer = load_model(args.model, args.device, args.runtime)

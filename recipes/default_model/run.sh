@@ -41,15 +41,16 @@ if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
         --memory 3G --quantize 8 --out exp/lm/small
 fi
 if ((STAGE <= 5 && 5 <= STOP_STAGE)); then
-    # fp16 weights + LM + lexicon; LM weight and word score tuned on the held-out 64:
-    # the default grid, then a finer one around its best (1.0-1.5, -1).
-    $ASR export exp/dm_a --out "$OUT" --half --lm exp/lm/small
+    # fp16 weights + ONNX graph (the light runtime's) + LM + lexicon; LM weight and word
+    # score tuned on the held-out 64: the default grid, then a finer one around its best
+    # (1.0-1.5, -1).
+    $ASR export exp/dm_a --out "$OUT" --half --onnx --lm exp/lm/small
     $ASR decode tune "$OUT" data/manifests/mini_split/held_out.jsonl
     $ASR decode tune "$OUT" data/manifests/mini_split/held_out.jsonl \
         --lm-weights 1.25 1.5 1.75 2.0 --word-scores -3 -2 -1 0
     if ((SHIP)); then
         rm -rf data/models/en-default && mkdir -p data/models/en-default/lm
-        cp "$OUT/model.pt" "$OUT/decoding.json" data/models/en-default/
+        cp "$OUT/model.pt" "$OUT/model.onnx" "$OUT/decoding.json" data/models/en-default/
         cp "$OUT"/lm/{lm.bin,lexicon.txt,lm.json} data/models/en-default/lm/
     fi
 fi
