@@ -29,6 +29,7 @@ __all__ = [
     "add_noise",
     "speed_perturb",
     "speed_perturbed_length",
+    "warp_mel",
 ]
 
 _NOISE_EXTENSIONS = {".wav", ".flac", ".ogg"}
@@ -49,6 +50,10 @@ class AugmentConfig:
     snr_min: float = 5.0  # lowest signal-to-noise ratio, dB
     snr_max: float = 30.0  # highest signal-to-noise ratio, dB
     start_epoch: int = 0  # epochs trained without any augmentation first (leave the blank plateau)
+    # >0: vocal tract length perturbation, each utterance's mel axis warped by a factor
+    # drawn from [1 - vtlp, 1 + vtlp] (a new speaker's formants; Jaitly and Hinton 2013)
+    vtlp: float = 0.0
+    vtlp_boundary: float = 0.8  # fraction of the mel axis warped linearly; the rest is fixed up
 
     def __post_init__(self) -> None:
         self.speeds = list(self.speeds)
@@ -58,6 +63,8 @@ class AugmentConfig:
             raise ValueError(f"augment.noise_prob must be in [0, 1], got {self.noise_prob}")
         if self.snr_min > self.snr_max:
             raise ValueError(f"augment.snr_min {self.snr_min} > snr_max {self.snr_max}")
+        if not 0.0 <= self.vtlp < 0.5:
+            raise ValueError(f"augment.vtlp must be in [0, 0.5), got {self.vtlp}")
         if self.start_epoch < 0:
             raise ValueError(f"augment.start_epoch must be >= 0, got {self.start_epoch}")
 
@@ -68,6 +75,10 @@ class AugmentConfig:
     @property
     def waveform_enabled(self) -> bool:
         return self.speed_perturb or self.noise_prob > 0
+
+    @property
+    def feature_enabled(self) -> bool:
+        return self.spec_augment or self.vtlp > 0
 
 
 def _speed_ratio(speed: float) -> tuple[int, int]:
@@ -166,8 +177,41 @@ class AugmentedDataset(Dataset):
         return torch.from_numpy(np.tile(noise, reps)[start : start + num_samples])
 
 
+def vtlp_source_bins(num_bins: int, alphas: torch.Tensor, boundary: float) -> torch.Tensor:
+    """(B,) warp factors -> (B, F) fractional source bin of each output mel bin.
+
+    Piecewise linear (Jaitly and Hinton 2013): output bin f reads bin f / alpha below
+    `boundary` * (F - 1); above it the map runs straight to the top bin, which stays put.
+    alpha > 1 moves spectral content up (a shorter vocal tract), alpha < 1 down.
+    """
+    top = num_bins - 1
+    knee = boundary * top
+    bins = torch.arange(num_bins, dtype=torch.float32)[None, :]  # (1, F)
+    alphas = alphas.float()[:, None]  # (B, 1)
+    low = bins / alphas
+    at_knee = knee / alphas
+    high = at_knee + (bins - knee) * (top - at_knee) / max(top - knee, 1e-6)
+    return torch.where(bins <= knee, low, high).clamp(0, top)
+
+
+def warp_mel(feats: torch.Tensor, alphas: torch.Tensor, boundary: float) -> torch.Tensor:
+    """(B, T, F) features, (B,) warp factors -> (B, T, F) with each utterance's mel axis
+    warped (linear interpolation between neighbouring bins)."""
+    batch, frames, num_bins = feats.shape
+    source = vtlp_source_bins(num_bins, alphas, boundary).to(feats.device)  # (B, F)
+    lower = source.floor().long().clamp(max=num_bins - 1)
+    upper = (lower + 1).clamp(max=num_bins - 1)
+    frac = (source - lower).to(feats.dtype)[:, None, :]  # (B, 1, F)
+    index = (batch, frames, num_bins)
+    below = feats.gather(2, lower[:, None, :].expand(index))  # (B, T, F)
+    above = feats.gather(2, upper[:, None, :].expand(index))
+    return below + frac * (above - below)
+
+
 class SpecAugment(nn.Module):
-    """Frequency masks over all frames, time masks within each utterance's real frames."""
+    """Feature-domain augmentation: VTLP mel-axis warping (with augment.vtlp), then
+    frequency masks over all frames and time masks within each utterance's real frames
+    (with augment.spec_augment)."""
 
     def __init__(self, cfg: AugmentConfig):
         super().__init__()
@@ -176,6 +220,11 @@ class SpecAugment(nn.Module):
 
     def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> torch.Tensor:
         """(B, T, F), (B,) -> (B, T, F) with masked regions set to 0 (the normalized mean)."""
+        if self.cfg.vtlp > 0:
+            alphas = 1 + self.cfg.vtlp * (2 * torch.rand(feats.shape[0]) - 1)  # (B,)
+            feats = warp_mel(feats, alphas, self.cfg.vtlp_boundary)
+        if not self.cfg.spec_augment:
+            return feats
         x = feats.transpose(1, 2).unsqueeze(1)  # (B, T, F) -> (B, 1, F, T)
         for _ in range(self.cfg.freq_masks):
             x = self.freq_mask(x)

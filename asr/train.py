@@ -412,7 +412,7 @@ def build_trainer(
         dtype,
         dist=dist,
         scaler=_make_scaler(device, dtype),
-        spec_augment=SpecAugment(cfg.augment) if cfg.augment.spec_augment else None,
+        spec_augment=SpecAugment(cfg.augment) if cfg.augment.feature_enabled else None,
     )
 
 

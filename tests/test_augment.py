@@ -120,3 +120,33 @@ def test_missing_noise_folder_is_named(tmp_path):
 def test_bad_config_is_rejected(kwargs):
     with pytest.raises(ValueError):
         AugmentConfig(**kwargs)
+
+
+def test_vtlp_identity_and_direction():
+    from asr.augment import vtlp_source_bins, warp_mel
+
+    feats = torch.randn(3, 7, 80)
+    same = warp_mel(feats, torch.ones(3), 0.8)
+    torch.testing.assert_close(same, feats)
+    source = vtlp_source_bins(80, torch.tensor([0.9, 1.1]), 0.8)  # (2, 80)
+    assert source[:, 0].tolist() == [0.0, 0.0] and source[:, -1].tolist() == [79.0, 79.0]
+    assert bool((source[:, 1:] >= source[:, :-1]).all())  # monotonic: no folded spectrum
+    # alpha 1.1 reads lower bins (content moves up), alpha 0.9 higher ones
+    assert source[1, 40] < 40 < source[0, 40]
+    # a peak at bin 30 moves to about 33 with alpha 1.1
+    peak = torch.zeros(1, 1, 80)
+    peak[0, 0, 30] = 1.0
+    warped = warp_mel(peak, torch.tensor([1.1]), 0.8)
+    assert int(warped[0, 0].argmax()) == 33
+
+
+def test_vtlp_runs_without_spec_augment_masks():
+    torch.manual_seed(0)
+    cfg = AugmentConfig(vtlp=0.1)
+    assert cfg.feature_enabled and not cfg.spec_augment
+    feats = torch.randn(2, 50, 80)
+    out = SpecAugment(cfg)(feats, torch.tensor([50, 30]))
+    assert out.shape == feats.shape and not torch.equal(out, feats)
+    assert bool((out != 0).all())  # warped, not masked
+    with pytest.raises(ValueError, match="vtlp"):
+        AugmentConfig(vtlp=0.7)

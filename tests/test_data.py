@@ -59,3 +59,19 @@ def test_write_then_read(tmp_path):
         (str((tmp_path / "wav" / "x.wav").resolve()), 2.0, "Some Text", "x1", "spk"),
         ("/elsewhere/y.flac", 0.5, "more", "y", ""),
     ]
+
+
+def test_split_by_speakers_is_speaker_disjoint():
+    from asr.data import Utterance, split_by_speakers
+
+    utts = [Utterance(f"/a/{i}.wav", 1.0, "x", speaker=str(i % 4)) for i in range(12)]
+    kept, held = split_by_speakers(utts, ["1", "3"])
+    assert {u.speaker for u in held} == {"1", "3"} and {u.speaker for u in kept} == {"0", "2"}
+    assert len(kept) + len(held) == 12
+    assert [u.audio_filepath for u in held] == [f"/a/{i}.wav" for i in (1, 3, 5, 7, 9, 11)]
+    with pytest.raises(ValueError, match="not in the manifest"):
+        split_by_speakers(utts, ["9"])
+    with pytest.raises(ValueError, match="nothing to train"):
+        split_by_speakers(utts, ["0", "1", "2", "3"])
+    with pytest.raises(ValueError, match="without a speaker"):
+        split_by_speakers([Utterance("/b.wav", 1.0, "x")], ["1"])
