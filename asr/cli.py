@@ -24,7 +24,7 @@ from pathlib import Path
 
 from asr.audio import AudioError
 from asr.config import ConfigError
-from asr.lm import LMError
+from asr.inference.lm import LMError
 
 __all__ = ["main"]
 
@@ -93,8 +93,8 @@ def _add_search_args(parser: argparse.ArgumentParser) -> None:
 def decoding_options(args):
     """DecodingOptions from the model folder's defaults and the command-line flags."""
     from asr.decode import DecodingOptions
-    from asr.lm import read_lm_info
-    from asr.model_folder import default_decoding, lexicon_for
+    from asr.inference.lm import read_lm_info
+    from asr.inference.model_folder import default_decoding, lexicon_for
     from asr.transcribe import resolve_model_path
 
     fields = default_decoding(resolve_model_path(args.model))
@@ -181,7 +181,7 @@ def expand_audio_paths(items: list[str]) -> list[Path]:
 
 
 def _run_transcribe(args) -> int:
-    from asr.segment import SegmentConfig
+    from asr.inference.segment import SegmentConfig
     from asr.transcribe import load_model
 
     paths = expand_audio_paths(args.audio)
@@ -214,7 +214,7 @@ def _run_transcribe(args) -> int:
 
 def format_transcript(result, output_format: str, options) -> str:
     """One transcript as the file contents of `output_format`."""
-    from asr import formats
+    from asr.inference import formats
 
     if output_format == "txt":
         return formats.to_txt(result.text)
@@ -335,7 +335,7 @@ def _add_train(sub) -> None:
 
 def _run_train(args) -> int:
     from asr.config import load_toml
-    from asr.train import ExperimentConfig, NonFiniteLossError, fit
+    from asr.training.loop import ExperimentConfig, NonFiniteLossError, fit
 
     overrides = list(args.overrides)
     if args.max_batch_seconds is not None:
@@ -375,7 +375,7 @@ def _add_average(sub) -> None:
 
 
 def _run_average(args) -> int:
-    from asr.average import average_experiment, select_checkpoints
+    from asr.training.average import average_experiment, select_checkpoints
 
     by, num = ("last", args.last) if args.last is not None else ("best", args.best)
     paths = select_checkpoints(args.exp_dir, num, by)
@@ -430,7 +430,7 @@ def _add_split(data_sub) -> None:
 
 
 def _run_split(args) -> int:
-    from asr.data import read_manifest, split_by_speakers, split_held_out, write_manifest
+    from asr.manifest import read_manifest, split_by_speakers, split_held_out, write_manifest
 
     utterances = read_manifest(args.manifest)
     if args.speakers:
@@ -445,7 +445,7 @@ def _run_split(args) -> int:
 
 
 def _run_tones(args) -> int:
-    from asr.tones import make_tone_corpus
+    from asr.corpora.tones import make_tone_corpus
 
     manifest = make_tone_corpus(args.out, args.num, args.seed)
     print(f"wrote {args.num} utterances: {manifest}")
@@ -510,11 +510,11 @@ def _add_data_prepare(data_sub) -> None:
 
 
 def _prepare_splits(args) -> dict[str, list]:
-    from asr import corpora
+    from asr.corpora import importers as corpora
 
     if args.corpus == "librispeech":
         if args.download:
-            from asr.download import download_librispeech
+            from asr.corpora.download import download_librispeech
 
             subsets = args.subsets or ["train-clean-5", "dev-clean-2"]
             for subset in subsets:
@@ -536,8 +536,8 @@ def _prepare_splits(args) -> dict[str, list]:
 
 
 def _run_prepare(args) -> int:
-    from asr.corpora import DurationFilter, filter_by_duration
-    from asr.data import write_dropped, write_manifest
+    from asr.corpora.importers import DurationFilter, filter_by_duration
+    from asr.manifest import write_dropped, write_manifest
 
     limits = DurationFilter(args.min_duration, args.max_duration)
     out = Path(args.out)
@@ -602,9 +602,9 @@ def _add_data_check(data_sub) -> None:
 
 
 def _check_config(args):
-    from asr.check import CheckConfig
     from asr.config import load_toml
-    from asr.train import ExperimentConfig
+    from asr.corpora.check import CheckConfig
+    from asr.training.loop import ExperimentConfig
 
     cfg = load_toml(ExperimentConfig, args.config, []) if args.config else ExperimentConfig()
     return CheckConfig(
@@ -622,7 +622,7 @@ def _check_config(args):
 def _run_check(args) -> int:
     from collections import Counter
 
-    from asr.check import check_manifest, write_clean
+    from asr.corpora.check import check_manifest, write_clean
 
     report = check_manifest(args.manifest, _check_config(args))
     for problem in report.problems:
@@ -638,7 +638,7 @@ def _run_check(args) -> int:
 
 
 def _add_data_synth(data_sub) -> None:
-    from asr.synth import VOICES
+    from asr.corpora.synth import VOICES
 
     p = data_sub.add_parser(
         "synth",
@@ -664,7 +664,7 @@ def _run_synth(args) -> int:
     import random
     import time
 
-    from asr.synth import SynthConfig, read_sentences, synthesize_corpus, write_corpus
+    from asr.corpora.synth import SynthConfig, read_sentences, synthesize_corpus, write_corpus
 
     sentences, rejected = read_sentences(args.text, args.min_words, args.max_words)
     print(f"{len(sentences)} usable sentences; {len(rejected)} left out by length or spelling")
@@ -750,7 +750,7 @@ def _add_lm(sub) -> None:
 
 
 def _run_lm_prepare(args) -> int:
-    from asr.lm import prepare_text
+    from asr.inference.lm import prepare_text
 
     try:
         ids = {int(x) for item in args.exclude_ids for x in item.split(",") if x.strip()}
@@ -766,7 +766,7 @@ def _run_lm_prepare(args) -> int:
 
 
 def _run_lm_build(args) -> int:
-    from asr.lm import build_lm
+    from asr.inference.lm import build_lm
 
     info = build_lm(
         args.text,
@@ -811,8 +811,8 @@ def _add_decode(sub) -> None:
 def _run_tune(args) -> int:
     from dataclasses import replace
 
+    from asr.inference.tune import cache_log_probs, grid_search, write_decoding
     from asr.transcribe import load_model
-    from asr.tune import cache_log_probs, grid_search, write_decoding
 
     options = replace(decoding_options(args), decoder="beam")
     if not options.lm_path:
@@ -862,7 +862,7 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from asr.export import export_model
+    from asr.inference.export import export_model
 
     model_file = export_model(args.model, args.out, args.half, args.lm, args.onnx, args.int8)
     for path in sorted(model_file.parent.glob("model.*")):
@@ -983,17 +983,17 @@ _USER_ERRORS = (
     ("asr.audio", "AudioError"),
     ("asr.checkpoint", "CheckpointError"),
     ("asr.config", "ConfigError"),
-    ("asr.corpora", "CorpusError"),
-    ("asr.download", "DownloadError"),
-    ("asr.data", "ManifestError"),
-    ("asr.synth", "SynthError"),
-    ("asr.lm", "LMError"),
+    ("asr.corpora.importers", "CorpusError"),
+    ("asr.corpora.download", "DownloadError"),
+    ("asr.manifest", "ManifestError"),
+    ("asr.corpora.synth", "SynthError"),
+    ("asr.inference.lm", "LMError"),
 )
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """The error classes of _USER_ERRORS whose modules are loaded. Only a loaded module can
-    have raised one, and importing the others here would load torch (asr.data, asr.synth)
+    have raised one, and importing the others here would load torch
     into a command that does not need it, or fail in an install without it."""
     loaded = [getattr(sys.modules[m], name) for m, name in _USER_ERRORS if m in sys.modules]
     return (*loaded, FileNotFoundError)

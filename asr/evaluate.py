@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from asr.data import read_manifest
 from asr.decode import DecodingOptions
+from asr.manifest import read_manifest
 from asr.metrics import ErrorCounts, error_counts, score_utterance
 from asr.text import normalize_text
 from asr.transcribe import Recognizer

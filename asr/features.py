@@ -7,6 +7,8 @@ before training and stored with the model (the ESPnet/NeMo default), or per utte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torchaudio.functional as AF
 from torch import nn
@@ -14,7 +16,13 @@ from torch import nn
 # The config and frame count live beside the numpy twin (logmel.py), which needs no torch.
 from asr.logmel import FeatureConfig, frame_count
 
-__all__ = ["FeatureConfig", "FeatureExtractor", "frame_count", "log_mel_spectrogram"]
+__all__ = [
+    "FeatureConfig",
+    "FeatureExtractor",
+    "frame_count",
+    "log_mel_spectrogram",
+    "pad_sequences",
+]
 
 _LOG_OFFSET = 1e-6  # keeps log() finite on digital silence
 
@@ -45,6 +53,15 @@ def log_mel_spectrogram(
     mel = torch.matmul(power.transpose(1, 2), mel_fbank)  # (B, T, F') @ (F', n_mels)
     feat_lens = frame_count(wave_lens, cfg.hop_length)
     return torch.log(mel + _LOG_OFFSET), feat_lens
+
+
+def pad_sequences(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-D tensors (waveforms, token ids) -> (B, max_len) zero-padded, (B,) lengths."""
+    lens = torch.tensor([len(x) for x in items], dtype=torch.long)
+    padded = torch.zeros(len(items), int(lens.max()) if len(items) else 0, dtype=items[0].dtype)
+    for i, x in enumerate(items):
+        padded[i, : len(x)] = x
+    return padded, lens
 
 
 def _valid_mask(feat_lens: torch.Tensor, max_len: int) -> torch.Tensor:

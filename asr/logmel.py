@@ -1,6 +1,6 @@
 """Log-mel features in numpy: the inference twin of features.py, importing no torch.
 
-The light runtime (onnxruntime, `asr/runtime_onnx.py`) computes its features here; they
+The light runtime (onnxruntime, `asr/inference/runtime_onnx.py`) computes its features here; they
 equal `FeatureExtractor`'s within 1e-4 (tests/test_light.py). The filterbank is the
 slaney-scale, slaney-normalized one of torchaudio's `melscale_fbanks` (and librosa's),
 recomputed here; the STFT runs in float64, so the remaining difference is torch's

@@ -1,57 +1,33 @@
-"""Manifests (JSON lines, NeMo's convention), the speech dataset, batching and padding.
+"""Manifests: JSON lines in NeMo's convention, the schema every stage reads and writes.
 
 A manifest line is `{"audio_filepath": ..., "duration": seconds, "text": ...}`, optionally
-with "id" and "speaker". Relative paths resolve against the manifest's folder.
+with "id" and "speaker". Relative paths resolve against the manifest's folder. No torch:
+importers, checks, evaluation and tuning read manifests on the light install too.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import math
 import random
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch.utils.data import Dataset, Sampler
-
-from asr.audio import AudioError, audio_info, load_audio
-from asr.text import Vocabulary, normalize_text
+from asr.audio import AudioError, audio_info
 
 __all__ = [
-    "DataConfig",
     "ManifestError",
-    "SpeechDataset",
-    "SortedBatchSampler",
     "Utterance",
-    "collate",
     "find_unreadable",
     "parse_manifest_line",
     "read_manifest",
+    "split_by_speakers",
+    "split_held_out",
     "write_dropped",
     "write_manifest",
 ]
 
-log = logging.getLogger(__name__)
-
 _REQUIRED = ("audio_filepath", "duration", "text")
-
-
-@dataclass
-class DataConfig:
-    train_manifest: str = ""  # JSON-lines manifest to train on
-    valid_manifest: str = ""  # JSON-lines manifest for validation loss and WER each epoch
-    batch_size: int = 16  # utterances per batch
-    num_workers: int = 2  # audio-loading worker processes (0: load in the main process)
-    max_duration: float = 30.0  # seconds; longer training utterances are skipped and counted
-    sort_window: int = 50  # batches drawn from one shuffled window, sorted by duration
-    skip_unreadable: bool = False  # skip (and report) entries with unreadable audio, not fail
-    max_batch_seconds: float = 0.0  # >0: batches of this much padded audio, not batch_size
-    num_buckets: int = 30  # duration buckets of dynamic batching (batches never mix buckets)
 
 
 class ManifestError(ValueError):
@@ -186,125 +162,3 @@ def split_by_speakers(
         raise ValueError("holding out every speaker leaves nothing to train on")
     kept = [u for u in utterances if u.speaker not in wanted]
     return kept, [u for u in utterances if u.speaker in wanted]
-
-
-def prepare_targets(utterances: Sequence[Utterance], vocab: Vocabulary) -> list[list[int]]:
-    """Normalize and encode transcripts. Characters the vocabulary lacks are logged with
-    counts and an example line, then left out of the target."""
-    unknown: Counter[str] = Counter()
-    examples: dict[str, Utterance] = {}
-    targets = []
-    for utt in utterances:
-        text = normalize_text(utt.text)
-        missing = vocab.find_unknown(text)
-        for ch in missing:
-            unknown[ch] += text.count(ch)
-            examples.setdefault(ch, utt)
-        targets.append(vocab.encode("".join(ch for ch in text if ch not in missing)))
-    for ch, count in unknown.most_common():
-        utt = examples[ch]
-        log.warning(
-            "character %r outside the vocabulary: %d occurrence(s) removed from targets "
-            "(first in %s, manifest line %d)",
-            ch,
-            count,
-            utt.audio_filepath,
-            utt.line,
-        )
-    return targets
-
-
-class SpeechDataset(Dataset):
-    """Utterances -> (waveform (S,), target ids (U,)) at the feature sample rate, plus the
-    auxiliary (phone) target ids (U_aux,) when `aux_targets` are given."""
-
-    def __init__(
-        self,
-        utterances: Sequence[Utterance],
-        vocab: Vocabulary,
-        sample_rate: int,
-        aux_targets: Sequence[Sequence[int]] | None = None,
-    ):
-        self.utterances = list(utterances)
-        self.targets = prepare_targets(self.utterances, vocab)
-        self.sample_rate = sample_rate
-        if aux_targets is not None and len(aux_targets) != len(self.utterances):
-            raise ValueError(f"{len(aux_targets)} aux targets for {len(self.utterances)} utts")
-        self.aux_targets = aux_targets
-
-    def __len__(self) -> int:
-        return len(self.utterances)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        waveform = load_audio(self.utterances[index].audio_filepath, self.sample_rate)
-        item = (torch.from_numpy(waveform), torch.tensor(self.targets[index], dtype=torch.long))
-        if self.aux_targets is None:
-            return item
-        return (*item, torch.tensor(self.aux_targets[index], dtype=torch.long))
-
-
-@dataclass
-class Batch:
-    waveforms: torch.Tensor  # (B, S) zero-padded
-    wave_lens: torch.Tensor  # (B,) samples
-    targets: torch.Tensor  # (B, U) zero-padded token ids
-    target_lens: torch.Tensor  # (B,)
-    aux_targets: torch.Tensor | None = None  # (B, U_aux) zero-padded phone ids, if any
-    aux_target_lens: torch.Tensor | None = None  # (B,)
-
-    def pin_memory(self) -> Batch:
-        return Batch(*(t.pin_memory() for t in self.tensors()))
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        main = (self.waveforms, self.wave_lens, self.targets, self.target_lens)
-        if self.aux_targets is None:
-            return main
-        return (*main, self.aux_targets, self.aux_target_lens)
-
-
-def pad_sequences(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """1-D tensors -> (B, max_len) zero-padded, (B,) lengths."""
-    lens = torch.tensor([len(x) for x in items], dtype=torch.long)
-    padded = torch.zeros(len(items), int(lens.max()) if len(items) else 0, dtype=items[0].dtype)
-    for i, x in enumerate(items):
-        padded[i, : len(x)] = x
-    return padded, lens
-
-
-def collate(items: Sequence[tuple[torch.Tensor, ...]]) -> Batch:
-    """(waveform, targets[, aux_targets]) items -> one padded Batch."""
-    padded = [t for column in zip(*items, strict=True) for t in pad_sequences(column)]
-    return Batch(*padded)
-
-
-class SortedBatchSampler(Sampler[list[int]]):
-    """Batches of similar duration: shuffle, sort each window of `sort_window` batches by
-    duration, cut it into batches, shuffle the batches. Seeded per epoch."""
-
-    def __init__(
-        self, durations: Sequence[float], batch_size: int, sort_window: int = 50, seed: int = 0
-    ):
-        self.durations = np.asarray(durations)
-        self.batch_size = batch_size
-        self.window = batch_size * max(1, sort_window)
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.durations) / self.batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        rng = random.Random(self.seed * 100_003 + self.epoch)
-        order = list(range(len(self.durations)))
-        rng.shuffle(order)
-        batches = []
-        for start in range(0, len(order), self.window):
-            window = sorted(order[start : start + self.window], key=lambda i: self.durations[i])
-            batches += [
-                window[i : i + self.batch_size] for i in range(0, len(window), self.batch_size)
-            ]
-        rng.shuffle(batches)
-        return iter(batches)

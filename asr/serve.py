@@ -46,10 +46,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from asr import formats
 from asr.audio import AudioError
 from asr.decode import DecodingOptions
-from asr.segment import SegmentConfig
+from asr.inference import formats
+from asr.inference.segment import SegmentConfig
 from asr.transcribe import Recognizer, Transcript
 
 __all__ = ["RESPONSE_FORMATS", "RecognitionQueue", "ServeConfig", "create_app", "run_server"]

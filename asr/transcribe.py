@@ -20,12 +20,12 @@ from typing import Protocol
 
 import numpy as np
 
-from asr.align import WordTiming, align_words
 from asr.audio import audio_info, load_audio
 from asr.checkpoint import CheckpointError
 from asr.decode import DecodingOptions, Hypothesis, as_array, decode
-from asr.model_folder import default_decoding
-from asr.segment import SegmentConfig, iter_chunks
+from asr.inference.align import WordTiming, align_words
+from asr.inference.model_folder import default_decoding
+from asr.inference.segment import SegmentConfig, iter_chunks
 from asr.text import Vocabulary
 
 __all__ = [
@@ -100,7 +100,7 @@ class Recognizer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Recognizer:
         """The PyTorch runtime on a checkpoint file or folder (folder/model.pt)."""
-        from asr.runtime_torch import TorchRunner
+        from asr.inference.runtime_torch import TorchRunner
 
         return cls(TorchRunner.from_checkpoint(path, device), str(path))
 
@@ -228,11 +228,11 @@ def load_model(
     """
     path = resolve_model_path(path)
     if resolve_runtime(path, runtime, device) == "onnx":
-        from asr.runtime_onnx import OnnxRunner
+        from asr.inference.runtime_onnx import OnnxRunner
 
         runner = OnnxRunner.from_file(onnx_graph(path))
     else:
-        from asr.runtime_torch import TorchRunner
+        from asr.inference.runtime_torch import TorchRunner
 
         runner = TorchRunner.from_checkpoint(path, device)
     return Recognizer(runner, str(path), DecodingOptions(**default_decoding(path)))

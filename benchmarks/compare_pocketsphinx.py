@@ -42,8 +42,8 @@ def run_asr(system: str, manifest: str, model: str) -> dict:
     """Decode with this project (in the current process) and return the runner's record."""
     from dataclasses import replace
 
-    from asr.data import read_manifest
     from asr.decode import DecodingOptions
+    from asr.manifest import read_manifest
     from asr.transcribe import load_model
 
     start = time.perf_counter()
@@ -89,7 +89,7 @@ def run_system(system: str, args) -> dict:
 
 
 def score(record: dict, manifest: str) -> dict:
-    from asr.data import read_manifest
+    from asr.manifest import read_manifest
     from asr.metrics import error_counts
     from asr.text import normalize_text
 

@@ -104,27 +104,28 @@ def cold_start(commands: dict, repeats: int) -> dict:
 def load_variant(model: str, runtime: str, threads: int):
     """load_model(model, "cpu", runtime), with `threads` for torch or onnxruntime."""
     from asr.decode import DecodingOptions
-    from asr.model_folder import default_decoding
+    from asr.inference.model_folder import default_decoding
     from asr.transcribe import Recognizer, onnx_graph
 
     options = DecodingOptions(**default_decoding(model))
     if runtime == "onnx":
-        from asr.runtime_onnx import OnnxRunner
+        from asr.inference.runtime_onnx import OnnxRunner
 
         return Recognizer(OnnxRunner.from_file(onnx_graph(model), threads), model, options)
     import torch
 
-    from asr.runtime_torch import TorchRunner
+    from asr.inference.runtime_torch import TorchRunner
 
     torch.set_num_threads(threads)
     return Recognizer(TorchRunner.from_checkpoint(model, "cpu"), model, options)
 
 
 def manifest_paths(manifest: str, limit: int | None) -> list[str]:
-    """Audio paths of a manifest (relative ones against its folder), read without asr.data,
-    which would bring torch into the ONNX worker's memory."""
-    lines = [json.loads(line) for line in Path(manifest).read_text().splitlines() if line.strip()]
-    return [str(Path(manifest).parent / e["audio_filepath"]) for e in lines][:limit]
+    """Audio paths of a manifest (relative ones against its folder); asr.manifest needs no
+    torch, so the ONNX worker's memory stays torch-free."""
+    from asr.manifest import read_manifest
+
+    return [u.audio_filepath for u in read_manifest(manifest)][:limit]
 
 
 def throughput_worker(model: str, runtime: str, args) -> dict:
@@ -157,7 +158,7 @@ def throughput_worker(model: str, runtime: str, args) -> dict:
 def int8_folder(model: Path, out: Path) -> Path:
     """A folder with model.int8.onnx exported from model/model.pt, and the model's LM and
     decoding settings linked in."""
-    from asr.onnx_export import export_onnx
+    from asr.inference.onnx_export import export_onnx
 
     export_onnx(model / "model.pt", out, half=True, int8=True)
     for name in ("decoding.json", "lm"):
@@ -167,7 +168,7 @@ def int8_folder(model: Path, out: Path) -> Path:
 
 
 def throughput(model: Path, args, tmp: Path) -> dict:
-    from asr.data import read_manifest
+    from asr.manifest import read_manifest
     from asr.metrics import error_counts
     from asr.text import normalize_text
 
@@ -194,7 +195,7 @@ def throughput(model: Path, args, tmp: Path) -> dict:
 
 def pick_file(manifest: str, seconds: float, tmp: Path) -> tuple[Path, Path, float]:
     """The utterance closest to `seconds` long, and a one-line manifest of it."""
-    from asr.data import read_manifest, write_manifest
+    from asr.manifest import read_manifest, write_manifest
 
     utt = min(read_manifest(manifest), key=lambda u: abs(u.duration - seconds))
     one = tmp / "one.jsonl"

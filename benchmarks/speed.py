@@ -22,13 +22,13 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from asr.data import Batch
 from asr.device import resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
+from asr.inference.runtime_torch import TorchRunner
 from asr.model import AcousticModel, ModelConfig
-from asr.runtime_torch import TorchRunner
 from asr.text import Vocabulary
-from asr.train import compute_loss
+from asr.training.data import Batch
+from asr.training.loop import compute_loss
 from asr.transcribe import Recognizer
 
 SAMPLE_RATE = 16_000

@@ -6,7 +6,7 @@ system time), which says what more free cores would give on a shared machine.
     PYTHONPATH=. python benchmarks/synth_speed.py --num 200 [--text FILE] [--jobs N]
 
 Each engine speaks the same sentences with all of its voices into a fresh temporary
-folder (nothing resumed), using `asr.synth.synthesize_corpus` as `asr data synth` does.
+folder (nothing resumed), using `asr.corpora.synth.synthesize_corpus` as `asr data synth` does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from asr.synth import VOICES, SynthConfig, read_sentences, synthesize_corpus
+from asr.corpora.synth import VOICES, SynthConfig, read_sentences, synthesize_corpus
 
 _SAMPLE_TEXT = (
     "The time traveller, for so it will be convenient to speak of him, was expounding a "

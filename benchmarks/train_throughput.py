@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from asr.config import apply_overrides
+from asr.corpora.tones import make_tone_corpus
 from asr.device import autocast
-from asr.tones import make_tone_corpus
-from asr.train import ExperimentConfig, build_trainer, train_step
+from asr.training.loop import ExperimentConfig, build_trainer, train_step
 
 
 def parse_args() -> argparse.Namespace:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import VOCAB, ToneOracleRecognizer, text_log_probs
 
-from asr.align import align_words, frame_seconds
+from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions
-from asr.tones import ToneConfig, random_sentence, render_tones_timed
+from asr.inference.align import align_words, frame_seconds
 
 TOLERANCE = 0.1  # seconds
 

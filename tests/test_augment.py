@@ -5,7 +5,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr.augment import (
+from asr.features import FeatureConfig, FeatureExtractor, frame_count
+from asr.model import AcousticModel, ModelConfig
+from asr.training.augment import (
     AugmentConfig,
     AugmentedDataset,
     SpecAugment,
@@ -13,8 +15,6 @@ from asr.augment import (
     speed_perturb,
     speed_perturbed_length,
 )
-from asr.features import FeatureConfig, FeatureExtractor, frame_count
-from asr.model import AcousticModel, ModelConfig
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_bad_config_is_rejected(kwargs):
 
 
 def test_vtlp_identity_and_direction():
-    from asr.augment import vtlp_source_bins, warp_mel
+    from asr.training.augment import vtlp_source_bins, warp_mel
 
     feats = torch.randn(3, 7, 80)
     same = warp_mel(feats, torch.ones(3), 0.8)

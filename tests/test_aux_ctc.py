@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from asr.config import apply_overrides
-from asr.data import Batch
-from asr.export import export_model
+from asr.corpora.tones import make_tone_corpus
+from asr.inference.export import export_model
 from asr.model import AcousticModel, ModelConfig, drop_aux_head
-from asr.pronounce import PHONE_TOKENS
-from asr.tones import make_tone_corpus
-from asr.train import ExperimentConfig, compute_loss, fit
+from asr.training.data import Batch
+from asr.training.loop import ExperimentConfig, compute_loss, fit
+from asr.training.pronounce import PHONE_TOKENS
 from asr.transcribe import Recognizer
 
 

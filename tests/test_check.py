@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.check import CheckConfig, check_manifest, ctc_min_frames, output_frames, write_clean
 from asr.cli import main
-from asr.data import read_manifest
+from asr.corpora.check import (
+    CheckConfig,
+    check_manifest,
+    ctc_min_frames,
+    output_frames,
+    write_clean,
+)
+from asr.manifest import read_manifest
 
 RATE = 16_000
 
@@ -151,9 +157,9 @@ def test_streamed_wav_header_not_called_truncated(tmp_path):
 
 
 def test_training_refuses_unreadable_unless_skipping(tmp_path, caplog):
-    from asr.data import ManifestError
+    from asr.manifest import ManifestError
     from asr.text import Vocabulary
-    from asr.train import load_split
+    from asr.training.loop import load_split
 
     manifest, _ = build_bad_corpus(tmp_path)
     clean = tmp_path / "few.jsonl"

@@ -9,7 +9,7 @@ from asr.config import to_dict
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
-from asr.train import ExperimentConfig
+from asr.training.loop import ExperimentConfig
 from asr.transcribe import Recognizer
 
 
@@ -113,7 +113,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
 def test_export_half_precision_with_lm(tmp_path, noise):
     from asr.cli import main
-    from asr.export import weights_dtype
+    from asr.inference.export import weights_dtype
 
     payload, _ = small_payload()
     save_checkpoint(tmp_path / "exp" / "best.pt", {**payload, "train_state": {"step": 3}})
@@ -134,7 +134,7 @@ def test_export_half_precision_with_lm(tmp_path, noise):
 
 
 def test_export_refuses_an_incomplete_lm_folder(tmp_path):
-    from asr.export import export_model
+    from asr.inference.export import export_model
 
     payload, _ = small_payload()
     save_checkpoint(tmp_path / "model.pt", payload)

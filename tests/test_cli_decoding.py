@@ -16,9 +16,9 @@ from test_formats import parse_srt, parse_vtt
 from asr.checkpoint import save_checkpoint
 from asr.cli import main
 from asr.config import to_dict
-from asr.data import Utterance, write_manifest
-from asr.tones import ToneConfig, random_sentence, render_tones
-from asr.train import ExperimentConfig
+from asr.corpora.tones import ToneConfig, random_sentence, render_tones
+from asr.manifest import Utterance, write_manifest
+from asr.training.loop import ExperimentConfig
 
 SR = 16_000
 

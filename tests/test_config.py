@@ -1,7 +1,7 @@
 import pytest
 
 from asr.config import ConfigError, apply_overrides, from_dict, load_toml, to_toml
-from asr.train import ExperimentConfig
+from asr.training.loop import ExperimentConfig
 
 
 def test_toml_round_trip(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from asr.cli import main
-from asr.corpora import (
+from asr.corpora.importers import (
     CorpusError,
     DurationFilter,
     filter_by_duration,
@@ -19,7 +19,7 @@ from asr.corpora import (
     import_ljspeech,
     librispeech_subsets,
 )
-from asr.data import Utterance, read_manifest
+from asr.manifest import Utterance, read_manifest
 
 RATE = 16_000
 

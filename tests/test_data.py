@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from asr.data import ManifestError, Utterance, read_manifest, write_manifest
+from asr.manifest import ManifestError, Utterance, read_manifest, write_manifest
 
 GOOD = {"audio_filepath": "a.wav", "duration": 1.5, "text": "hello"}
 
@@ -62,7 +62,7 @@ def test_write_then_read(tmp_path):
 
 
 def test_split_by_speakers_is_speaker_disjoint():
-    from asr.data import Utterance, split_by_speakers
+    from asr.manifest import Utterance, split_by_speakers
 
     utts = [Utterance(f"/a/{i}.wav", 1.0, "x", speaker=str(i % 4)) for i in range(12)]
     kept, held = split_by_speakers(utts, ["1", "3"])

@@ -8,7 +8,7 @@ import torch
 from conftest import VOCAB, needs_kenlm, peaky_log_probs, text_log_probs
 
 from asr.decode import DecodingOptions, decode
-from asr.lm import build_lm, write_lexicon
+from asr.inference.lm import build_lm, write_lexicon
 
 BEAM = DecodingOptions(decoder="beam", beam_size=16)
 

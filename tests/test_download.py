@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.download import Archive, DownloadError, download_and_extract, librispeech_archive
+from asr.corpora.download import Archive, DownloadError, download_and_extract, librispeech_archive
 
 
 def make_tar(files: dict[str, bytes]) -> bytes:
@@ -163,7 +163,7 @@ def test_cli_prepare_downloads_then_reads_the_corpus(tmp_path, monkeypatch, caps
     import soundfile as sf
 
     from asr.cli import main
-    from asr.data import read_manifest
+    from asr.manifest import read_manifest
 
     wav = io.BytesIO()
     sf.write(wav, [0.1, -0.1] * 8000, 16_000, format="WAV")
@@ -177,7 +177,7 @@ def test_cli_prepare_downloads_then_reads_the_corpus(tmp_path, monkeypatch, caps
     mirror = server.url.rsplit("/", 1)[0]
     server.url = f"{mirror}/resources/31/dev-clean-2.tar.gz"  # the handler ignores the path
     monkeypatch.setitem(
-        __import__("asr.download").download._MINI_MD5,
+        __import__("asr.corpora.download").corpora.download._MINI_MD5,
         "dev-clean-2",
         hashlib.md5(payload).hexdigest(),
     )

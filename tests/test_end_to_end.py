@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from asr.cli import main
-from asr.data import read_manifest
-from asr.tones import make_tone_corpus
+from asr.corpora.tones import make_tone_corpus
+from asr.manifest import read_manifest
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "config.toml"
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from asr.align import WordTiming
-from asr.formats import make_cues, to_json, to_srt, to_vtt
+from asr.inference.align import WordTiming
+from asr.inference.formats import make_cues, to_json, to_srt, to_vtt
 
 SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"
 VTT_TIME = r"(\d{2}):(\d{2}):(\d{2})\.(\d{3})"

@@ -20,14 +20,14 @@ import torchaudio.functional as AF
 from conftest import VOCAB
 from test_onnx import MODELS, tiny_checkpoint
 
-from asr.align import forced_align
 from asr.audio import load_audio, resample
+from asr.corpora.tones import ToneConfig, render_tones
 from asr.features import FeatureConfig, FeatureExtractor
+from asr.inference.align import forced_align
+from asr.inference.onnx_export import export_onnx
+from asr.inference.runtime_torch import load_torch_model
+from asr.inference.segment import speech_intervals
 from asr.logmel import LogMelExtractor, mel_filterbank
-from asr.onnx_export import export_onnx
-from asr.runtime_torch import load_torch_model
-from asr.segment import speech_intervals
-from asr.tones import ToneConfig, render_tones
 from asr.transcribe import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +145,7 @@ _LIGHT_PROBE = textwrap.dedent(
     import asr
     from asr.cli import main
     from asr.decode import DecodingOptions
-    from asr.segment import SegmentConfig
+    from asr.inference.segment import SegmentConfig
 
     model, audio, sample, out = sys.argv[1:5]
     bundled = asr.load_model()  # the bundled model: beam search with its 4-gram LM

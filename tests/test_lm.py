@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import needs_kenlm
 
-from asr.lm import LMError, build_lm, find_kenlm_tool, prepare_text, split_sentences
+from asr.inference.lm import LMError, build_lm, find_kenlm_tool, prepare_text, split_sentences
 
 BOOK = """CHAPTER I.
 

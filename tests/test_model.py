@@ -59,9 +59,9 @@ def test_x3_front_end_keeps_every_ctc_feasible_transcript_trainable():
     """At x3 (30 ms frames) an utterance's output frames, from the model itself, are what
     the data check and the CTC feasibility rule assume: a transcript fits exactly when
     ctc_min_frames(target) <= output frames."""
-    from asr.check import CheckConfig, output_frames
+    from asr.corpora.check import CheckConfig, output_frames
     from asr.frames import ctc_min_frames
-    from asr.train import ctc_feasible
+    from asr.training.loop import ctc_feasible
 
     model = AcousticModel(ModelConfig(subsampling=3, num_layers=1, hidden_size=8), 80, 29)
     for seconds in (0.25, 1.0, 2.37):

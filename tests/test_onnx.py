@@ -13,13 +13,13 @@ from conftest import VOCAB
 
 from asr.audio import load_audio
 from asr.checkpoint import CheckpointError, save_checkpoint
+from asr.corpora.tones import ToneConfig, render_tones
 from asr.decode import DecodingOptions
+from asr.inference.onnx_export import INT8_FILE, ONNX_FILE, export_onnx
+from asr.inference.runtime_onnx import OnnxRunner
+from asr.inference.runtime_torch import TorchRunner, load_torch_model
 from asr.logmel import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
-from asr.onnx_export import INT8_FILE, ONNX_FILE, export_onnx
-from asr.runtime_onnx import OnnxRunner
-from asr.runtime_torch import TorchRunner, load_torch_model
-from asr.tones import ToneConfig, render_tones
 from asr.transcribe import DEFAULT_MODEL, load_model, resolve_runtime
 
 ROOT = Path(__file__).resolve().parent.parent

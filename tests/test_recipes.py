@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.data import read_manifest
+from asr.manifest import read_manifest
 from tests.test_corpora import make_librispeech
 from tests.test_synth import FAKE_FLITE
 

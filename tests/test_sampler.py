@@ -3,8 +3,12 @@
 import numpy as np
 import pytest
 
-from asr.data import SortedBatchSampler
-from asr.sampler import DurationBatchSampler, ShardedBatchSampler, padding_efficiency
+from asr.training.sampler import (
+    DurationBatchSampler,
+    ShardedBatchSampler,
+    SortedBatchSampler,
+    padding_efficiency,
+)
 
 
 def _durations(n=400, seed=0):

@@ -14,9 +14,9 @@ import pytest
 import soundfile as sf
 from conftest import ToneOracleRecognizer
 
+from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions
-from asr.segment import SegmentConfig, iter_chunks
-from asr.tones import ToneConfig, random_sentence, render_tones_timed
+from asr.inference.segment import SegmentConfig, iter_chunks
 
 SR = 16_000
 
@@ -87,8 +87,8 @@ _MEMORY_PROBE = textwrap.dedent(
     import numpy as np, soundfile as sf, torch
     from asr.features import FeatureConfig, FeatureExtractor
     from asr.model import AcousticModel, ModelConfig
-    from asr.runtime_torch import TorchRunner
-    from asr.segment import SegmentConfig
+    from asr.inference.runtime_torch import TorchRunner
+    from asr.inference.segment import SegmentConfig
     from asr.text import Vocabulary
     from asr.transcribe import Recognizer
 

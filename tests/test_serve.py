@@ -19,12 +19,12 @@ import soundfile as sf
 from conftest import ToneOracleRecognizer
 from starlette.testclient import TestClient
 
-from asr import formats
 from asr.audio import AudioError, load_audio
 from asr.cli import build_parser, main, serve_config
+from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions
+from asr.inference import formats
 from asr.serve import ServeConfig, create_app
-from asr.tones import ToneConfig, random_sentence, render_tones_timed
 
 SR = 16_000
 ROOT = Path(__file__).resolve().parent.parent

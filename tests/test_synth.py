@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from asr.data import read_manifest
-from asr.synth import SynthConfig, SynthError, plan_jobs, read_sentences, synthesize_corpus
+from asr.corpora.synth import SynthConfig, SynthError, plan_jobs, read_sentences, synthesize_corpus
+from asr.manifest import read_manifest
 
 FAKE_FLITE = """#!{python}
 # Fake flite: a 440 Hz tone, 0.1 s per word; "silence" -> zeros, "fail" -> exit 1.

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.average import average_checkpoints, average_experiment, select_checkpoints
 from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from asr.config import apply_overrides, to_toml
-from asr.tones import make_tone_corpus
-from asr.train import (
+from asr.corpora.tones import make_tone_corpus
+from asr.training.average import average_checkpoints, average_experiment, select_checkpoints
+from asr.training.loop import (
     ExperimentConfig,
     NonFiniteLossError,
     build_trainer,
@@ -76,7 +76,7 @@ _KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
     import torch
-    import asr.train as train
+    import asr.training.loop as train
     from asr.cli import main
 
     torch.set_num_threads(1)
@@ -181,7 +181,7 @@ def test_nonfinite_steps_are_skipped_then_stop_training(corpus, tmp_path):
 
 
 def test_one_nonfinite_step_is_skipped_and_counted(corpus, tmp_path, monkeypatch):
-    import asr.train as train
+    import asr.training.loop as train
 
     calls = []
     compute_loss = train.compute_loss
@@ -287,7 +287,7 @@ def test_crash_while_writing_keeps_the_previous_last_checkpoint(tmp_path, monkey
 
 
 def test_training_curves_plot(tmp_path):
-    from asr.plots import plot_training_curves
+    from asr.training.plots import plot_training_curves
 
     log = tmp_path / "train.log"
     log.write_text(

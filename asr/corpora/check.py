@@ -21,9 +21,15 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import AudioError, AudioInfo, audio_info
-from asr.data import ManifestError, Utterance, parse_manifest_line, write_dropped, write_manifest
 from asr.features import FeatureConfig, frame_count
 from asr.frames import ctc_min_frames, subsampled_length
+from asr.manifest import (
+    ManifestError,
+    Utterance,
+    parse_manifest_line,
+    write_dropped,
+    write_manifest,
+)
 from asr.text import Vocabulary, normalize_text
 
 __all__ = ["CheckConfig", "CheckReport", "Problem", "check_manifest", "write_clean"]

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import AudioError, audio_info, load_audio
-from asr.data import Utterance
+from asr.manifest import Utterance
 
 __all__ = [
     "CorpusError",

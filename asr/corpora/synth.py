@@ -23,19 +23,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from asr.audio import SAMPLE_RATE
+from asr.manifest import Utterance, write_dropped, write_manifest
 from asr.text import Vocabulary, normalize_text
-
-# asr.data (torch) and torch itself are imported where they are used, not with the module:
-# the CLI reads VOICES from here to build its parser, also for `asr transcribe` on the
-# light runtime, which must not load torch.
-if TYPE_CHECKING:
-    from asr.data import Utterance
 
 __all__ = [
     "ENGINES",
@@ -329,8 +323,6 @@ def synthesize_corpus(
         results = sorted(
             pool.imap_unordered(_synthesize, tasks, chunksize=4), key=lambda r: r[0].index
         )
-    from asr.data import Utterance
-
     utterances, skipped = [], []
     for job, duration, reason in results:
         utt = Utterance(job.path, duration, job.text, Path(job.path).stem, job.voice)
@@ -343,8 +335,6 @@ def synthesize_corpus(
 
 def write_corpus(result: SynthResult, out_dir: str | Path) -> tuple[Path, Path | None]:
     """`manifest.jsonl`, and `skipped.tsv` when some sentences could not be spoken."""
-    from asr.data import write_dropped, write_manifest
-
     out_dir = Path(out_dir)
     write_manifest(out_dir / "manifest.jsonl", result.utterances)
     if not result.skipped:

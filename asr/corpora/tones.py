@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.data import Utterance, write_manifest
+from asr.manifest import Utterance, write_manifest
 from asr.text import Vocabulary
 
 __all__ = ["ToneConfig", "make_tone_corpus", "render_tones", "render_tones_timed"]

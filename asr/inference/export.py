@@ -1,6 +1,6 @@
 """Exporting a trained model for shipping: inference weights only, optionally half precision,
 with its language model and lexicon beside it, and optionally the ONNX graph the light
-runtime runs (asr/onnx_export.py).
+runtime runs (asr/inference/onnx_export.py).
 
     asr export exp/default_model --out data/models/en-default --half --lm exp/lm/small --onnx
 """
@@ -47,7 +47,7 @@ def export_model(
     if lm_dir is not None:
         _copy_lm(Path(lm_dir), out_dir / "lm")
     if onnx or int8:
-        from asr.onnx_export import export_onnx
+        from asr.inference.onnx_export import export_onnx
 
         export_onnx(model_file, out_dir, half, int8)
     return model_file

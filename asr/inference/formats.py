@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asr.align import WordTiming
+from asr.inference.align import WordTiming
 
 __all__ = ["FORMATS", "Cue", "make_cues", "to_json", "to_srt", "to_txt", "to_vtt"]
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from asr.decode import DecodingOptions
-from asr.lm import LEXICON, LM_BINARY, read_lm_info
+from asr.inference.lm import LEXICON, LM_BINARY, read_lm_info
 
 __all__ = ["DECODING_FILE", "default_decoding", "lexicon_for", "write_decoding"]
 

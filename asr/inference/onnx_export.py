@@ -1,4 +1,4 @@
-"""The acoustic model as an ONNX graph, for the light runtime (`asr/runtime_onnx.py`).
+"""The acoustic model as an ONNX graph, for the light runtime (`asr/inference/runtime_onnx.py`).
 
     asr export exp/x --out exp/x-ship --half --onnx --int8
 
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from asr.runtime_onnx import GRAPH_INPUTS, GRAPH_OUTPUTS, METADATA_KEY, graph_metadata
-from asr.runtime_torch import load_torch_model
+from asr.inference.runtime_onnx import GRAPH_INPUTS, GRAPH_OUTPUTS, METADATA_KEY, graph_metadata
+from asr.inference.runtime_torch import load_torch_model
 
 __all__ = ["INT8_FILE", "ONNX_FILE", "export_onnx"]
 

@@ -1,7 +1,7 @@
 """The light runtime: an exported ONNX graph through onnxruntime, features in numpy; no torch.
 
 One of the two interchangeable log-prob runners behind `asr.transcribe.Recognizer` (the
-other is `asr/runtime_torch.py`). The graph (`asr export --onnx`) is the acoustic model
+other is `asr/inference/runtime_torch.py`). The graph (`asr export --onnx`) is the acoustic model
 alone, (B, T, n_mels) features and (B,) lengths to (B, T', V) log-probs and (B,) lengths;
 it describes itself in one metadata entry, "asr": the JSON of the checkpoint's config,
 vocabulary and feature statistics, so loading it needs no torch and runs no code.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.align import frame_seconds
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError, from_dict
+from asr.inference.align import frame_seconds
 from asr.logmel import FeatureConfig, LogMelExtractor
 from asr.text import Vocabulary
 

@@ -1,7 +1,7 @@
 """The PyTorch runtime: a checkpoint's feature extractor and acoustic model on a device.
 
 One of the two interchangeable log-prob runners behind `asr.transcribe.Recognizer` (the
-other is `asr/runtime_onnx.py`): waveforms in, numpy log-probs and output lengths out.
+other is `asr/inference/runtime_onnx.py`): waveforms in, numpy log-probs and output lengths out.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.align import frame_seconds
 from asr.checkpoint import CheckpointError, load_checkpoint
 from asr.config import ConfigError, from_dict
-from asr.data import pad_sequences
 from asr.device import resolve_device
-from asr.features import FeatureConfig, FeatureExtractor
+from asr.features import FeatureConfig, FeatureExtractor, pad_sequences
+from asr.inference.align import frame_seconds
 from asr.model import AcousticModel, ModelConfig, drop_aux_head
 from asr.text import Vocabulary
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.data import read_manifest
 from asr.decode import DecodingOptions, decode
+from asr.inference.model_folder import DECODING_FILE, default_decoding, lexicon_for, write_decoding
+from asr.manifest import read_manifest
 from asr.metrics import error_counts
-from asr.model_folder import DECODING_FILE, default_decoding, lexicon_for, write_decoding
 from asr.text import normalize_text
 from asr.transcribe import Recognizer
 

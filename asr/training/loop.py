@@ -31,27 +31,25 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.augment import AugmentConfig, AugmentedDataset, SpecAugment
 from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from asr.config import to_dict, to_toml
-from asr.data import (
-    Batch,
-    DataConfig,
-    ManifestError,
-    SortedBatchSampler,
-    SpeechDataset,
-    collate,
-    find_unreadable,
-    read_manifest,
-)
 from asr.decode import decode
 from asr.device import autocast, resolve_device, resolve_precision
-from asr.distributed import DistContext, all_reduce_sum, barrier, gather_objects, init_distributed
 from asr.features import FeatureConfig, FeatureExtractor
+from asr.manifest import ManifestError, find_unreadable, read_manifest
 from asr.metrics import error_counts
 from asr.model import AcousticModel, ModelConfig
-from asr.sampler import DurationBatchSampler, ShardedBatchSampler
 from asr.text import Vocabulary, normalize_text
+from asr.training.augment import AugmentConfig, AugmentedDataset, SpecAugment
+from asr.training.data import Batch, DataConfig, SpeechDataset, collate
+from asr.training.distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    gather_objects,
+    init_distributed,
+)
+from asr.training.sampler import DurationBatchSampler, ShardedBatchSampler, SortedBatchSampler
 
 __all__ = [
     "ExperimentConfig",
@@ -290,7 +288,7 @@ def make_loader(
 
 def phone_targets(utterances) -> list[list[int]]:
     """Phone-head targets of each utterance (CMUdict, espeak-ng for other words)."""
-    from asr.pronounce import Pronouncer
+    from asr.training.pronounce import Pronouncer
 
     pronouncer = Pronouncer.default()
     texts = [normalize_text(u.text) for u in utterances]
@@ -378,7 +376,7 @@ def build_trainer(
     extractor.to(device)
     aux_vocab_size = 0
     if cfg.model.aux_layer:
-        from asr.pronounce import PHONE_TOKENS
+        from asr.training.pronounce import PHONE_TOKENS
 
         train_set.aux_targets = phone_targets(train_set.utterances)
         aux_vocab_size = len(PHONE_TOKENS)
@@ -754,7 +752,7 @@ def _log_epoch(tr: Trainer, metrics: dict) -> None:
     log.info("epoch %d: %s", tr.epoch, json.dumps(metrics))
     if not tr.dist.is_main:
         return
-    from asr.plots import plot_training_curves
+    from asr.training.plots import plot_training_curves
 
     plot_training_curves(tr.exp_dir / "train.log", tr.exp_dir / "curves.png")
     if tr.writer is not None:
@@ -827,7 +825,7 @@ def _run(tr: Trainer, resume: bool, init_from: str | Path | None) -> None:
             log.info("validation WER %.4f <= train.stop_at_wer: stopping", metrics["valid_wer"])
             break
     if cfg.train.average_last > 0 and tr.dist.is_main:
-        from asr.average import average_experiment
+        from asr.training.average import average_experiment
 
         out = average_experiment(tr.exp_dir, cfg.train.average_last, cfg.train.average_by)
         log.info("averaged %d checkpoints into %s", cfg.train.average_last, out)

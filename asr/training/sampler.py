@@ -15,13 +15,19 @@ batches that one process with `grad_accum = N` sees in one step.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
 
-__all__ = ["DurationBatchSampler", "ShardedBatchSampler", "padding_efficiency"]
+__all__ = [
+    "DurationBatchSampler",
+    "ShardedBatchSampler",
+    "SortedBatchSampler",
+    "padding_efficiency",
+]
 
 
 _MIN_BATCHES_PER_BUCKET = 4
@@ -181,3 +187,36 @@ def padding_efficiency(batches: Sequence[Sequence[int]], durations: Sequence[flo
     real = sum(float(durations[b].sum()) for b in batches)
     padded = sum(float(durations[b].max()) * len(b) for b in batches)
     return real / padded if padded else 1.0
+
+
+class SortedBatchSampler(Sampler[list[int]]):
+    """Batches of similar duration: shuffle, sort each window of `sort_window` batches by
+    duration, cut it into batches, shuffle the batches. Seeded per epoch."""
+
+    def __init__(
+        self, durations: Sequence[float], batch_size: int, sort_window: int = 50, seed: int = 0
+    ):
+        self.durations = np.asarray(durations)
+        self.batch_size = batch_size
+        self.window = batch_size * max(1, sort_window)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.durations) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        order = list(range(len(self.durations)))
+        rng.shuffle(order)
+        batches = []
+        for start in range(0, len(order), self.window):
+            window = sorted(order[start : start + self.window], key=lambda i: self.durations[i])
+            batches += [
+                window[i : i + self.batch_size] for i in range(0, len(window), self.batch_size)
+            ]
+        rng.shuffle(batches)
+        return iter(batches)
