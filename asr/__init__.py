@@ -1,11 +1,14 @@
 """asr: CTC speech recognition with log-mel features and a bidirectional LSTM/GRU.
 
-import asr
-recognizer = asr.load_model("exp/quickstart")  # no argument: the bundled model
-print(recognizer.transcribe("speech.wav")[0].text)
+    import asr
+    recognizer = asr.load_model("exp/quickstart")  # no argument: the bundled model
+    print(recognizer.transcribe("speech.wav")[0].text)
+    result = asr.evaluate_manifest(recognizer, "dev.jsonl")  # WER/CER: result.words.rate
+    trainer = asr.train("recipes/quickstart/config.toml", "exp/quickstart")
 
 The names below are imported on first use: `import asr` loads nothing else, and
 transcription never loads torch when the model runs on onnxruntime (asr/transcribe.py).
+The pipeline and where each part lives: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -16,15 +19,23 @@ _EXPORTS = {
     "AudioError": "asr.audio",
     "CheckpointError": "asr.checkpoint",
     "DecodingOptions": "asr.decode",
+    "ErrorCounts": "asr.metrics",
+    "EvaluationResult": "asr.evaluate",
+    "ExperimentConfig": "asr.training.loop",
     "Hypothesis": "asr.decode",
     "Recognizer": "asr.transcribe",
     "SegmentConfig": "asr.inference.segment",
     "Transcript": "asr.transcribe",
     "Vocabulary": "asr.text",
     "WordTiming": "asr.inference.align",
+    "error_counts": "asr.metrics",
+    "evaluate_manifest": "asr.evaluate",
+    "fit": "asr.training.loop",
     "load_audio": "asr.audio",
     "load_model": "asr.transcribe",
     "normalize_text": "asr.text",
+    "resolve_decoding": "asr.inference.model_folder",
+    "train": "asr.training.loop",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,15 +6,28 @@ Numpy only (no torch): the light inference install reads audio through this modu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16_000
+from asr.files import expand_paths
 
-__all__ = ["SAMPLE_RATE", "AudioError", "AudioInfo", "audio_info", "load_audio", "resample"]
+SAMPLE_RATE = 16_000
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au"}
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "SAMPLE_RATE",
+    "AudioError",
+    "AudioInfo",
+    "audio_info",
+    "expand_audio_paths",
+    "load_audio",
+    "resample",
+]
 
 
 class AudioError(ValueError):
@@ -33,6 +46,11 @@ class AudioInfo:
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate
+
+
+def expand_audio_paths(items: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders replaced by the audio files (AUDIO_EXTENSIONS) below them."""
+    return expand_paths(items, AUDIO_EXTENSIONS, AudioError)
 
 
 def audio_info(path: str | Path) -> AudioInfo:

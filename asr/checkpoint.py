@@ -5,6 +5,9 @@ statistics, weights, optionally training state) saved with `torch.save` and read
 with `torch.load(weights_only=True)`, whose unpickler only rebuilds tensors and builtin
 containers: a checkpoint file can never execute code. torch is imported when a checkpoint
 is read or written, not with this module: the light runtime uses its CheckpointError.
+
+`inference_payload` builds what every model checkpoint holds; training adds its state to it
+(asr/training/state.py).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "inference_payload", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "asr-checkpoint"
 VERSION = 1
@@ -23,6 +26,18 @@ _REQUIRED = ("format", "version", "config", "vocab", "model", "features")
 
 class CheckpointError(ValueError):
     """A file that is not a usable checkpoint; the message names it."""
+
+
+def inference_payload(config: dict, vocab: list[str], mean, std, weights: dict) -> dict:
+    """What inference needs, as a checkpoint stores it: the config as plain values (sections
+    "features" and "model" at least), the vocabulary's tokens, the feature statistics (mean
+    and std tensors) and the model's state dict, every tensor moved to the CPU."""
+    return {
+        "config": config,
+        "vocab": list(vocab),
+        "features": {"mean": mean.cpu(), "std": std.cpu()},
+        "model": {k: v.cpu() for k, v in weights.items()},
+    }
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:

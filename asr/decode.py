@@ -26,33 +26,57 @@ import numpy as np
 
 from asr.text import Vocabulary
 
-__all__ = ["DecodingOptions", "Hypothesis", "as_array", "beam_search", "decode", "greedy_search"]
+__all__ = [
+    "DECODERS",
+    "DecodingOptions",
+    "Hypothesis",
+    "as_array",
+    "beam_decode",
+    "beam_search",
+    "decode",
+    "greedy_decode",
+    "greedy_search",
+]
 
 _SIL = "|"  # flashlight's word-boundary token name; our vocabulary's " " maps to it
 _UNK = "<unk>"
 
 
+def _option(default, help: str, flag: str | None = None, saved: bool = True):
+    """A DecodingOptions field: its default; the help of its command-line flag, which is
+    `--<field name>` unless `flag` names another; whether decoding.json keeps it (`saved`).
+    The CLI builds its decoding flags from these, and a model folder saves and reads the
+    saved ones: a new option is this one line (and its use below)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "saved": saved})
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
-    decoder: str = "greedy"  # "greedy" (best path) or "beam" (flashlight beam search)
-    beam_size: int = 50  # hypotheses kept after each frame (beam only)
-    beam_size_token: int | None = None  # tokens tried per frame; None: the whole vocabulary
-    beam_threshold: float = 25.0  # drop hypotheses scoring this far below the best
-    lm_path: str | None = None  # KenLM ARPA or binary n-gram LM; None: no LM
-    lexicon_path: str | None = None  # "word w o r d |" lines; None: lexicon-free search
-    lm_weight: float = 2.0  # LM log-prob multiplier
-    word_score: float = 0.0  # added per emitted word (positive favours more words)
-    unk_score: float = -math.inf  # score of an out-of-lexicon word (-inf: never emitted)
-    sil_score: float = 0.0  # added per word boundary token
-    # Merged hypotheses: sum their alignments' probabilities (CTC's definition) rather than
-    # keep the best; much better on a model whose posteriors are not peaky.
-    log_add: bool = True
-    nbest: int = 1  # hypotheses returned per utterance (best first)
-    num_workers: int = 1  # processes searching utterances in parallel (beam only)
+    decoder: str = _option("greedy", "CTC decoder (a name in DECODERS)")
+    beam_size: int = _option(50, "hypotheses kept after each frame (beam only)")
+    beam_size_token: int | None = _option(None, "tokens tried per frame (none: all)")
+    beam_threshold: float = _option(25.0, "drop hypotheses scoring this far below the best")
+    lm_path: str | None = _option(None, "KenLM n-gram LM (ARPA or binary)", flag="--lm")
+    lexicon_path: str | None = _option(
+        None,
+        "lexicon ('word w o r d |' lines); with an LM and none named: lexicon.txt beside a "
+        "word LM; 'none': lexicon-free search",
+        flag="--lexicon",
+    )
+    lm_weight: float = _option(2.0, "LM log-prob multiplier")
+    word_score: float = _option(0.0, "added per emitted word (positive favours more words)")
+    unk_score: float = _option(-math.inf, "score of an out-of-lexicon word (-inf: never)")
+    sil_score: float = _option(0.0, "added per word boundary token")
+    # Summing is CTC's definition, and much better on a model whose posteriors are not peaky.
+    log_add: bool = _option(True, "merged hypotheses: sum their probabilities, not keep the max")
+    nbest: int = _option(1, "hypotheses returned per utterance, best first", saved=False)
+    num_workers: int = _option(
+        1, "processes searching utterances in parallel (beam)", "--decode-workers", saved=False
+    )
 
     def __post_init__(self) -> None:
-        if self.decoder not in ("greedy", "beam"):
-            raise ValueError(f"decoder must be 'greedy' or 'beam', got {self.decoder!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
         for name in ("beam_size", "nbest", "num_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"decoding.{name} must be >= 1, got {getattr(self, name)}")
@@ -317,17 +341,14 @@ def _to_hypothesis(raw: _RawHypothesis, vocab: Vocabulary) -> Hypothesis:
     return Hypothesis(text, token_ids, [s for _, s in kept], float(score))
 
 
-def decode(
-    log_probs,
-    lengths,
-    vocab: Vocabulary,
-    options: DecodingOptions = DecodingOptions(),
-) -> list[Hypothesis]:
-    """Decode a batch with the strategy `options.decoder` names: (B, T, V) log-probs and (B,)
-    valid frames, as numpy arrays or torch tensors (any device)."""
-    if options.decoder == "greedy":
-        paths = greedy_search(log_probs, lengths, vocab.blank_id)
-        return [Hypothesis(_join(vocab, ids), ids, steps, score) for ids, steps, score in paths]
+def greedy_decode(log_probs, lengths, vocab: Vocabulary, options: DecodingOptions):
+    """`greedy_search` as hypotheses (the options have nothing to say to it)."""
+    paths = greedy_search(log_probs, lengths, vocab.blank_id)
+    return [Hypothesis(_join(vocab, ids), ids, steps, score) for ids, steps, score in paths]
+
+
+def beam_decode(log_probs, lengths, vocab: Vocabulary, options: DecodingOptions):
+    """`beam_search` as hypotheses, each with its n-best alternatives."""
     hypotheses = []
     for nbest in beam_search(log_probs, lengths, vocab, options):
         if not nbest:  # the search found no path (e.g. zero frames)
@@ -337,6 +358,22 @@ def decode(
         best.alternatives = rest
         hypotheses.append(best)
     return hypotheses
+
+
+# The decoders by name: `options.decoder` picks one, the CLI lists them. Each maps (B, T, V)
+# log-probs, (B,) valid frames, the vocabulary and the options to one Hypothesis per row.
+DECODERS = {"greedy": greedy_decode, "beam": beam_decode}
+
+
+def decode(
+    log_probs,
+    lengths,
+    vocab: Vocabulary,
+    options: DecodingOptions = DecodingOptions(),
+) -> list[Hypothesis]:
+    """Decode a batch with the strategy `options.decoder` names: (B, T, V) log-probs and (B,)
+    valid frames, as numpy arrays or torch tensors (any device)."""
+    return DECODERS[options.decoder](log_probs, lengths, vocab, options)
 
 
 def _join(vocab: Vocabulary, ids: list[int]) -> str:

@@ -21,10 +21,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """Autocast dtype: fp32, bf16, fp16, or "auto", which is bf16 where the hardware has it.
+    """Autocast dtype of "fp32", "bf16", "fp16", or "auto": bf16 where the hardware has it
+    (a GPU with bf16, a CPU with AVX512-BF16/AMX), else fp16 on a GPU and fp32 on a CPU.
 
-    On an AVX512-BF16/AMX CPU, bf16 autocast trains the reference LSTM about 1.5x faster
-    than fp32 (benchmarks/speed.py); on older CPUs "auto" stays in fp32.
+    On an AVX512-BF16/AMX CPU, bf16 autocast runs the reference LSTM on equal-length batches
+    about 1.5x faster than fp32 (benchmarks/speed.py); docs/training.md has a case where it
+    is slower.
     """
     if name in _DTYPES:
         return _DTYPES[name]

@@ -1,4 +1,11 @@
-"""Scoring a model on a manifest: corpus WER/CER and a per-utterance report."""
+"""Scoring a model on a manifest: corpus WER/CER and a per-utterance report.
+
+    import asr
+    result = asr.evaluate_manifest(asr.load_model("exp/x"), "dev.jsonl", "exp/x/eval_dev")
+    print(result.words.rate, result.chars.rate)
+
+No torch here: on the light install a model's ONNX graph is scored as it transcribes.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asr.decode import DecodingOptions
+from asr.inference.model_folder import model_dir
 from asr.manifest import read_manifest
 from asr.metrics import ErrorCounts, error_counts, score_utterance
 from asr.text import normalize_text
 from asr.transcribe import Recognizer
 
-__all__ = ["EvaluationResult", "evaluate_manifest"]
+__all__ = ["EvaluationResult", "evaluate_manifest", "report_dir"]
 
 
 @dataclass
@@ -41,14 +49,21 @@ def evaluate_manifest(
     recognizer: Recognizer,
     manifest: str | Path,
     out_dir: str | Path | None = None,
-    options: DecodingOptions = DecodingOptions(),
+    options: DecodingOptions | None = None,
     batch_size: int = 8,
 ) -> EvaluationResult:
-    """Transcribe every utterance of `manifest` and score it.
+    """Transcribe every utterance of `manifest` with `recognizer` and score it against the
+    normalized transcripts: corpus word and character error counts.
 
-    With `out_dir`: `report.txt` (id, REF, HYP, alignment and counts per utterance) and
-    `summary.json` (corpus counts, WER, CER, the decoding options).
+    options: how to decode; None: the recognizer's own (`resolve_decoding` of its model
+    folder, as `asr transcribe` and `load_model().transcribe()` decode). batch_size:
+    utterances transcribed together. With `out_dir`: `report.txt` (id, REF, HYP, alignment
+    and counts per utterance) and `summary.json` (corpus counts, WER, CER, the options).
+
+        result = evaluate_manifest(asr.load_model(), "dev.jsonl", "eval_dev")
+        print(f"WER {100 * result.words.rate:.2f}%")
     """
+    options = recognizer.default_options if options is None else options
     utterances = read_manifest(manifest)
     refs, hyps, seconds = [], [], 0.0
     for start in tqdm(
@@ -84,3 +99,12 @@ def _write_reports(out_dir, utterances, refs, hyps, result, options) -> None:
             )
     summary = {**result.to_dict(), "decoding": options.to_dict()}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def report_dir(manifest: str | Path, model: str | Path | None = None) -> Path:
+    """Where `asr evaluate` writes its reports unless told: eval_<manifest name> in the
+    model's folder, or in the current folder for the bundled model (model None)."""
+    name = f"eval_{Path(manifest).stem}"
+    if model is None:
+        return Path(name)
+    return model_dir(model) / name

@@ -1,14 +1,23 @@
 """Frame arithmetic shared by the model, the data checks and training: how the front end's
 strides shorten an utterance, and how many output frames CTC needs for a transcript.
 
-Pure integer rules with no torch dependency; the functions take ints or integer tensors.
+Pure integer rules with no torch dependency; the functions take ints, or integer numpy
+arrays and torch tensors through their own methods. The model (`output_lengths`), the
+manifest checks (`output_frames`), training (`ctc_feasible`) and the forced aligner all
+apply these, so the rules exist once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["SUBSAMPLING_FACTORS", "ctc_min_frames", "subsampled_length", "time_strides"]
+__all__ = [
+    "SUBSAMPLING_FACTORS",
+    "ctc_min_frames",
+    "ctc_min_frames_batch",
+    "subsampled_length",
+    "time_strides",
+]
 
 # Time strides of the front end's convolutions (kernel 3, padding 1) for each factor.
 # x3 keeps two convolutions (the second one halves only the mel axis), so its projection
@@ -36,3 +45,13 @@ def ctc_min_frames(target: Sequence) -> int:
     symbol plus a blank between repeated neighbours."""
     repeats = sum(1 for a, b in zip(target, target[1:], strict=False) if a == b)
     return len(target) + repeats
+
+
+def ctc_min_frames_batch(targets, target_lens):
+    """`ctc_min_frames` of every row of a batch: (B, U) token ids (an integer tensor or
+    array, padded past each length), (B,) lengths -> (B,) frames needed."""
+    same = targets[:, 1:] == targets[:, :-1]  # (B, U - 1): token j + 1 repeats token j
+    same = same & (targets[:, 1:] != 0)  # blank (0) is padding, never a target token
+    positions = (targets[:, 1:] * 0 + 1).cumsum(1)  # (B, U - 1): j + 1, in targets' type
+    repeats = (same & (positions < target_lens[:, None])).sum(1)  # pairs inside the length
+    return target_lens + repeats

@@ -23,6 +23,7 @@ __all__ = [
     "read_manifest",
     "split_by_speakers",
     "split_held_out",
+    "split_manifest",
     "write_dropped",
     "write_manifest",
 ]
@@ -162,3 +163,24 @@ def split_by_speakers(
         raise ValueError("holding out every speaker leaves nothing to train on")
     kept = [u for u in utterances if u.speaker not in wanted]
     return kept, [u for u in utterances if u.speaker in wanted]
+
+
+def split_manifest(
+    manifest: str | Path,
+    out_dir: str | Path,
+    held_out: int = 0,
+    speakers: Sequence[str] = (),
+    seed: int = 0,
+) -> tuple[tuple[Path, int], tuple[Path, int]]:
+    """<out_dir>/train.jsonl and <out_dir>/held_out.jsonl from `manifest`: every utterance
+    of `speakers` held out when named (`split_by_speakers`), else `held_out` drawn with
+    `seed` (`split_held_out`). Returns (path, utterances) of each."""
+    utterances = read_manifest(manifest)
+    if speakers:
+        kept, held = split_by_speakers(utterances, speakers)
+    else:
+        kept, held = split_held_out(utterances, held_out, seed)
+    out_dir = Path(out_dir)
+    write_manifest(out_dir / "train.jsonl", kept)
+    write_manifest(out_dir / "held_out.jsonl", held)
+    return (out_dir / "train.jsonl", len(kept)), (out_dir / "held_out.jsonl", len(held))

@@ -50,7 +50,13 @@ def _split_empty(refs: Sequence[str], hyps: Sequence[str], unit: str) -> tuple[l
 
 
 def error_counts(refs: Sequence[str], hyps: Sequence[str], unit: str = "word") -> ErrorCounts:
-    """Corpus-level counts for word ("word") or character ("char") error rate."""
+    """Corpus-level edit counts of `hyps` against `refs` (equal-length lists of normalized
+    texts, paired by position), by word (`unit` "word") or by character ("char"); `.rate`
+    is then the WER or the CER.
+
+        counts = error_counts(["the cat sat"], ["the cat sad"])
+        counts.rate, counts.substitutions  # (0.333..., 1)
+    """
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     if unit == "char":

@@ -24,7 +24,7 @@ from asr.audio import audio_info, load_audio
 from asr.checkpoint import CheckpointError
 from asr.decode import DecodingOptions, Hypothesis, as_array, decode
 from asr.inference.align import WordTiming, align_words
-from asr.inference.model_folder import default_decoding
+from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding, resolve_model_path
 from asr.inference.segment import SegmentConfig, iter_chunks
 from asr.text import Vocabulary
 
@@ -40,9 +40,6 @@ __all__ = [
     "resolve_runtime",
 ]
 
-# The bundled model, shipped inside the package (asr/models/en-default links to the one
-# copy in the source tree, data/models/en-default; a wheel carries the files themselves).
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "en-default"
 RUNTIMES = ("auto", "torch", "onnx")
 # The ONNX graph a model folder runs (the first present): fp32 compute, else int8 weights.
 ONNX_FILES = ("model.onnx", "model.int8.onnx")
@@ -223,8 +220,11 @@ def load_model(
     """A Recognizer from a model folder, checkpoint file or ONNX graph; the bundled model if
     None. `runtime`: "torch", "onnx" or "auto" (see `resolve_runtime`); `device` is torch's.
 
-    A folder's decoding.json and lm/ (see model_folder.py) become the Recognizer's default
-    decoding options: the bundled model decodes with its LM unless told otherwise.
+    The Recognizer's default decoding options are `resolve_decoding(path)`: a folder's
+    decoding.json and lm/, so the bundled model decodes with its LM unless told otherwise.
+
+        recognizer = load_model("exp/x", runtime="onnx")
+        text = recognizer.transcribe("a.wav")[0].text
     """
     path = resolve_model_path(path)
     if resolve_runtime(path, runtime, device) == "onnx":
@@ -235,7 +235,7 @@ def load_model(
         from asr.inference.runtime_torch import TorchRunner
 
         runner = TorchRunner.from_checkpoint(path, device)
-    return Recognizer(runner, str(path), DecodingOptions(**default_decoding(path)))
+    return Recognizer(runner, str(path), resolve_decoding(path))
 
 
 def onnx_graph(path: str | Path) -> Path | None:
@@ -286,14 +286,3 @@ def _check_runtime(path, runtime: str, graph: Path | None, has_onnxruntime: bool
             f"{why} needs PyTorch, which is not installed: pip install 'asr[train]' (or "
             "export the graph with `asr export --onnx` where torch is installed)"
         )
-
-
-def resolve_model_path(path: str | Path | None) -> Path:
-    """`path` itself, or the bundled model when None (a clear error when it is missing)."""
-    if path is not None:
-        return Path(path)
-    if not DEFAULT_MODEL.is_dir():
-        raise CheckpointError(
-            f"no bundled model at {DEFAULT_MODEL}; pass a model path (e.g. exp/quickstart)"
-        )
-    return DEFAULT_MODEL

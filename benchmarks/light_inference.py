@@ -103,11 +103,10 @@ def cold_start(commands: dict, repeats: int) -> dict:
 
 def load_variant(model: str, runtime: str, threads: int):
     """load_model(model, "cpu", runtime), with `threads` for torch or onnxruntime."""
-    from asr.decode import DecodingOptions
-    from asr.inference.model_folder import default_decoding
+    from asr.inference.model_folder import resolve_decoding
     from asr.transcribe import Recognizer, onnx_graph
 
-    options = DecodingOptions(**default_decoding(model))
+    options = resolve_decoding(model)
     if runtime == "onnx":
         from asr.inference.runtime_onnx import OnnxRunner
 

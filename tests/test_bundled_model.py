@@ -6,9 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 import asr
+from asr.audio import load_audio, resample
+from asr.cli import main
+from asr.corpora.tones import ToneConfig, render_tones
+from asr.manifest import Utterance, write_manifest
 from asr.metrics import error_counts
 from asr.text import normalize_text
 from asr.transcribe import DEFAULT_MODEL
@@ -51,3 +57,39 @@ def test_bundled_model_transcribes_the_sample_and_the_cli_agrees(recognizer):
     command = [sys.executable, "-m", "asr", "transcribe", str(SAMPLE), "--device", "cpu"]
     out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == result.text
+
+
+def _generated_files(folder: Path) -> list[Path]:
+    """The sample, the sample at 8 kHz with noise, and tones: three decodings to compare."""
+    rng = np.random.default_rng(0)
+    noisy = resample(load_audio(SAMPLE), 16_000, 8_000)
+    noisy = noisy + 0.01 * rng.standard_normal(len(noisy)).astype(np.float32)
+    sf.write(folder / "noisy_8k.wav", noisy, 8_000)
+    sf.write(folder / "tones.flac", render_tones("a bad cab", rng, ToneConfig()), 16_000)
+    return [SAMPLE, folder / "noisy_8k.wav", folder / "tones.flac"]
+
+
+def _report_hypotheses(report: Path) -> list[str]:
+    """The HYP lines of an `asr evaluate` report.txt, alignment gaps (***) removed."""
+    lines = [line for line in report.read_text().splitlines() if line.startswith("HYP:")]
+    return [" ".join(w for w in line[4:].split() if set(w) != {"*"}) for line in lines]
+
+
+@pytest.mark.slow
+def test_cli_api_and_evaluate_give_identical_hypotheses(recognizer, tmp_path, capsys):
+    """With no options anywhere, `asr transcribe`, `load_model().transcribe()` and `asr
+    evaluate` decode with the same resolved options: identical hypotheses."""
+    files = _generated_files(tmp_path)
+    api = [r.text for r in recognizer.transcribe(files)]
+    assert main(["transcribe", *map(str, files)]) == 0
+    cli = [line.split("\t", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    manifest = tmp_path / "set.jsonl"
+    write_manifest(manifest, [Utterance(str(f), 1.0, SAMPLE_TEXT) for f in files])
+    assert main(["evaluate", str(manifest), "--out-dir", str(tmp_path / "eval")]) == 0
+    evaluated = _report_hypotheses(tmp_path / "eval" / "report.txt")
+    assert api == cli == evaluated
+    assert api[0] and recognizer.default_options.decoder == "beam"  # the bundled LM decided
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["decoding"] == recognizer.default_options.to_dict()
+    from_python = asr.evaluate_manifest(recognizer, manifest)  # its default: the model's own
+    assert from_python.words == asr.error_counts([SAMPLE_TEXT] * 3, api)

@@ -17,6 +17,7 @@ from asr.corpora.check import (
     output_frames,
     write_clean,
 )
+from asr.frames import ctc_min_frames_batch
 from asr.manifest import read_manifest
 
 RATE = 16_000
@@ -142,6 +143,22 @@ def test_output_frames_matches_model_arithmetic(seconds, subsampling, frames):
 @pytest.mark.parametrize("text, needed", [("", 0), ("ab", 2), ("aab", 4), ("a  b", 5)])
 def test_ctc_min_frames(text, needed):
     assert ctc_min_frames(text) == needed
+
+
+def test_batched_ctc_min_frames_equals_row_by_row():
+    """The padded-batch form training uses (`ctc_feasible`), on numpy and torch alike."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(1, 4, size=int(rng.integers(0, 10))).tolist() for _ in range(50)]
+    padded = np.zeros((len(rows), max(map(len, rows))), dtype=np.int64)  # (B, U), 0 = padding
+    for b, row in enumerate(rows):
+        padded[b, : len(row)] = row
+    lens = np.array([len(r) for r in rows])
+    expected = [ctc_min_frames(r) for r in rows]
+    assert ctc_min_frames_batch(padded, lens).tolist() == expected
+    got = ctc_min_frames_batch(torch.from_numpy(padded), torch.from_numpy(lens))
+    assert got.tolist() == expected
 
 
 def test_streamed_wav_header_not_called_truncated(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from asr.checkpoint import CheckpointError, inference_payload, load_checkpoint, save_checkpoint
 from asr.config import to_dict
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.model import AcousticModel, ModelConfig
@@ -18,12 +18,8 @@ def small_payload():
     vocab = Vocabulary.english()
     torch.manual_seed(0)
     model = AcousticModel(cfg.model, cfg.features.n_mels, len(vocab))
-    payload = {
-        "config": to_dict(cfg),
-        "vocab": vocab.to_list(),
-        "features": {"mean": torch.randn(80), "std": torch.rand(80) + 0.5},
-        "model": model.state_dict(),
-    }
+    mean, std = torch.randn(80), torch.rand(80) + 0.5
+    payload = inference_payload(to_dict(cfg), vocab.to_list(), mean, std, model.state_dict())
     return payload, model
 
 

@@ -13,7 +13,7 @@ import torch
 from conftest import needs_kenlm
 from test_formats import parse_srt, parse_vtt
 
-from asr.checkpoint import save_checkpoint
+from asr.checkpoint import inference_payload, save_checkpoint
 from asr.cli import main
 from asr.config import to_dict
 from asr.corpora.tones import ToneConfig, random_sentence, render_tones
@@ -35,15 +35,9 @@ def workspace(tmp_path_factory):
     model = AcousticModel(cfg.model, cfg.features.n_mels, 29)
     from asr.text import Vocabulary
 
-    save_checkpoint(
-        root / "model" / "model.pt",
-        {
-            "config": to_dict(cfg),
-            "vocab": Vocabulary.english().to_list(),
-            "features": {"mean": torch.zeros(80), "std": torch.ones(80)},
-            "model": model.state_dict(),
-        },
-    )
+    vocab, weights = Vocabulary.english().to_list(), model.state_dict()
+    payload = inference_payload(to_dict(cfg), vocab, torch.zeros(80), torch.ones(80), weights)
+    save_checkpoint(root / "model" / "model.pt", payload)
     rng, text_rng = np.random.default_rng(0), random.Random(0)
     utterances, sentences = [], []
     for i in range(6):

@@ -12,7 +12,7 @@ import torch
 from conftest import VOCAB
 
 from asr.audio import load_audio
-from asr.checkpoint import CheckpointError, save_checkpoint
+from asr.checkpoint import CheckpointError, inference_payload, save_checkpoint
 from asr.corpora.tones import ToneConfig, render_tones
 from asr.decode import DecodingOptions
 from asr.inference.onnx_export import INT8_FILE, ONNX_FILE, export_onnx
@@ -50,9 +50,9 @@ def tiny_checkpoint(folder: Path, cfg: ModelConfig, half: bool = False) -> Path:
     torch.manual_seed(0)
     model = AcousticModel(cfg, 80, len(VOCAB))
     weights = {k: v.half() if half else v for k, v in model.state_dict().items()}
-    stats = {"mean": torch.randn(80) - 5.0, "std": torch.rand(80) + 1.0}
+    mean, std = torch.randn(80) - 5.0, torch.rand(80) + 1.0
     config = {"features": asdict(FeatureConfig()), "model": asdict(cfg)}
-    payload = {"config": config, "vocab": VOCAB.to_list(), "features": stats, "model": weights}
+    payload = inference_payload(config, VOCAB.to_list(), mean, std, weights)
     save_checkpoint(folder / "model.pt", payload)
     return folder / "model.pt"
 

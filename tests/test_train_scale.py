@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from asr.config import apply_overrides, to_toml
+from asr.config import ConfigError, apply_overrides, to_toml
 from asr.corpora.tones import make_tone_corpus
 from asr.training.average import average_checkpoints, average_experiment, select_checkpoints
 from asr.training.loop import (
@@ -23,10 +23,9 @@ from asr.training.loop import (
     NonFiniteLossError,
     build_trainer,
     fit,
-    load_init_weights,
-    model_payload,
     train_one_epoch,
 )
+from asr.training.state import load_init_weights, model_payload, resume_state, training_payload
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,6 +218,19 @@ def test_init_from_checks_the_vocabulary_and_the_shapes(corpus, tmp_path):
         load_init_weights(tr, tmp_path / "vocab.pt")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_init_weights(tr, tmp_path / "shape.pt")
+
+
+def test_resume_refuses_weights_of_another_shape(corpus, tmp_path):
+    wide = build_trainer(_config(corpus, "model.hidden_size=24"), tmp_path)
+    save_checkpoint(tmp_path / "last.pt", training_payload(wide, []))
+    tr = build_trainer(_config(corpus), tmp_path)
+    with pytest.raises(CheckpointError, match="last.pt: weights do not fit"):
+        resume_state(tr, tmp_path / "last.pt")
+
+
+def test_resume_and_init_from_exclude_each_other(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="exclude each other"):
+        fit(_config(corpus), tmp_path, resume=True, init_from=tmp_path / "x.pt")
 
 
 def _epoch_checkpoint(exp, epoch, value, wer):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing import Pool
@@ -21,8 +22,8 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import AudioError, AudioInfo, audio_info
-from asr.features import FeatureConfig, frame_count
 from asr.frames import ctc_min_frames, subsampled_length
+from asr.logmel import FeatureConfig, frame_count
 from asr.manifest import (
     ManifestError,
     Utterance,
@@ -32,7 +33,7 @@ from asr.manifest import (
 )
 from asr.text import Vocabulary, normalize_text
 
-__all__ = ["CheckConfig", "CheckReport", "Problem", "check_manifest", "write_clean"]
+__all__ = ["CheckConfig", "CheckReport", "Problem", "check_config", "check_manifest", "write_clean"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,27 @@ class CheckReport:
     @property
     def bad_lines(self) -> set[int]:
         return {p.line for p in self.problems}
+
+    @property
+    def summary(self) -> str:
+        """One line: entries, how many have problems, and the count of each kind."""
+        kinds = Counter(p.kind for p in self.problems)
+        found = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()) or "no problems"
+        return f"{len(self.entries)} entries, {len(self.bad_lines)} with problems: {found}"
+
+
+def check_config(experiment: str | Path | None = None, **fields) -> CheckConfig:
+    """A CheckConfig with the frame rate of an experiment TOML (features.hop_length,
+    features.sample_rate, model.subsampling; without one the built-in defaults, which are
+    CheckConfig's own) and `fields` (sample_rate, jobs, ...) set."""
+    if experiment is None:
+        return CheckConfig(**fields)
+    from asr.config import load_toml
+    from asr.training.loop import ExperimentConfig
+
+    cfg = load_toml(ExperimentConfig, experiment, [])
+    features = {"hop_length": cfg.features.hop_length, "feature_rate": cfg.features.sample_rate}
+    return CheckConfig(**features, subsampling=cfg.model.subsampling, **fields)
 
 
 def output_frames(duration: float, cfg: CheckConfig) -> int:

@@ -4,14 +4,15 @@
 
 Durations come from the audio headers (`audio_info`), never from decoding, so importing
 the 960 h LibriSpeech takes minutes, not hours. Every importer fails with the file and
-line of the first entry it cannot use: nothing is dropped silently.
+line of the first entry it cannot use: nothing is dropped silently. `CORPORA` maps each
+name `asr data prepare` takes to its importer; a new layout is an importer and an entry.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,11 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import AudioError, audio_info, load_audio
-from asr.manifest import Utterance
+from asr.manifest import Utterance, write_dropped, write_manifest
 
 __all__ = [
+    "CORPORA",
+    "Corpus",
     "CorpusError",
     "DurationFilter",
     "LIBRISPEECH_SUBSETS",
@@ -31,6 +34,8 @@ __all__ = [
     "import_librispeech",
     "import_ljspeech",
     "librispeech_subsets",
+    "PreparedManifest",
+    "prepare_corpus",
 ]
 
 log = logging.getLogger(__name__)
@@ -323,3 +328,121 @@ def filter_by_duration(
         else:
             kept.append(utt)
     return kept, dropped
+
+
+# --- the importers by name, as `asr data prepare` runs them ----------------------------------
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A corpus layout `asr data prepare <name>` reads: its importer and what it takes."""
+
+    # (root, parts or None, manifest name or None, folder for the manifests) ->
+    # {manifest name: utterances}
+    read: Callable[[Path, Sequence[str] | None, str | None, Path], dict[str, list[Utterance]]]
+    summary: str  # the layout, one line for --help
+    parts: str = ""  # option naming the parts to import ("subsets", "splits"); "": one part
+    parts_help: str = ""
+    named: bool = True  # takes a manifest name (--name)
+    # fetches parts into the root (parts None: the default ones) and returns their names
+    download: Callable[[Path, Sequence[str] | None, str | None], list[str]] | None = None
+
+
+def _read_librispeech(root, parts, name, out_dir) -> dict[str, list[Utterance]]:
+    subsets = parts or librispeech_subsets(root)
+    if not subsets:
+        raise CorpusError(f"{root}: no LibriSpeech subset folders found")
+    return {s: import_librispeech(root, s) for s in subsets}
+
+
+def _download_librispeech(root, parts, mirror) -> list[str]:
+    from asr.corpora.download import download_librispeech
+
+    subsets = list(parts or ["train-clean-5", "dev-clean-2"])  # Mini LibriSpeech
+    for subset in subsets:
+        download_librispeech(subset, root, mirror)
+    return subsets
+
+
+def _read_commonvoice(root, parts, name, out_dir) -> dict[str, list[Utterance]]:
+    splits = parts or ["train", "dev", "test"]
+    return {f"{name}_{s}" if name else s: import_commonvoice(root, s) for s in splits}
+
+
+def _read_ljspeech(root, parts, name, out_dir) -> dict[str, list[Utterance]]:
+    return {name or "ljspeech": import_ljspeech(root)}
+
+
+def _read_kaldi(root, parts, name, out_dir) -> dict[str, list[Utterance]]:
+    name = name or root.name
+    return {name: import_kaldi(root, out_dir / f"{name}_segments")}
+
+
+CORPORA = {
+    "librispeech": Corpus(
+        _read_librispeech,
+        "LibriSpeech or Mini LibriSpeech: <subset>/<speaker>/<chapter>/*.trans.txt",
+        "subsets",
+        "subset folders (default: every one under --root; with --download: the Mini "
+        "LibriSpeech subsets train-clean-5 dev-clean-2)",
+        named=False,
+        download=_download_librispeech,
+    ),
+    "commonvoice": Corpus(
+        _read_commonvoice,
+        "Common Voice: <split>.tsv and clips/",
+        "splits",
+        "the <split>.tsv files (default: train dev test)",
+    ),
+    "ljspeech": Corpus(_read_ljspeech, "LJ Speech: metadata.csv and wavs/"),
+    "kaldi": Corpus(_read_kaldi, "a Kaldi data dir: wav.scp, text, optional utt2spk, segments"),
+}
+
+
+@dataclass
+class PreparedManifest:
+    path: Path  # the manifest written
+    utterances: int  # entries kept
+    hours: float  # their audio
+    speakers: int  # distinct speakers among them
+    dropped: int  # entries the duration filter left out
+    dropped_file: Path | None  # <name>.dropped.tsv listing them, when there are any
+
+
+def prepare_corpus(
+    corpus: str,
+    root: str | Path,
+    out_dir: str | Path,
+    parts: Sequence[str] | None = None,
+    name: str | None = None,
+    limits: DurationFilter = DurationFilter(),
+    download: bool = False,
+    mirror: str | None = None,
+) -> list[PreparedManifest]:
+    """Import corpus `corpus` (a name in CORPORA) from `root` and write <out_dir>/<name>.jsonl
+    per part, utterances outside `limits` listed in <name>.dropped.tsv beside it.
+
+    parts: the subsets or splits to import (None: the corpus's default); name: the manifest
+    name where the corpus takes one; download: fetch the parts into `root` first (mirror:
+    another base URL), for the corpora that can.
+    """
+    spec = CORPORA[corpus]
+    root, out_dir = Path(root), Path(out_dir)
+    if download:
+        if spec.download is None:
+            raise CorpusError(f"{corpus} cannot be downloaded; fetch it into {root} yourself")
+        parts = spec.download(root, parts, mirror)
+    prepared = []
+    for manifest, utterances in spec.read(root, parts, name, out_dir).items():
+        kept, dropped = filter_by_duration(utterances, limits)
+        path = out_dir / f"{manifest}.jsonl"
+        write_manifest(path, kept)
+        dropped_path = out_dir / f"{manifest}.dropped.tsv" if dropped else None
+        if dropped_path is not None:
+            write_dropped(dropped_path, dropped)
+        hours = sum(u.duration for u in kept) / 3600
+        speakers = len({u.speaker for u in kept})
+        prepared.append(
+            PreparedManifest(path, len(kept), hours, speakers, len(dropped), dropped_path)
+        )
+    return prepared

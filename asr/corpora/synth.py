@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -34,12 +35,15 @@ from asr.text import Vocabulary, normalize_text
 __all__ = [
     "ENGINES",
     "VOICES",
+    "CorpusReport",
     "SynthConfig",
     "SynthError",
     "SynthResult",
     "check_engines",
+    "make_corpus",
     "read_sentences",
     "synthesize_corpus",
+    "write_corpus",
 ]
 
 log = logging.getLogger(__name__)
@@ -341,3 +345,36 @@ def write_corpus(result: SynthResult, out_dir: str | Path) -> tuple[Path, Path |
         return out_dir / "manifest.jsonl", None
     write_dropped(out_dir / "skipped.tsv", result.skipped)
     return out_dir / "manifest.jsonl", out_dir / "skipped.tsv"
+
+
+@dataclass
+class CorpusReport:
+    usable: int  # sentences that passed the length and spelling filters
+    rejected: int  # sentences they left out
+    result: SynthResult  # what was spoken (and what could not be)
+    seconds: float  # wall time of the synthesis
+    manifest: Path  # manifest.jsonl written
+    skipped_file: Path | None  # skipped.tsv, when some sentences could not be spoken
+
+
+def make_corpus(
+    texts: Sequence[str | Path],
+    out_dir: str | Path,
+    cfg: SynthConfig = SynthConfig(),
+    num: int = 0,
+    min_words: int = 3,
+    max_words: int = 25,
+) -> CorpusReport:
+    """`asr data synth`: the sentences of text files (`read_sentences`), `num` of them drawn
+    with `cfg.seed` (0: all), spoken into `out_dir` (`synthesize_corpus`, resumable) and
+    written as its manifest (`write_corpus`)."""
+    sentences, rejected = read_sentences(texts, min_words, max_words)
+    usable = len(sentences)
+    if num and num < len(sentences):
+        chosen = sorted(random.Random(cfg.seed).sample(range(len(sentences)), num))
+        sentences = [sentences[i] for i in chosen]
+    start = time.monotonic()
+    result = synthesize_corpus(sentences, out_dir, cfg)
+    elapsed = time.monotonic() - start
+    manifest, skipped = write_corpus(result, out_dir)
+    return CorpusReport(usable, len(rejected), result, elapsed, manifest, skipped)

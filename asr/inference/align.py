@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr.frames import ctc_min_frames
 from asr.text import Vocabulary
 
 __all__ = ["TokenSpan", "WordTiming", "align_words", "forced_align", "frame_seconds"]
@@ -57,9 +58,9 @@ def forced_align(log_probs: np.ndarray, token_ids: list[int], blank_id: int) -> 
     spans are the same. ValueError when T frames cannot hold the tokens.
     """
     num_frames, targets = log_probs.shape[0], np.asarray(token_ids, dtype=np.int64)
-    repeats = int(np.sum(targets[1:] == targets[:-1]))
-    if num_frames < len(targets) + repeats:
-        raise ValueError(f"{len(targets)} tokens, {repeats} repeats: more than {num_frames} frames")
+    needed = ctc_min_frames(list(token_ids))
+    if num_frames < needed:
+        raise ValueError(f"{len(token_ids)} tokens need {needed}: more than {num_frames} frames")
     labels = np.full(2 * len(targets) + 1, blank_id, dtype=np.int64)  # (S,) blank, t1, blank, ...
     labels[1::2] = targets
     # A skip (state s-2 -> s) jumps a blank between two different tokens.

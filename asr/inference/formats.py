@@ -1,20 +1,37 @@
 """Transcript writers: plain text, JSON (words with times and confidence), SRT, WebVTT.
 
-Subtitle cues group consecutive words: a cue closes at a pause longer than `max_gap`,
-when it would exceed `max_chars` characters or `max_seconds` seconds.
+`FORMATS` maps each output format's name to its writer; `asr transcribe --output-format`
+offers these names. Subtitle cues group consecutive words: a cue closes at a pause longer
+than `max_gap`, when it would exceed `max_chars` characters or `max_seconds` seconds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asr.inference.align import WordTiming
 
-__all__ = ["FORMATS", "Cue", "make_cues", "to_json", "to_srt", "to_txt", "to_vtt"]
+if TYPE_CHECKING:
+    from asr.decode import DecodingOptions
+    from asr.transcribe import Transcript
 
-FORMATS = ("txt", "json", "srt", "vtt")
+__all__ = [
+    "FORMATS",
+    "Cue",
+    "OutputFormat",
+    "join_transcripts",
+    "make_cues",
+    "to_json",
+    "to_srt",
+    "to_txt",
+    "to_vtt",
+    "transcript_record",
+    "write_transcripts",
+]
 
 
 @dataclass
@@ -90,5 +107,63 @@ def to_txt(text: str) -> str:
     return text + "\n"
 
 
-def to_json(record: dict) -> str:
+def to_json(record: dict | list) -> str:
     return json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+
+
+def transcript_record(transcript: Transcript, options: DecodingOptions) -> dict:
+    """The JSON record of a transcript: text, duration, timed words, n-best, the options."""
+    alternatives = transcript.hypothesis.alternatives
+    return {
+        "audio": transcript.source,
+        "text": transcript.text,
+        "duration": round(transcript.duration, 3),
+        "words": [w.to_dict() for w in transcript.words],
+        "nbest": [{"text": h.text, "score": h.score} for h in alternatives],
+        "options": options.to_dict(),
+    }
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    render: Callable[[Transcript, DecodingOptions], str]  # one transcript -> the file's text
+    timed: bool  # needs timed words (transcribe with word_timestamps)
+    help: str  # what a file of it holds, for --help
+
+
+FORMATS = {
+    "txt": OutputFormat(lambda t, _: to_txt(t.text), False, "the transcript"),
+    "json": OutputFormat(
+        lambda t, options: to_json(transcript_record(t, options)),
+        True,
+        "text, duration, words with start, end, confidence, and the decoding options",
+    ),
+    "srt": OutputFormat(lambda t, _: to_srt(t.words, t.text, t.duration), True, "subtitles"),
+    "vtt": OutputFormat(lambda t, _: to_vtt(t.words, t.text, t.duration), True, "subtitles"),
+}
+
+
+def write_transcripts(
+    transcripts: Sequence[Transcript], name: str, out_dir: str | Path, options: DecodingOptions
+) -> list[Path]:
+    """<out_dir>/<audio name>.<name> per transcript, in format `name`; the files written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for transcript in transcripts:
+        path = out_dir / f"{Path(transcript.source).stem}.{name}"
+        path.write_text(FORMATS[name].render(transcript, options), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def join_transcripts(transcripts: Sequence[Transcript], name: str, options: DecodingOptions) -> str:
+    """Transcripts as one text in format `name`, as `asr transcribe` prints them: a JSON
+    record (a list of them for several), 'source<TAB>text' lines for several txt
+    transcripts, else one after another."""
+    if name == "json":
+        records = [transcript_record(t, options) for t in transcripts]
+        return to_json(records if len(records) > 1 else records[0]).rstrip("\n")
+    if name == "txt" and len(transcripts) > 1:
+        return "\n".join(f"{t.source}\t{t.text}" for t in transcripts)
+    return "\n".join(FORMATS[name].render(t, options).rstrip("\n") for t in transcripts)

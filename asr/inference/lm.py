@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from asr.files import expand_paths
 from asr.text import Vocabulary, normalize_text
 
 __all__ = [
@@ -123,7 +124,7 @@ def prepare_text(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("w", encoding="utf-8") as out:
-        for path in _expand_books(books):
+        for path in expand_paths(books, {".txt"}, LMError):
             if book_id(path) in exclude:
                 stats.excluded_books += 1
                 continue
@@ -147,22 +148,6 @@ def _book_sentences(path: Path) -> Iterator[str]:
             sentence = normalize_text(raw)
             if sentence:
                 yield sentence
-
-
-def _expand_books(items: Sequence[str | Path]) -> list[Path]:
-    paths = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(path.rglob("*.txt"))
-            if not found:
-                raise LMError(f"{path}: folder holds no .txt files")
-            paths += found
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise LMError(f"{path}: no such file or folder")
-    return paths
 
 
 # --- building ------------------------------------------------------------------------------

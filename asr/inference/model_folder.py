@@ -1,28 +1,125 @@
-"""What a model folder carries beside its checkpoint: decoding.json and lm/.
+"""What a model folder carries beside its checkpoint, and the one place decoding is resolved.
 
 `asr decode tune` writes the best search settings to <model>/decoding.json; `asr export
---lm` puts a KenLM binary and its lexicon in <model>/lm. `transcribe`, `evaluate` and
-`load_model` read them here, so a model folder decodes the way it was tuned by default.
+--lm` puts a KenLM binary and its lexicon in <model>/lm. `resolve_decoding` merges those
+with explicit overrides and applies the rules between them; `load_model`, `asr
+transcribe`, `asr evaluate`, `asr decode tune` and `asr serve` all decode with what it
+returns, so a model folder decodes the way it was tuned unless told otherwise.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
+from asr.checkpoint import CheckpointError
+from asr.config import ConfigError
 from asr.decode import DecodingOptions
-from asr.inference.lm import LEXICON, LM_BINARY, read_lm_info
+from asr.inference.lm import LEXICON, LM_BINARY, LMError, read_lm_info
 
-__all__ = ["DECODING_FILE", "default_decoding", "lexicon_for", "write_decoding"]
+__all__ = [
+    "DECODING_FILE",
+    "DEFAULT_MODEL",
+    "NO_LEXICON",
+    "lexicon_for",
+    "model_dir",
+    "resolve_decoding",
+    "resolve_model_path",
+    "saved_decoding",
+    "write_decoding",
+]
 
+# The bundled model, shipped inside the package (asr/models/en-default links to the one
+# copy in the source tree, data/models/en-default; a wheel carries the files themselves).
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "en-default"
 DECODING_FILE = "decoding.json"
-_SAVED_FIELDS = ("decoder", "beam_size", "beam_threshold", "lm_path", "lexicon_path")
-_SAVED_FIELDS += ("lm_weight", "word_score", "unk_score", "sil_score", "log_add")
+NO_LEXICON = "none"  # a lexicon_path asking for lexicon-free search even beside a word LM
+_OPTIONS = {f.name: f for f in fields(DecodingOptions)}
+_SAVED_FIELDS = tuple(name for name, f in _OPTIONS.items() if f.metadata["saved"])
 
 
-def write_decoding(model_dir: str | Path, options: DecodingOptions, extra: dict) -> Path:
-    """Save the search settings of `options` (and `extra`, e.g. the dev WER) as decoding.json."""
-    folder = Path(model_dir)
+def resolve_model_path(path: str | Path | None) -> Path:
+    """`path` itself, or the bundled model when None (a clear error when it is missing)."""
+    if path is not None:
+        return Path(path)
+    if not DEFAULT_MODEL.is_dir():
+        raise CheckpointError(
+            f"no bundled model at {DEFAULT_MODEL}; pass a model path (e.g. exp/quickstart)"
+        )
+    return DEFAULT_MODEL
+
+
+def model_dir(model: str | Path | None) -> Path:
+    """The folder of a model: itself when a folder, else the folder of the file."""
+    path = resolve_model_path(model)
+    return path if path.is_dir() else path.parent
+
+
+def resolve_decoding(model: str | Path | None = None, **overrides) -> DecodingOptions:
+    """The decoding options of `model` (a folder, checkpoint or graph; None: the bundled one).
+
+    Its folder's saved settings (`saved_decoding`), then `overrides` (DecodingOptions fields;
+    a None value is not given), then the rules: a newly named LM brings the lexicon built
+    beside it, not the folder's; an LM means beam search unless a decoder is named; a word
+    LM needs a lexicon; lexicon_path "none" asks for lexicon-free search.
+
+        resolve_decoding("exp/x", lm_path="exp/x/lm/lm.bin", lm_weight=1.5)
+    """
+    unknown = sorted(set(overrides) - set(_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown decoding option(s) {unknown}; known: {list(_OPTIONS)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    settings = saved_decoding(model)
+    if "lm_path" in given:
+        settings.pop("lexicon_path", None)
+    settings.update(given)
+    lm_path = settings.get("lm_path")
+    if lm_path and "lexicon_path" not in settings:
+        settings["lexicon_path"] = lexicon_for(lm_path)
+    if settings.get("lexicon_path") == NO_LEXICON:
+        settings["lexicon_path"] = None
+    if lm_path and "decoder" not in settings:
+        settings["decoder"] = "beam"
+    info = read_lm_info(lm_path) if lm_path else None
+    if info is not None and info.unit == "word" and not settings.get("lexicon_path"):
+        raise LMError(f"{lm_path} is a word LM: give it a lexicon (asr lm build writes one)")
+    try:
+        return DecodingOptions(**settings)
+    except ValueError as err:
+        raise ConfigError(f"decoding options: {err}") from err
+
+
+def saved_decoding(model: str | Path | None) -> dict:
+    """Decoding settings a model folder carries, as DecodingOptions fields.
+
+    decoding.json (from `asr decode tune`) wins; else an LM built into <model>/lm (lm.bin,
+    lexicon.txt) means beam search with it; else nothing (greedy).
+    """
+    folder = model_dir(model)
+    saved = folder / DECODING_FILE
+    if saved.is_file():
+        try:
+            record = json.loads(saved.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{saved}: not valid JSON ({err})") from err
+        settings = {k: record[k] for k in _SAVED_FIELDS if k in record}
+        if settings.get("unk_score", 0) is None:
+            settings["unk_score"] = float("-inf")
+        for key in ("lm_path", "lexicon_path"):
+            if settings.get(key):
+                settings[key] = str(folder / settings[key])  # an absolute path stays as it is
+        return settings
+    if (folder / "lm" / LM_BINARY).is_file():
+        lm = folder / "lm" / LM_BINARY
+        return {"decoder": "beam", "lm_path": str(lm), "lexicon_path": lexicon_for(lm)}
+    return {}
+
+
+def write_decoding(folder: str | Path, options: DecodingOptions, extra: dict) -> Path:
+    """Save the search settings of `options` (and `extra`, e.g. the dev WER) as decoding.json
+    in a model folder."""
+    folder = Path(folder)
     path = folder / DECODING_FILE
     record = {k: v for k, v in options.to_dict().items() if k in _SAVED_FIELDS}
     for key in ("lm_path", "lexicon_path"):
@@ -32,34 +129,6 @@ def write_decoding(model_dir: str | Path, options: DecodingOptions, extra: dict)
             record[key] = str(file.relative_to(folder.resolve()) if inside else file)
     path.write_text(json.dumps({**record, **extra}, indent=2) + "\n")
     return path
-
-
-def default_decoding(model: str | Path | None) -> dict:
-    """Decoding settings a model folder carries, as DecodingOptions fields.
-
-    decoding.json (from `asr decode tune`) wins; else an LM built into <model>/lm (lm.bin,
-    lexicon.txt) means beam search with it; else nothing (greedy).
-    """
-    if model is None:
-        return {}
-    folder = Path(model) if Path(model).is_dir() else Path(model).parent
-    saved = folder / DECODING_FILE
-    if saved.is_file():
-        try:
-            record = json.loads(saved.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{saved}: not valid JSON ({err})") from err
-        fields = {k: record[k] for k in _SAVED_FIELDS if k in record}
-        if fields.get("unk_score", 0) is None:
-            fields["unk_score"] = float("-inf")
-        for key in ("lm_path", "lexicon_path"):
-            if fields.get(key):
-                fields[key] = str(folder / fields[key])  # an absolute path stays as it is
-        return fields
-    if (folder / "lm" / LM_BINARY).is_file():
-        lm = folder / "lm" / LM_BINARY
-        return {"decoder": "beam", "lm_path": str(lm), "lexicon_path": lexicon_for(lm)}
-    return {}
 
 
 def lexicon_for(lm_path: str | Path) -> str | None:

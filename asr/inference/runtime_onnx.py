@@ -57,6 +57,9 @@ class OnnxRunner:
         self.extractor = extractor
         self.vocab = vocab
         self.subsampling = subsampling  # the model's time reduction, for word times
+        cfg = extractor.cfg
+        self.sample_rate = cfg.sample_rate  # Hz the waveforms must have
+        self.frame_seconds = frame_seconds(cfg.hop_length, subsampling, cfg.sample_rate)
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int = 0) -> OnnxRunner:
@@ -82,16 +85,6 @@ class OnnxRunner:
         except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise CheckpointError(f"{path}: inconsistent graph metadata ({err})") from err
         return cls(session, extractor, vocab, subsampling)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.extractor.cfg.sample_rate
-
-    @property
-    def frame_seconds(self) -> float:
-        """Seconds between two output frames (log-prob rows) of the model."""
-        cfg = self.extractor.cfg
-        return frame_seconds(cfg.hop_length, self.subsampling, cfg.sample_rate)
 
     def log_probs(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Mono waveforms at `sample_rate` -> (B, T', V) float32 log-probs, (B,) lengths."""

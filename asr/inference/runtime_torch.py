@@ -56,20 +56,14 @@ class TorchRunner:
         self.extractor = extractor.to(self.device).eval()
         self.model = model.to(self.device).eval()
         self.vocab = vocab
+        cfg = extractor.cfg
+        self.sample_rate = cfg.sample_rate  # Hz the waveforms must have
+        # seconds between two output frames (log-prob rows) of the model
+        self.frame_seconds = frame_seconds(cfg.hop_length, model.cfg.subsampling, cfg.sample_rate)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> TorchRunner:
         return cls(*load_torch_model(path), resolve_device(device))
-
-    @property
-    def sample_rate(self) -> int:
-        return self.extractor.cfg.sample_rate
-
-    @property
-    def frame_seconds(self) -> float:
-        """Seconds between two output frames (log-prob rows) of the model."""
-        cfg = self.extractor.cfg
-        return frame_seconds(cfg.hop_length, self.model.cfg.subsampling, cfg.sample_rate)
 
     @torch.no_grad()
     def log_probs(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

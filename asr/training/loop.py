@@ -21,6 +21,7 @@ import math
 import random
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,11 +32,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from asr.config import to_dict, to_toml
+from asr.checkpoint import CheckpointError
+from asr.config import ConfigError, load_toml, to_toml
 from asr.decode import decode
 from asr.device import autocast, resolve_device, resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
+from asr.frames import ctc_min_frames_batch
 from asr.manifest import ManifestError, find_unreadable, read_manifest
 from asr.metrics import error_counts
 from asr.model import AcousticModel, ModelConfig
@@ -45,11 +47,10 @@ from asr.training.data import Batch, DataConfig, SpeechDataset, collate
 from asr.training.distributed import (
     DistContext,
     all_reduce_sum,
-    barrier,
-    gather_objects,
     init_distributed,
 )
 from asr.training.sampler import DurationBatchSampler, ShardedBatchSampler, SortedBatchSampler
+from asr.training.state import load_init_weights, resume_state, save_epoch, save_last
 
 __all__ = [
     "ExperimentConfig",
@@ -58,6 +59,7 @@ __all__ = [
     "TrainConfig",
     "compute_loss",
     "fit",
+    "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,9 @@ class OptimConfig:
 class TrainConfig:
     seed: int = 0  # seeds python, numpy and torch
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
-    precision: str = "auto"  # "fp32", "bf16", "fp16" or "auto" (GPU: bf16, else fp16; CPU: fp32)
+    # "fp32", "bf16", "fp16", or "auto": bf16 where the GPU or CPU has it (AVX512-BF16/AMX),
+    # else fp16 (with loss scaling) on a GPU and fp32 on a CPU (asr.device.resolve_precision)
+    precision: str = "auto"
     stats_utterances: int = 500  # training utterances used to estimate feature statistics
     stop_at_wer: float = -1.0  # stop once validation WER is at or below this (< 0: never)
     save_every_steps: int = 500  # also write last.pt every this many steps (0: epoch ends only)
@@ -131,11 +135,9 @@ def estimate_feature_stats(
 
 
 def ctc_feasible(out_lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor):
-    """(B,) True where a CTC path exists: frames >= target length + repeated neighbours."""
-    repeats = (targets[:, 1:] == targets[:, :-1]) & (targets[:, 1:] != 0)
-    steps = torch.arange(1, targets.shape[1], device=targets.device)
-    repeats = (repeats & (steps[None, :] < target_lens[:, None])).sum(1)
-    return out_lens >= target_lens + repeats
+    """(B,) True where a CTC path exists: output frames >= `frames.ctc_min_frames` of the
+    (B, U) padded targets (target length + repeated neighbours)."""
+    return out_lens >= ctc_min_frames_batch(targets, target_lens)
 
 
 @dataclass
@@ -592,148 +594,6 @@ def evaluate_loss(tr: Trainer, ctc: nn.CTCLoss) -> dict:
     }
 
 
-def model_payload(tr: Trainer) -> dict:
-    """What inference needs: config, vocabulary, feature statistics, weights."""
-    return {
-        "config": to_dict(tr.cfg),
-        "vocab": tr.vocab.to_list(),
-        "features": {"mean": tr.extractor.mean.cpu(), "std": tr.extractor.std.cpu()},
-        "model": {k: v.cpu() for k, v in tr.raw_model.state_dict().items()},
-    }
-
-
-def rng_state() -> dict:
-    """Python, numpy and torch generator states, as tensors and builtins (weights_only)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": pos,
-            "has_gauss": has_gauss,
-            "cached": cached,
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(_as_tuples(state["python"]))
-    n = state["numpy"]
-    keys = n["keys"].numpy().astype(np.uint32)
-    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuples(value):
-    """random.setstate wants the nested tuples that a round trip may have made lists."""
-    if isinstance(value, list | tuple):
-        return tuple(_as_tuples(v) for v in value)
-    return value
-
-
-def training_payload(tr: Trainer, rng_states: list[dict]) -> dict:
-    return {
-        **model_payload(tr),
-        "train_state": {
-            "epoch": tr.epoch,
-            "step": tr.step,
-            "position": tr.position,
-            "world_size": tr.dist.world_size,
-            "best_wer": tr.best_wer,
-            "nonfinite_steps": tr.nonfinite_steps,
-            "skipped": tr.skipped,
-            "optimizer": tr.optimizer.state_dict(),
-            "scheduler": tr.scheduler.state_dict(),
-            "scaler": tr.scaler.state_dict(),
-            "rng": rng_states,  # one per rank
-        },
-    }
-
-
-def save_last(tr: Trainer) -> None:
-    """Write last.pt (rank 0) with every rank's RNG state: resuming continues exactly here."""
-    rng_states = gather_objects(rng_state())
-    if tr.dist.is_main:
-        save_checkpoint(tr.exp_dir / "last.pt", training_payload(tr, rng_states))
-    barrier()
-
-
-def save_epoch(tr: Trainer, metrics: dict) -> None:
-    wer = metrics.get("valid_wer", -metrics["epoch"])  # without validation: latest is best
-    is_best = wer <= tr.best_wer  # metrics are reduced: every rank agrees
-    tr.best_wer = min(wer, tr.best_wer)
-    if tr.dist.is_main:
-        epoch_file = tr.exp_dir / "epochs" / f"epoch-{tr.epoch:03d}.pt"
-        save_checkpoint(epoch_file, {**model_payload(tr), "metrics": metrics})
-        if is_best:
-            save_checkpoint(tr.exp_dir / "best.pt", training_payload(tr, []))
-            save_checkpoint(tr.exp_dir / "model.pt", model_payload(tr))
-        with (tr.exp_dir / "train.log").open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
-    # last.pt goes last: a crash before it redoes the epoch's end (deterministically)
-    # rather than skipping its epoch checkpoint.
-    save_last(tr)
-
-
-def load_init_weights(tr: Trainer, path: str | Path) -> None:
-    """Start from another model's weights and feature statistics (fine-tuning: the weights
-    were learned on features normalized with those); the vocabulary must match."""
-    record = load_checkpoint(path)
-    if record["vocab"] != tr.vocab.to_list():
-        raise CheckpointError(
-            f"{path}: vocabulary of {len(record['vocab'])} tokens differs from this run's "
-            f"{len(tr.vocab)} tokens; --init-from needs the same vocabulary"
-        )
-    try:
-        tr.raw_model.load_state_dict(record["model"])
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{path}: weights do not fit this run's [model] config ({err})"
-        ) from err
-    if tr.cfg.features.normalization == "global":
-        device = tr.extractor.mean.device
-        features = record["features"]
-        tr.extractor.set_global_stats(features["mean"].to(device), features["std"].to(device))
-    log.info("initialized the model from %s", path)
-
-
-def resume_state(tr: Trainer, path: Path) -> None:
-    """Restore everything `training_payload` wrote, so training continues where it stopped."""
-    record = load_checkpoint(path)
-    state = record.get("train_state")
-    if state is None:
-        raise CheckpointError(f"{path}: holds no training state to resume from")
-    world_size = state.get("world_size", 1)
-    if world_size != tr.dist.world_size:
-        raise CheckpointError(
-            f"{path}: written by {world_size} process(es), resumed with "
-            f"{tr.dist.world_size}; mid-epoch positions only carry over to the same count"
-        )
-    if record["config"] != to_dict(tr.cfg):
-        log.warning("%s: config differs from the one given; continuing with the given one", path)
-    tr.raw_model.load_state_dict(record["model"])
-    tr.extractor.set_global_stats(record["features"]["mean"], record["features"]["std"])
-    tr.optimizer.load_state_dict(state["optimizer"])
-    tr.scheduler.load_state_dict(state["scheduler"])
-    if state.get("scaler"):
-        tr.scaler.load_state_dict(state["scaler"])
-    tr.epoch, tr.step, tr.best_wer = state["epoch"], state["step"], state["best_wer"]
-    # Checkpoints of epoch-end-only training lack these: resume at the epoch's start.
-    tr.position = state.get("position", 0)
-    tr.nonfinite_steps = state.get("nonfinite_steps", 0)
-    tr.skipped = state.get("skipped", 0)
-    if state.get("rng"):
-        set_rng_state(state["rng"][tr.dist.rank])
-    log.info("resumed %s: epoch %d, step %d, batch %d", path, tr.epoch + 1, tr.step, tr.position)
-
-
 def _attach_logs(tr: Trainer) -> logging.Handler | None:
     """Rank 0: the plain-text log file and the TensorBoard writer."""
     if not tr.dist.is_main:
@@ -764,17 +624,45 @@ def _log_epoch(tr: Trainer, metrics: dict) -> None:
         tr.writer.flush()
 
 
+def train(
+    config: str | Path,
+    exp_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+    init_from: str | Path | None = None,
+) -> Trainer:
+    """Train from a TOML experiment config, as `asr train` does (see `fit`).
+
+    config: the TOML file (recipes/*/config.toml); overrides: "section.key=value" strings
+    applied on top; exp_dir: the experiment folder, by default exp/<the config's folder>.
+
+        import asr
+        trainer = asr.train("recipes/quickstart/config.toml", "exp/q", ["optim.epochs=3"])
+        print(trainer.best_wer, trainer.exp_dir / "model.pt")
+    """
+    cfg = load_toml(ExperimentConfig, config, list(overrides))
+    exp_dir = exp_dir or Path("exp") / Path(config).resolve().parent.name
+    return fit(cfg, exp_dir, resume, init_from)
+
+
 def fit(
     cfg: ExperimentConfig,
     exp_dir: str | Path,
     resume: bool = False,
     init_from: str | Path | None = None,
 ) -> Trainer:
-    """Train for `cfg.optim.epochs` epochs, checkpointing and validating after each.
+    """Train for `cfg.optim.epochs` epochs, checkpointing and validating after each; the
+    Trainer holds the finished run (best_wer, step, the model).
 
-    resume: continue from `exp_dir/last.pt` (mid-epoch, exactly); init_from: start from
-    another checkpoint's weights. Under torchrun every rank calls this.
+    cfg: the experiment (see `train` to read it from TOML); exp_dir: where the run's files
+    go. resume: continue from `exp_dir/last.pt` (mid-epoch, exactly); init_from: start from
+    another checkpoint's weights (fine-tuning). Under torchrun every rank calls this.
+
+        cfg = apply_overrides(ExperimentConfig(), ['data.train_manifest="train.jsonl"'])
+        trainer = fit(cfg, "exp/x")
     """
+    if resume and init_from:
+        raise ConfigError("resume and init_from (--resume, --init-from) exclude each other")
     exp_dir = Path(exp_dir)
     dist, device = init_distributed(resolve_device(cfg.train.device))
     last = exp_dir / "last.pt"

@@ -3,6 +3,9 @@
 The acoustic model runs once over the manifest; each (lm_weight, word_score) setting only
 re-runs the beam search. The best setting is written to `decoding.json` in the model
 folder, where `asr transcribe` and `asr evaluate` pick it up by default.
+
+    report = tune("exp/x", "dev.jsonl", lm_path="exp/x/lm/lm.bin")
+    print(report.best.lm_weight, report.best.word_score, report.written)
 """
 
 from __future__ import annotations
@@ -14,23 +17,28 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.config import ConfigError
 from asr.decode import DecodingOptions, decode
-from asr.inference.model_folder import DECODING_FILE, default_decoding, lexicon_for, write_decoding
+from asr.inference.model_folder import model_dir, resolve_decoding, write_decoding
 from asr.manifest import read_manifest
 from asr.metrics import error_counts
 from asr.text import normalize_text
-from asr.transcribe import Recognizer
+from asr.transcribe import Recognizer, load_model
 
 __all__ = [
-    "DECODING_FILE",
+    "LM_WEIGHTS",
+    "WORD_SCORES",
     "CachedLogProbs",
+    "TuneReport",
     "TuneResult",
     "cache_log_probs",
-    "default_decoding",
+    "decode_cached",
     "grid_search",
-    "lexicon_for",
-    "write_decoding",
+    "tune",
 ]
+
+LM_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # the grid searched unless told otherwise
+WORD_SCORES = (-1.0, 0.0, 1.0, 2.0)
 
 
 @dataclass
@@ -46,6 +54,13 @@ class TuneResult:
     word_score: float
     wer: float  # corpus word error rate
     seconds: float  # wall time of the search over the whole set
+
+
+@dataclass
+class TuneReport:
+    rows: list[TuneResult]  # every setting, in grid order
+    best: TuneResult  # the lowest WER
+    written: Path | None  # the decoding.json written, None when not saved
 
 
 def cache_log_probs(recognizer: Recognizer, manifest: str | Path, batch_size: int = 8):
@@ -92,3 +107,34 @@ def grid_search(
             wer = error_counts(cache.refs, hyps, "word").rate
             results.append(TuneResult(lm_weight, word_score, wer, elapsed))
     return results
+
+
+def tune(
+    model: str | Path,
+    dev_manifest: str | Path,
+    lm_weights: Sequence[float] = LM_WEIGHTS,
+    word_scores: Sequence[float] = WORD_SCORES,
+    device: str = "auto",
+    batch_size: int = 8,
+    save: bool = True,
+    **overrides,
+) -> TuneReport:
+    """Beam search with an LM over `dev_manifest` for every (lm_weight, word_score) pair;
+    with `save`, the best setting goes to the model folder's decoding.json.
+
+    The search starts from `resolve_decoding(model, **overrides)` (e.g. lm_path, beam_size),
+    always beam search; an LM is needed, named or in the model folder.
+    """
+    options = resolve_decoding(model, **{**overrides, "decoder": "beam"})
+    if not options.lm_path:
+        raise ConfigError("tuning needs an LM: lm_path (--lm), or one in the model folder")
+    recognizer = load_model(model, device)
+    cache = cache_log_probs(recognizer, dev_manifest, batch_size)
+    rows = grid_search(cache, recognizer.vocab, options, lm_weights, word_scores)
+    best = min(rows, key=lambda r: r.wer)
+    written = None
+    if save:
+        chosen = replace(options, lm_weight=best.lm_weight, word_score=best.word_score)
+        extra = {"dev_manifest": str(dev_manifest), "dev_wer": best.wer}
+        written = write_decoding(model_dir(model), chosen, extra)
+    return TuneReport(rows, best, written)

@@ -1,0 +1,183 @@
+"""Training checkpoints: what each file of an experiment holds, writing them, and reading
+them back to resume a run or to start from another model's weights.
+
+- model.pt, epochs/epoch-NNN.pt: `model_payload` (asr.checkpoint.inference_payload of the
+  run), plus the epoch's metrics in the epoch files.
+- last.pt, best.pt: `training_payload`, the model payload plus "train_state": position,
+  optimizer, scheduler, scaler and every rank's RNG state, so `resume_state` continues
+  exactly where the run stopped, mid-epoch included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from asr.checkpoint import CheckpointError, inference_payload, load_checkpoint, save_checkpoint
+from asr.config import to_dict
+from asr.training.distributed import barrier, gather_objects
+
+if TYPE_CHECKING:
+    from asr.training.loop import Trainer
+
+__all__ = [
+    "load_init_weights",
+    "model_payload",
+    "resume_state",
+    "rng_state",
+    "save_epoch",
+    "save_last",
+    "set_rng_state",
+    "training_payload",
+]
+
+log = logging.getLogger(__name__)
+
+
+def model_payload(tr: Trainer) -> dict:
+    """What inference needs of the run: config, vocabulary, feature statistics, weights."""
+    mean, std = tr.extractor.mean, tr.extractor.std
+    weights = tr.raw_model.state_dict()
+    return inference_payload(to_dict(tr.cfg), tr.vocab.to_list(), mean, std, weights)
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch generator states, as tensors and builtins (weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached": cached,
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_as_tuples(state["python"]))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value):
+    """random.setstate wants the nested tuples that a round trip may have made lists."""
+    if isinstance(value, list | tuple):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+def training_payload(tr: Trainer, rng_states: list[dict]) -> dict:
+    return {
+        **model_payload(tr),
+        "train_state": {
+            "epoch": tr.epoch,
+            "step": tr.step,
+            "position": tr.position,
+            "world_size": tr.dist.world_size,
+            "best_wer": tr.best_wer,
+            "nonfinite_steps": tr.nonfinite_steps,
+            "skipped": tr.skipped,
+            "optimizer": tr.optimizer.state_dict(),
+            "scheduler": tr.scheduler.state_dict(),
+            "scaler": tr.scaler.state_dict(),
+            "rng": rng_states,  # one per rank
+        },
+    }
+
+
+def save_last(tr: Trainer) -> None:
+    """Write last.pt (rank 0) with every rank's RNG state: resuming continues exactly here."""
+    rng_states = gather_objects(rng_state())
+    if tr.dist.is_main:
+        save_checkpoint(tr.exp_dir / "last.pt", training_payload(tr, rng_states))
+    barrier()
+
+
+def save_epoch(tr: Trainer, metrics: dict) -> None:
+    wer = metrics.get("valid_wer", -metrics["epoch"])  # without validation: latest is best
+    is_best = wer <= tr.best_wer  # metrics are reduced: every rank agrees
+    tr.best_wer = min(wer, tr.best_wer)
+    if tr.dist.is_main:
+        epoch_file = tr.exp_dir / "epochs" / f"epoch-{tr.epoch:03d}.pt"
+        save_checkpoint(epoch_file, {**model_payload(tr), "metrics": metrics})
+        if is_best:
+            save_checkpoint(tr.exp_dir / "best.pt", training_payload(tr, []))
+            save_checkpoint(tr.exp_dir / "model.pt", model_payload(tr))
+        with (tr.exp_dir / "train.log").open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+    # last.pt goes last: a crash before it redoes the epoch's end (deterministically)
+    # rather than skipping its epoch checkpoint.
+    save_last(tr)
+
+
+def load_init_weights(tr: Trainer, path: str | Path) -> None:
+    """Start from another model's weights and feature statistics (fine-tuning: the weights
+    were learned on features normalized with those); the vocabulary must match."""
+    record = load_checkpoint(path)
+    if record["vocab"] != tr.vocab.to_list():
+        raise CheckpointError(
+            f"{path}: vocabulary of {len(record['vocab'])} tokens differs from this run's "
+            f"{len(tr.vocab)} tokens; --init-from needs the same vocabulary"
+        )
+    _load_weights(tr, record, path)
+    if tr.cfg.features.normalization == "global":
+        device = tr.extractor.mean.device
+        features = record["features"]
+        tr.extractor.set_global_stats(features["mean"].to(device), features["std"].to(device))
+    log.info("initialized the model from %s", path)
+
+
+def resume_state(tr: Trainer, path: Path) -> None:
+    """Restore everything `training_payload` wrote, so training continues where it stopped."""
+    record = load_checkpoint(path)
+    state = record.get("train_state")
+    if state is None:
+        raise CheckpointError(f"{path}: holds no training state to resume from")
+    world_size = state.get("world_size", 1)
+    if world_size != tr.dist.world_size:
+        raise CheckpointError(
+            f"{path}: written by {world_size} process(es), resumed with "
+            f"{tr.dist.world_size}; mid-epoch positions only carry over to the same count"
+        )
+    if record["config"] != to_dict(tr.cfg):
+        log.warning("%s: config differs from the one given; continuing with the given one", path)
+    _load_weights(tr, record, path)
+    tr.extractor.set_global_stats(record["features"]["mean"], record["features"]["std"])
+    tr.optimizer.load_state_dict(state["optimizer"])
+    tr.scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        tr.scaler.load_state_dict(state["scaler"])
+    tr.epoch, tr.step, tr.best_wer = state["epoch"], state["step"], state["best_wer"]
+    # Checkpoints of epoch-end-only training lack these: resume at the epoch's start.
+    tr.position = state.get("position", 0)
+    tr.nonfinite_steps = state.get("nonfinite_steps", 0)
+    tr.skipped = state.get("skipped", 0)
+    if state.get("rng"):
+        set_rng_state(state["rng"][tr.dist.rank])
+    log.info("resumed %s: epoch %d, step %d, batch %d", path, tr.epoch + 1, tr.step, tr.position)
+
+
+def _load_weights(tr: Trainer, record: dict, path: str | Path) -> None:
+    try:
+        tr.raw_model.load_state_dict(record["model"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{path}: weights do not fit this run's [model] config ({err})"
+        ) from err
