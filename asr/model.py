@@ -20,7 +20,7 @@ _RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 @dataclass
 class ModelConfig:
-    rnn_type: str = "lstm"  # "lstm" or "gru"
+    rnn_type: str = "lstm"  # a recurrent cell of _RNN_TYPES: "lstm" or "gru"
     num_layers: int = 3  # stacked bidirectional layers
     hidden_size: int = 320  # units per direction
     dropout: float = 0.1  # between recurrent layers and before the output layer
@@ -32,7 +32,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.rnn_type not in _RNN_TYPES:
-            raise ValueError(f"model.rnn_type must be 'lstm' or 'gru', got {self.rnn_type!r}")
+            raise ValueError(
+                f"model.rnn_type must be one of {list(_RNN_TYPES)}, got {self.rnn_type!r}"
+            )
         if self.subsampling not in SUBSAMPLING_FACTORS:
             raise ValueError(
                 f"model.subsampling must be one of {SUBSAMPLING_FACTORS}, got {self.subsampling}"

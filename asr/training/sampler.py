@@ -11,6 +11,9 @@ For DDP the batch list is made divisible by `world_size * grad_accum` by splitti
 largest batches in two (never by dropping or repeating an utterance), and rank r takes
 batches r, r + world_size, ... so that one optimizer step of N ranks sees exactly the
 batches that one process with `grad_accum = N` sees in one step.
+
+`SortedBatchSampler` batches by count instead (sorted windows; evaluation is one sorted
+pass), for a single process.
 """
 
 from __future__ import annotations
