@@ -156,10 +156,17 @@ _LIGHT_PROBE = textwrap.dedent(
     )[0]
     code = main(["transcribe", audio, "--model", model, "--output-format", "srt",
                  "--output-dir", out, "--decoder", "beam", "--beam-size", "4"])
+    manifest = out + "/set.jsonl"  # scoring and tuning read manifests without torch too
+    with open(manifest, "w") as f:
+        f.write(json.dumps({"audio_filepath": sample, "duration": 5.0, "text": "a b"}) + "\\n")
+    evaluated = main(["evaluate", manifest, "--model", model, "--out-dir", out + "/eval"])
+    import asr.tune
+    cached = asr.tune.cache_log_probs(tiny, manifest)
     roots = {"torch", "torchaudio", "librosa"}
     print(json.dumps({
         "runners": [type(r.runner).__name__ for r in (bundled, tiny)],
-        "text": text, "chunks": long.chunks, "code": code,
+        "text": text, "chunks": long.chunks, "code": code, "evaluated": evaluated,
+        "cached": len(cached.log_probs),
         "loaded": sorted(m for m in sys.modules if m.split(".")[0] in roots),
     }))
     """
@@ -182,6 +189,8 @@ def test_transcription_on_onnx_imports_no_torch(tmp_path):
     assert report["runners"] == ["OnnxRunner", "OnnxRunner"]
     assert report["text"] and report["chunks"] >= 3 and report["code"] == 0
     assert (tmp_path / "srt" / "long.srt").is_file()
+    assert report["evaluated"] == 0 and report["cached"] == 1
+    assert (tmp_path / "srt" / "eval" / "summary.json").is_file()
 
 
 # --- packaging -----------------------------------------------------------------------------
