@@ -66,8 +66,8 @@ def _add_model(p: argparse.ArgumentParser, named: bool = True) -> None:
     """The model, where it runs, and the decoding flags (`named`: --model, --runtime)."""
     if named:  # `decode tune` takes its model as a positional argument
         p.add_argument("--model", help=f"model folder or checkpoint (the bundled {DEFAULT_MODEL})")
-        runtimes = "torch; onnx: the folder's ONNX graph on onnxruntime, no torch; auto: onnx"
-        p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=f"{runtimes} if any")
+        runtimes = "torch, or onnx (the folder's ONNX graph, no torch); auto: onnx if it has one"
+        p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=runtimes)
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     p.add_argument("--batch-size", type=int, default=8, help="files (or chunks) decoded together")
     group = p.add_argument_group(
@@ -80,8 +80,8 @@ def _add_model(p: argparse.ArgumentParser, named: bool = True) -> None:
         how = {"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}
         if f.name == "decoder":
             how["choices"] = list(DECODERS)
-        flag, help = f.metadata["flag"] or "--" + f.name.replace("_", "-"), f.metadata["help"]
-        help = f"{help} (built-in: {f.default})"
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        help = f"{f.metadata['help']} (built-in: {f.default})"
         group.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=help, **how)
 
 
@@ -110,8 +110,8 @@ def _add_inference(sub) -> None:
     p.description = "The best setting goes to <model folder>/decoding.json, used from then on."
     p.add_argument("model", help="checkpoint file or experiment folder")
     p.add_argument("dev_manifest", help="JSON-lines manifest of the dev set")
-    p.add_argument("--lm-weights", type=float, nargs="+", default=list(LM_WEIGHTS))
-    p.add_argument("--word-scores", type=float, nargs="+", default=list(WORD_SCORES))
+    p.add_argument("--lm-weights", type=float, nargs="+", default=list(LM_WEIGHTS), help="tried")
+    p.add_argument("--word-scores", type=float, nargs="+", default=list(WORD_SCORES), help="tried")
     p.add_argument("--no-save", action="store_true", help="print only, write nothing")
     _add_model(p, named=False)
     p.set_defaults(func=_run_tune)
