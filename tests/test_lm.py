@@ -54,6 +54,20 @@ def test_prepare_text_normalizes_and_excludes_books(tmp_path):
     assert stats.words == sum(len(line.split()) for line in lines)
 
 
+def test_prepare_text_reads_xz_compressed_books(tmp_path):
+    import lzma
+
+    books = tmp_path / "extra"
+    books.mkdir()
+    with lzma.open(books / "pg33.txt.xz", "wt", encoding="utf-8") as f:
+        f.write("The \u2018second\u2019 folder\u2019s book.\n\nIt is compressed.\n")
+    (books / "pg44.txt.xz").write_bytes(lzma.compress(b"Dev text, left out.\n"))
+    out = tmp_path / "text.txt"
+    stats = prepare_text([books], out, exclude_ids={44})
+    assert out.read_text().splitlines() == ["the second folder's book", "it is compressed"]
+    assert (stats.books, stats.excluded_books) == (1, 1)
+
+
 def test_missing_book_is_named(tmp_path):
     with pytest.raises(LMError, match="nope.txt"):
         prepare_text([tmp_path / "nope.txt"], tmp_path / "out.txt")

@@ -11,6 +11,8 @@ $ASR_KENLM_BIN or on PATH; scripts/install_kenlm.sh builds them.
 from __future__ import annotations
 
 import json
+import logging
+import lzma
 import os
 import re
 import shutil
@@ -31,6 +33,7 @@ __all__ = [
     "book_id",
     "build_lm",
     "find_kenlm_tool",
+    "parse_book_ids",
     "prepare_text",
     "read_lm_info",
     "split_sentences",
@@ -47,6 +50,9 @@ _BOUNDARY = "|"  # word-boundary token in lexicon spellings and character LMs
 _SENTENCE_END_RE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+")
 _BOOK_ID_RE = re.compile(r"pg(\d+)")
 _ABBREVIATIONS = {"mr.", "mrs.", "dr.", "st.", "messrs.", "mme.", "mlle.", "capt.", "col."}
+
+
+log = logging.getLogger(__name__)
 
 
 class LMError(RuntimeError):
@@ -87,9 +93,16 @@ def split_sentences(paragraph: str) -> list[str]:
     return sentences
 
 
+def _open_book(path: Path):
+    """A book's text, xz-compressed (pg1234.txt.xz) or plain."""
+    if path.suffix.lower() == ".xz":
+        return lzma.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open(encoding="utf-8", errors="replace")
+
+
 def _paragraphs(path: Path) -> Iterator[str]:
     lines: list[str] = []
-    with path.open(encoding="utf-8", errors="replace") as f:
+    with _open_book(path) as f:
         for line in f:
             if line.strip():
                 lines.append(line)
@@ -101,8 +114,9 @@ def _paragraphs(path: Path) -> Iterator[str]:
 
 
 def book_id(path: Path) -> int | None:
-    """Project Gutenberg id from a file name like pg1234.txt; None if it has none."""
-    match = _BOOK_ID_RE.fullmatch(path.stem)
+    """Project Gutenberg id from a file name like pg1234.txt(.xz); None if it has none."""
+    stem = Path(path.stem).stem if path.suffix.lower() == ".xz" else path.stem
+    match = _BOOK_ID_RE.fullmatch(stem)
     return int(match.group(1)) if match else None
 
 
@@ -112,7 +126,8 @@ def prepare_text(
     exclude_ids: Iterable[int] = (),
     vocab: Vocabulary | None = None,
 ) -> TextStats:
-    """Write one normalized sentence per line from raw book files (or folders of *.txt).
+    """Write one normalized sentence per line from raw book files (or folders of *.txt and
+    xz-compressed *.txt.xz).
 
     Books whose Gutenberg id (pg<ID>.txt) is in `exclude_ids` are skipped, so that an LM
     never contains an evaluation set's text. Sentences with characters `vocab` cannot spell
@@ -124,7 +139,7 @@ def prepare_text(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("w", encoding="utf-8") as out:
-        for path in expand_paths(books, {".txt"}, LMError):
+        for path in expand_paths(books, {".txt", ".xz"}, LMError):
             if book_id(path) in exclude:
                 stats.excluded_books += 1
                 continue
@@ -195,14 +210,15 @@ def build_lm(
     lmplz, build_binary = find_kenlm_tool("lmplz"), find_kenlm_tool("build_binary")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        counts = _word_counts(text_path)
+        corpus = Path(tmp) / "normalized.txt"
+        _write_normalized(text_path, corpus)
+        counts = _word_counts(corpus)
         if not counts:
             raise LMError(f"{text_path}: no words")
         words = [w for w, _ in counts.most_common(vocab_size)]
-        corpus = text_path
         if unit == "char":
             corpus = Path(tmp) / "chars.txt"
-            _write_char_text(text_path, corpus)
+            _write_char_text(Path(tmp) / "normalized.txt", corpus)
         cmd = [lmplz, "-o", str(order), "--text", str(corpus), "--arpa", str(out_dir / LM_ARPA)]
         cmd += ["-S", memory, "-T", tmp, "--discount_fallback"]
         if prune:
@@ -222,6 +238,43 @@ def build_lm(
     info = LMInfo(unit, order, list(prune), str(text_path), size)
     (out_dir / LM_INFO).write_text(json.dumps(asdict(info), indent=2) + "\n")
     return info
+
+
+def _write_normalized(text_path: Path, out_path: Path, vocab: Vocabulary | None = None) -> None:
+    """The text as the model spells it: each line through `normalize_text` (curly quotes,
+    case, digits, punctuation), lines with characters `vocab` cannot spell left out. Text
+    from `prepare_text` passes unchanged."""
+    vocab = vocab or Vocabulary.english()
+    changed = dropped = 0
+    try:
+        with text_path.open(encoding="utf-8") as f, out_path.open("w", encoding="utf-8") as out:
+            for line in f:
+                text = normalize_text(line)
+                changed += text != line.strip()
+                if vocab.find_unknown(text):
+                    dropped += 1
+                elif text:
+                    out.write(text + "\n")
+    except UnicodeDecodeError as err:
+        raise LMError(
+            f"{text_path}: not UTF-8 text ({err.reason}); see asr lm prepare-text"
+        ) from err
+    if changed or dropped:
+        log.warning(
+            "%s: %d line(s) normalized, %d left out for characters outside the vocabulary "
+            "(asr lm prepare-text prepares raw books)",
+            text_path,
+            changed,
+            dropped,
+        )
+
+
+def parse_book_ids(items: Iterable[str]) -> set[int]:
+    """Gutenberg ids from "ID,ID,..." strings (--exclude-ids); LMError for a non-integer."""
+    try:
+        return {int(x) for item in items for x in item.split(",") if x.strip()}
+    except ValueError as err:
+        raise LMError(f"--exclude-ids takes comma-separated integers ({err})") from err
 
 
 def _word_counts(text_path: Path) -> Counter:
