@@ -6,7 +6,8 @@ Numpy only (no torch): the light inference install reads audio through this modu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +26,17 @@ __all__ = [
     "AudioInfo",
     "audio_info",
     "expand_audio_paths",
+    "iter_audio_blocks",
     "load_audio",
     "resample",
+    "StreamResampler",
+    "wav_declared_frames",
 ]
 
 
 class AudioError(ValueError):
-    """An audio file that cannot be used: missing, unreadable, empty or truncated."""
+    """An audio file that cannot be used: missing, unreadable, empty, truncated, or holding
+    NaN or infinite samples."""
 
 
 @dataclass(frozen=True)
@@ -60,32 +65,148 @@ def audio_info(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: no such audio file")
     try:
         info = sf.info(str(path))
+    except PermissionError as err:
+        raise AudioError(f"{path}: permission denied") from err
     except Exception as err:  # soundfile raises several types for undecodable input
+        if not os.access(path, os.R_OK):
+            raise AudioError(f"{path}: permission denied") from err
         raise AudioError(f"{path}: not a readable audio file ({err})") from err
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames))
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode a file to a mono float32 waveform at `sample_rate`: (S,).
+    """Decode a file to a mono float32 waveform at `sample_rate`: (S,), validated as
+    `iter_audio_blocks` validates it."""
+    blocks = list(iter_audio_blocks(path, sample_rate))
+    return np.concatenate(blocks) if len(blocks) != 1 else blocks[0]
 
-    Silence is valid audio; a file with no samples, or fewer samples than its header
-    promises (a truncated download), is not.
+
+def iter_audio_blocks(
+    path: str | Path, sample_rate: int = SAMPLE_RATE, block_seconds: float = 30.0
+) -> Iterator[np.ndarray]:
+    """Decode a file block by block: mono float32 blocks (S_i,) at `sample_rate`, resampled
+    as a stream, so memory does not grow with the file's length. The one reading function:
+    every file is validated here, raising AudioError naming the file.
+
+    Silence is valid audio; a file with no samples, fewer samples than its header promises
+    (a truncated download; for WAV, the data chunk's declared size), or NaN / infinite
+    samples is not.
     """
     info = audio_info(path)
+    declared = wav_declared_frames(path)
+    if declared is not None and declared > info.frames:
+        raise AudioError(
+            f"{path}: truncated: the header promises {declared} frames, the file holds "
+            f"{info.frames}"
+        )
+    resampler = StreamResampler(info.sample_rate, sample_rate)
+    block = max(1, int(block_seconds * info.sample_rate))
+    decoded = 0
     try:
-        samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:
-        raise AudioError(f"{path}: cannot decode audio ({err})") from err
-    if samples.shape[0] == 0:
+        with sf.SoundFile(str(path)) as f:
+            for samples in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                if not np.isfinite(samples).all():
+                    at = (
+                        decoded + int(np.argmin(np.isfinite(samples).all(axis=1)))
+                    ) / info.sample_rate
+                    raise AudioError(f"{path}: NaN or infinite samples (first at {at:.2f} s)")
+                decoded += samples.shape[0]
+                out = resampler.push(samples.mean(axis=1))  # (S, C) -> (S,)
+                if len(out):
+                    yield out
+    except AudioError:
+        raise
+    except Exception as err:  # libsndfile raises several types for undecodable data
+        raise AudioError(f"{path}: cannot decode audio after {decoded} frames ({err})") from err
+    if decoded == 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     # Compressed formats may report an approximate frame count; PCM headers are exact.
-    if info.frames > 0 and samples.shape[0] < 0.99 * info.frames:
+    if info.frames > 0 and decoded < 0.99 * info.frames:
         raise AudioError(
             f"{path}: truncated: the header promises {info.frames} frames, "
-            f"only {samples.shape[0]} could be decoded"
+            f"only {decoded} could be decoded"
         )
-    waveform = samples.mean(axis=1)  # (S, C) -> (S,)
-    return resample(waveform, int(file_rate), sample_rate)
+    tail = resampler.flush()
+    if len(tail):
+        yield tail
+
+
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Frames a RIFF/WAVE header declares for its data chunk (libsndfile reports what the
+    file holds instead, so a cut-off download would look whole); None for other files."""
+    try:
+        with Path(path).open("rb") as f:
+            return _declared_frames(f)
+    except OSError:
+        return None
+
+
+def _declared_frames(f) -> int | None:
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    block_align = 0
+    while chunk := f.read(8):
+        if len(chunk) < 8:
+            return None
+        size = int.from_bytes(chunk[4:], "little")
+        if chunk[:4] == b"fmt ":
+            fmt = f.read(size + size % 2)
+            block_align = int.from_bytes(fmt[12:14], "little")
+        elif chunk[:4] == b"data":
+            streamed = size in (0, 0xFFFFFFFF)  # written before its length was known
+            return None if streamed or not block_align else size // block_align
+        else:
+            f.seek(size + size % 2, 1)
+    return None
+
+
+class StreamResampler:
+    """`resample` applied to a waveform that arrives in pieces: `push` each piece, then
+    `flush`; the concatenated outputs equal `resample` of the whole within float rounding.
+
+    Output frame j (`new` samples) reads input [j * orig - width, j * orig + width + orig):
+    the resampler keeps only the input that frames not yet computed still need.
+    """
+
+    def __init__(self, orig_rate: int, new_rate: int) -> None:
+        gcd = math.gcd(int(orig_rate), int(new_rate))
+        self.orig, self.new = int(orig_rate) // gcd, int(new_rate) // gcd
+        self.identity = orig_rate == new_rate
+        if not self.identity:
+            self.kernel, self.width = _sinc_kernel(self.orig, self.new)  # (new, K)
+            self.buffer = np.zeros(self.width, np.float32)  # the left zero padding
+        self.seen = 0  # input samples pushed
+        self.emitted = 0  # output samples returned
+
+    def push(self, waveform: np.ndarray) -> np.ndarray:
+        waveform = np.ascontiguousarray(waveform, dtype=np.float32)
+        self.seen += len(waveform)
+        if self.identity:
+            return waveform
+        self.buffer = np.concatenate([self.buffer, waveform])
+        return self._frames(final=False)
+
+    def flush(self) -> np.ndarray:
+        if self.identity:
+            return np.zeros(0, np.float32)
+        self.buffer = np.concatenate([self.buffer, np.zeros(self.width + self.orig, np.float32)])
+        out = self._frames(final=True)
+        total = math.ceil(self.new * self.seen / self.orig)
+        return out[: max(0, total - (self.emitted - len(out)))]
+
+    def _frames(self, final: bool) -> np.ndarray:
+        size = self.kernel.shape[1]
+        count = (len(self.buffer) - size) // self.orig + 1 if len(self.buffer) >= size else 0
+        if final:  # frames past the input's end are cut by `flush`
+            count = min(count, math.ceil(self.seen / self.orig) - self.emitted // self.new)
+        if count <= 0:
+            return np.zeros(0, np.float32)
+        view = np.lib.stride_tricks.sliding_window_view(self.buffer, size)[: count * self.orig]
+        out = (view[:: self.orig] @ self.kernel.T).reshape(-1)  # (n, K) @ (K, new) -> (n*new,)
+        self.buffer = self.buffer[count * self.orig :]
+        self.emitted += len(out)
+        return out
 
 
 def resample(waveform: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:

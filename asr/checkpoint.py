@@ -12,12 +12,20 @@ is read or written, not with this module: the light runtime uses its CheckpointE
 
 from __future__ import annotations
 
+import errno
+import glob
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CheckpointError", "inference_payload", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointWriteError",
+    "inference_payload",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 FORMAT = "asr-checkpoint"
 VERSION = 1
@@ -26,6 +34,11 @@ _REQUIRED = ("format", "version", "config", "vocab", "model", "features")
 
 class CheckpointError(ValueError):
     """A file that is not a usable checkpoint; the message names it."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint that could not be written (a full disk, no permission); the file it
+    would have replaced is untouched."""
 
 
 def inference_payload(config: dict, vocab: list[str], mean, std, weights: dict) -> dict:
@@ -43,24 +56,45 @@ def inference_payload(config: dict, vocab: list[str], mean, std, weights: dict) 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write `payload` (plus format tags) to `path` atomically: temporary file, fsync, rename.
 
-    A crash mid-write leaves the previous file at `path` untouched.
+    A crash mid-write leaves the previous file at `path` untouched; the temporary files a
+    killed process left behind (`<name>*.tmp`) are removed by the next save of `path`.
+    Raises CheckpointWriteError when the file cannot be written (e.g. the disk is full).
     """
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"format": FORMAT, "version": VERSION, **payload}
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f"{glob.escape(path.name)}*.tmp"):
+            stale.unlink(missing_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError as err:
+        raise CheckpointWriteError(f"{path}: cannot write the checkpoint ({err})") from err
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(record, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(err, OSError) or isinstance(err.__cause__, OSError):
+            why = "the disk is full" if _is_enospc(err) else str(err)
+            raise CheckpointWriteError(
+                f"{path}: cannot write the checkpoint ({why}); the file it would replace, "
+                "if any, is untouched"
+            ) from err
         raise
     _fsync_dir(path.parent)
+
+
+def _is_enospc(err: BaseException) -> bool:
+    while err is not None:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _fsync_dir(folder: Path) -> None:

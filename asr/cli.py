@@ -21,29 +21,23 @@ from dataclasses import fields
 from pathlib import Path
 
 # Light modules only (no torch): `asr transcribe` on the ONNX runtime must not load it.
-from asr.audio import AudioError, expand_audio_paths
-from asr.checkpoint import CheckpointError
+from asr.audio import expand_audio_paths
 from asr.config import ConfigError
 from asr.corpora import check, importers, synth
-from asr.corpora.download import DownloadError
-from asr.corpora.importers import CorpusError
-from asr.corpora.synth import SynthError
 from asr.corpora.tones import make_tone_corpus
 from asr.decode import DECODERS, DecodingOptions
+from asr.errors import user_message
 from asr.evaluate import evaluate_manifest, report_dir
 from asr.inference import formats, lm
-from asr.inference.lm import LMError
+from asr.inference.batch import transcribe_files
 from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding
 from asr.inference.segment import SegmentConfig
-from asr.manifest import ManifestError, split_manifest
+from asr.manifest import split_manifest
 from asr.transcribe import RUNTIMES
 from asr.tune import LM_WEIGHTS, WORD_SCORES, tune
 
 __all__ = ["build_parser", "main", "serve_config"]
 
-# Errors reported as one line, not a traceback; FileNotFoundError too (e.g. an LM path).
-_USER_ERRORS = (AudioError, CheckpointError, ConfigError, CorpusError, DownloadError, LMError)
-_USER_ERRORS += (ManifestError, SynthError, FileNotFoundError)
 _SPLIT = "longer recordings are split at pauses into chunks of at most this length"
 
 
@@ -98,6 +92,7 @@ def _add_inference(sub) -> None:
     p.add_argument("--output-format", default="txt", choices=list(formats.FORMATS), help=kinds)
     p.add_argument("--output-dir", help="write <audio name>.<format> per input here, not stdout")
     p.add_argument("--max-seconds", type=float, default=SegmentConfig.max_seconds, help=_SPLIT)
+    p.add_argument("--quiet", action="store_true", help="no progress bar (none unless a tty)")
     p.set_defaults(func=_run_transcribe)
     p = _command(sub, "evaluate", "WER and CER of a model on a manifest")
     p.description = "Writes report.txt (REF/HYP alignment per utterance) and summary.json."
@@ -136,15 +131,20 @@ def _run_transcribe(args) -> int:
 
     paths = expand_audio_paths(args.audio)
     options = resolve_decoding(args.model, **_decoding(args))
+    if args.output_dir:  # before any work: the folder, and no two outputs on one file
+        formats.plan_outputs(paths, args.output_format, args.output_dir)
     recognizer = load_model(args.model, args.device, args.runtime)
-    timed, segment = formats.FORMATS[args.output_format].timed, SegmentConfig(args.max_seconds)
-    results = recognizer.transcribe(paths, options, args.batch_size, timed, segment)
+    how = (args.output_format, args.output_dir, args.batch_size, SegmentConfig(args.max_seconds))
+    report = transcribe_files(recognizer, paths, options, *how, False if args.quiet else None)
     if args.output_dir:
-        written = formats.write_transcripts(results, args.output_format, args.output_dir, options)
-        print(f"wrote {len(written)} {args.output_format} files to {args.output_dir}")
-    else:
-        print(formats.join_transcripts(results, args.output_format, options))
-    return 0
+        print(f"wrote {len(report.written)} {args.output_format} files to {args.output_dir}")
+    elif report.transcripts:
+        print(formats.join_transcripts(report.transcripts, args.output_format, options))
+    for path, reason in report.failures:
+        print(f"asr: error: {path}: {reason}", file=sys.stderr)
+    if report.failures or len(paths) > 1:
+        print(report.summary, file=sys.stderr)
+    return 1 if report.failures else 0
 
 
 def _run_evaluate(args) -> int:
@@ -207,6 +207,7 @@ def _add_training(sub) -> None:
     p.add_argument("--exp-dir", help="experiment folder (default: exp/<the config's folder>)")
     p.add_argument("--max-batch-seconds", type=float, help="= --set data.max_batch_seconds=...")
     p.add_argument("--resume", action="store_true", help="continue from <exp-dir>/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace a trained model there")
     p.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights")
     p.set_defaults(func=_run_train)
     p = _command(sub, "average", "average the weights of the last or best N epochs")
@@ -235,14 +236,14 @@ def _run_train(args) -> int:
     if args.max_batch_seconds is not None:
         overrides.append(f"data.max_batch_seconds={args.max_batch_seconds}")
     try:
-        trainer = train(args.config, args.exp_dir, overrides, args.resume, args.init_from)
+        how = (args.resume, args.init_from, args.overwrite)
+        trainer = train(args.config, args.exp_dir, overrides, *how)
     except NonFiniteLossError as err:
         print(f"asr: error: {err}", file=sys.stderr)
         return 1
     if trainer.dist.is_main:
-        print(
-            f"model: {trainer.exp_dir / 'model.pt'}  (best validation WER {trainer.best_wer:.4f})"
-        )
+        best = f"best validation WER {trainer.best_wer:.4f}"
+        print(f"model: {trainer.exp_dir / 'model.pt'}  ({best})")
     return 0
 
 
@@ -400,11 +401,7 @@ def _add_lm(sub) -> None:
 
 
 def _run_lm_prepare(args) -> int:
-    try:
-        ids = {int(x) for item in args.exclude_ids for x in item.split(",") if x.strip()}
-    except ValueError as err:
-        raise ConfigError(f"--exclude-ids takes comma-separated integers ({err})") from err
-    stats = lm.prepare_text(args.books, args.out, ids)
+    stats = lm.prepare_text(args.books, args.out, lm.parse_book_ids(args.exclude_ids))
     books = f"{stats.books} books ({stats.excluded_books} excluded by id)"
     print(f"{args.out}: {stats.sentences} sentences, {stats.words} words from {books}")
     bad = f"{stats.dropped_sentences} sentences with characters outside the vocabulary"
@@ -437,8 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format=fmt, datefmt="%H:%M:%S")
     try:
         return args.func(args)
-    except _USER_ERRORS as err:
-        print(f"asr: error: {err}", file=sys.stderr)
+    except Exception as err:  # asr.errors decides which are the user's to fix
+        message = user_message(err)
+        if message is None:
+            raise
+        print(f"asr: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import logging
 import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -26,8 +27,16 @@ import numpy as np
 
 from asr.text import Vocabulary
 
+log = logging.getLogger(__name__)
+
+
+class DecodingError(ValueError):
+    """A decoding resource (language model, lexicon) that cannot be used; names the file."""
+
+
 __all__ = [
     "DECODERS",
+    "DecodingError",
     "DecodingOptions",
     "Hypothesis",
     "as_array",
@@ -204,12 +213,12 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDec
         # Lexicon-free search scores token i as LM word i: a token LM is indexed by the token
         # dictionary (torchaudio's own mapping built it in another order, so a character LM
         # scored the wrong letters).
-        lm = KenLM(options.lm_path, token_dict) if options.lm_path else fl.ZeroLM()
+        lm = _kenlm(KenLM, options.lm_path, token_dict) if options.lm_path else fl.ZeroLM()
         opts = fl.LexiconFreeDecoderOptions(**common)
         search = fl.LexiconFreeDecoder(opts, lm, silence, blank, [])
         return _BeamDecoder(search, blank, lm, None)
-    words = _word_dict(options.lexicon_path)
-    lm = KenLM(options.lm_path, words) if options.lm_path else fl.ZeroLM()
+    words = _word_dict(options.lexicon_path, tokens)
+    lm = _kenlm(KenLM, options.lm_path, words) if options.lm_path else fl.ZeroLM()
     trie = _lexicon_trie(options.lexicon_path, tokens, words, lm, silence)
     opts = fl.LexiconDecoderOptions(
         **common, word_score=options.word_score, unk_score=options.unk_score
@@ -219,23 +228,43 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDec
     return _BeamDecoder(search, blank, lm, words)
 
 
-def _lexicon_lines(path: str):
-    """(word, spelling tokens) per line of a 'word w o r d |' lexicon, streamed."""
-    with open(path, encoding="utf-8") as f:
+def _kenlm(kenlm_class, path: str, dictionary):
+    """The KenLM model at `path`; DecodingError naming the file when it cannot be loaded."""
+    try:
+        return kenlm_class(path, dictionary)
+    except Exception as err:  # KenLM raises RuntimeError (and others) for a damaged file
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DecodingError(f"{path}: not a readable KenLM language model ({why})") from err
+
+
+def _lexicon_lines(path: str, tokens: tuple[str, ...], report: bool = False):
+    """(word, spelling tokens) per line of a 'word w o r d |' lexicon, streamed; words
+    spelled with a token the model cannot emit are skipped (and counted in a warning)."""
+    known, skipped = set(tokens), []
+    with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             fields = line.split()
             if len(fields) == 1:
-                raise ValueError(f"{path}:{number}: a word without a spelling: {line!r}")
-            if fields:
+                raise DecodingError(f"{path}:{number}: a word without a spelling: {line!r}")
+            if fields and known.issuperset(fields[1:]):
                 yield fields[0], fields[1:]
+            elif fields:
+                skipped.append(fields[0])
+    if skipped and report:
+        log.warning(
+            "%s: skipped %d word(s) the vocabulary cannot spell, e.g. %s",
+            path,
+            len(skipped),
+            ", ".join(skipped[:5]),
+        )
 
 
-def _word_dict(lexicon_path: str):
+def _word_dict(lexicon_path: str, tokens: tuple[str, ...]):
     """The lexicon's words in file order, then <unk>, which unknown words map to."""
     from flashlight.lib.text.dictionary import Dictionary
 
     words = Dictionary()
-    for word, _ in _lexicon_lines(lexicon_path):
+    for word, _ in _lexicon_lines(lexicon_path, tokens):
         if not words.contains(word):
             words.add_entry(word)
     if not words.contains(_UNK):
@@ -253,7 +282,7 @@ def _lexicon_trie(lexicon_path: str, tokens: tuple[str, ...], words, lm, silence
     token_ids = {token: i for i, token in enumerate(tokens)}
     trie = fl.Trie(len(tokens), silence)
     start = lm.start(False)
-    for word, spelling in _lexicon_lines(lexicon_path):
+    for word, spelling in _lexicon_lines(lexicon_path, tokens, report=True):
         word_id = words.get_index(word)
         _, score = lm.score(start, word_id)
         try:

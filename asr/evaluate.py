@@ -64,7 +64,7 @@ def evaluate_manifest(
         print(f"WER {100 * result.words.rate:.2f}%")
     """
     options = recognizer.default_options if options is None else options
-    utterances = read_manifest(manifest)
+    utterances = read_manifest(manifest, allow_empty=False)
     refs, hyps, seconds = [], [], 0.0
     for start in tqdm(
         range(0, len(utterances), batch_size), desc="evaluate", unit="batch", disable=None

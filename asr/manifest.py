@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,16 +87,33 @@ def parse_manifest_line(raw: str, lineno: int, manifest: Path) -> Utterance:
     )
 
 
-def read_manifest(path: str | Path) -> list[Utterance]:
-    """All utterances of a manifest; a malformed line raises ManifestError with its number."""
+def manifest_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line; ManifestError for a missing or
+    unreadable file, or a line that is not UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
-    utterances = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if raw.strip():
-                utterances.append(parse_manifest_line(raw, lineno, path.resolve()))
+    try:
+        with path.open("rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise ManifestError(f"{path}:{lineno}: not UTF-8 text ({err.reason})") from err
+                if text.strip():
+                    yield lineno, text
+    except PermissionError as err:
+        raise ManifestError(f"{path}: permission denied") from err
+
+
+def read_manifest(path: str | Path, allow_empty: bool = True) -> list[Utterance]:
+    """All utterances of a manifest; a malformed line raises ManifestError with its number,
+    and so does a manifest without utterances unless `allow_empty`."""
+    path = Path(path)
+    resolved = path.resolve()
+    utterances = [parse_manifest_line(raw, n, resolved) for n, raw in manifest_lines(path)]
+    if not utterances and not allow_empty:
+        raise ManifestError(f"{path}: the manifest holds no utterances")
     return utterances
 
 

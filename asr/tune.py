@@ -65,7 +65,7 @@ class TuneReport:
 
 def cache_log_probs(recognizer: Recognizer, manifest: str | Path, batch_size: int = 8):
     """Run the acoustic model once over a manifest; keep the log-probs (numpy)."""
-    utterances = read_manifest(manifest)
+    utterances = read_manifest(manifest, allow_empty=False)
     mats, seconds = [], 0.0
     for start in range(0, len(utterances), batch_size):
         chunk = utterances[start : start + batch_size]

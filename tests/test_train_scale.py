@@ -292,7 +292,7 @@ def test_crash_while_writing_keeps_the_previous_last_checkpoint(tmp_path, monkey
     # asr.checkpoint imports torch when it writes (the light runtime has no torch): patch
     # the module it will import.
     monkeypatch.setattr(torch, "save", dies_halfway)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match="disk full"):
         save_checkpoint(tmp_path / "last.pt", {**good, "model": {"w": torch.zeros(3)}})
     assert torch.equal(load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.ones(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no stray temporary

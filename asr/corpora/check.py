@@ -3,9 +3,10 @@
     asr data check data/manifests/mini/train.jsonl --write-clean data/manifests/clean.jsonl
 
 Each entry's audio is decoded once (no resampling) to find missing, unreadable, empty,
-truncated, corrupt and silent files; the header is compared with what the manifest says
-(duration, and `sample_rate` / `channels` where the line gives them); the normalized
-transcript must be spellable by the vocabulary and fit the model's output frames.
+truncated, corrupt and silent files and NaN or infinite samples; the header is compared
+with what the manifest says (duration, and `sample_rate` / `channels` where the line
+gives them); the normalized transcript must be spellable by the vocabulary and fit the
+model's output frames.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.audio import AudioError, AudioInfo, audio_info
+from asr.audio import AudioError, AudioInfo, audio_info, wav_declared_frames
 from asr.frames import ctc_min_frames, subsampled_length
 from asr.logmel import FeatureConfig, frame_count
 from asr.manifest import (
     ManifestError,
     Utterance,
+    manifest_lines,
     parse_manifest_line,
     write_dropped,
     write_manifest,
@@ -138,10 +140,12 @@ def _check_header(info: AudioInfo, utt: Utterance, record: dict, cfg: CheckConfi
 
 def _check_samples(path: Path, info: AudioInfo, cfg: CheckConfig) -> tuple[str, str] | None:
     """Decode the file: (kind, message) for a truncated, corrupt, empty or silent one."""
-    declared = _wav_declared_frames(path)
+    declared = wav_declared_frames(path)
     if declared is not None and declared > info.frames:
         return "truncated", f"the header promises {declared} frames, the file holds {info.frames}"
     decoded, peak, error = _decode_peak(path)
+    if not math.isfinite(peak):
+        return "nonfinite", f"NaN or infinite samples (after {decoded} frames)"
     if error:
         return "corrupt", f"decoding fails after {decoded} of {info.frames} frames ({error})"
     if decoded == 0:
@@ -176,34 +180,13 @@ def _decode_peak(path: Path) -> tuple[int, float, str]:
         with sf.SoundFile(str(path)) as f:
             for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
                 decoded += block.shape[0]
+                if block.size and not np.isfinite(block).all():
+                    return decoded, math.nan, ""
                 if block.size:
                     peak = max(peak, float(np.abs(block).max()))
     except Exception as err:  # libsndfile raises several types for undecodable data
         return decoded, peak, str(err).strip()
     return decoded, peak, ""
-
-
-def _wav_declared_frames(path: Path) -> int | None:
-    """Frames a RIFF/WAVE header declares for its data chunk (libsndfile reports what the
-    file holds instead, so a cut-off download would look whole); None for other files."""
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        block_align = 0
-        while chunk := f.read(8):
-            if len(chunk) < 8:
-                return None
-            size = int.from_bytes(chunk[4:], "little")
-            if chunk[:4] == b"fmt ":
-                fmt = f.read(size + size % 2)
-                block_align = int.from_bytes(fmt[12:14], "little")
-            elif chunk[:4] == b"data":
-                streamed = size in (0, 0xFFFFFFFF)  # written before its length was known
-                return None if streamed or not block_align else size // block_align
-            else:
-                f.seek(size + size % 2, 1)
-    return None
 
 
 def _check_entry(args: tuple[Utterance, dict, CheckConfig]) -> list[Problem]:
@@ -214,17 +197,14 @@ def _check_entry(args: tuple[Utterance, dict, CheckConfig]) -> list[Problem]:
 
 def _parse(manifest: Path) -> tuple[list[tuple[int, Utterance | None, dict]], list[Problem]]:
     entries, problems = [], []
-    with manifest.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                utt = parse_manifest_line(raw, lineno, manifest.resolve())
-            except ManifestError as err:
-                problems.append(Problem(lineno, "", "malformed", str(err).split(": ", 1)[-1]))
-                entries.append((lineno, None, {}))
-                continue
-            entries.append((lineno, utt, json.loads(raw)))
+    for lineno, raw in manifest_lines(manifest):
+        try:
+            utt = parse_manifest_line(raw, lineno, manifest.resolve())
+        except ManifestError as err:
+            problems.append(Problem(lineno, "", "malformed", str(err).split(": ", 1)[-1]))
+            entries.append((lineno, None, {}))
+            continue
+        entries.append((lineno, utt, json.loads(raw)))
     return entries, problems
 
 

@@ -4,8 +4,8 @@
 
 An archive is fetched to `<name>.part`, resumed with an HTTP Range request when the
 transfer breaks, and renamed to its final name only once its published checksum matches:
-a file with the final name is a verified archive and is never fetched again. Extraction
-goes to a temporary folder beside the target, renamed into place when complete.
+a file with the final name is not fetched again, but its checksum is checked before each
+use. Extraction goes to a temporary folder beside the target, renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -134,7 +134,13 @@ def fetch(url: str, dest: Path) -> None:
 
 def _download_verified(archive: Archive, folder: Path) -> Path:
     dest = folder / archive.filename
-    if dest.is_file():  # only a verified archive ever gets its final name
+    if dest.is_file():  # verified again: the file may have been put there by hand, or damaged
+        try:
+            verify(dest, archive)
+        except DownloadError as err:
+            raise DownloadError(
+                f"{err}; the archive already at {dest} is corrupt: delete it and run again"
+            ) from err
         log.info("%s: already downloaded and verified", dest)
         return dest
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ than `max_gap`, when it would exceed `max_chars` characters or `max_seconds` sec
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +23,24 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMATS",
     "Cue",
+    "OutputError",
     "OutputFormat",
+    "check_output_dir",
     "join_transcripts",
     "make_cues",
     "to_json",
     "to_srt",
     "to_txt",
     "to_vtt",
+    "plan_outputs",
     "transcript_record",
+    "write_transcript",
     "write_transcripts",
 ]
+
+
+class OutputError(ValueError):
+    """Transcripts that cannot be written where asked; raised before any transcription."""
 
 
 @dataclass
@@ -143,18 +152,59 @@ FORMATS = {
 }
 
 
+def plan_outputs(sources: Sequence[str | Path], name: str, out_dir: str | Path) -> list[Path]:
+    """Where each source's transcript goes, decided before any work: <out_dir>/<stem>.<name>,
+    or, when two sources share a stem, the source's path relative to the sources' common
+    folder (a/x.wav -> out/a/x.txt). Raises OutputError for two sources that would still
+    write one file, and for an out_dir that cannot be written (see `check_output_dir`)."""
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir)
+    sources = [Path(s) for s in sources]
+    stems = [s.stem for s in sources]
+    if len(set(stems)) == len(stems):
+        return [out_dir / f"{stem}.{name}" for stem in stems]
+    parents = [s.resolve().parent for s in sources]
+    common = Path(os.path.commonpath(parents))
+    paths = [
+        out_dir / p.relative_to(common) / f"{s.stem}.{name}"
+        for s, p in zip(sources, parents, strict=True)
+    ]
+    seen: dict[Path, Path] = {}
+    for source, path in zip(sources, paths, strict=True):
+        if path in seen:
+            raise OutputError(f"{seen[path]} and {source} would both be written to {path}")
+        seen[path] = source
+    return paths
+
+
+def check_output_dir(out_dir: str | Path) -> None:
+    """Raise OutputError unless `out_dir` is (or can be made) a writable folder."""
+    out_dir = Path(out_dir)
+    existing = next((p for p in [out_dir, *out_dir.parents] if p.exists()), None)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: exists and is a file, not a folder")
+    if existing is not None and not existing.is_dir():
+        raise OutputError(f"{out_dir}: {existing} is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{out_dir}: permission denied: cannot write in {existing}")
+
+
+def write_transcript(transcript: Transcript, name: str, path: Path, options) -> Path:
+    """One transcript in format `name` to `path` (its folder made as needed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(FORMATS[name].render(transcript, options), encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from err
+    return path
+
+
 def write_transcripts(
     transcripts: Sequence[Transcript], name: str, out_dir: str | Path, options: DecodingOptions
 ) -> list[Path]:
-    """<out_dir>/<audio name>.<name> per transcript, in format `name`; the files written."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for transcript in transcripts:
-        path = out_dir / f"{Path(transcript.source).stem}.{name}"
-        path.write_text(FORMATS[name].render(transcript, options), encoding="utf-8")
-        paths.append(path)
-    return paths
+    """<out_dir>/<audio name>.<name> per transcript (see `plan_outputs`); the files written."""
+    paths = plan_outputs([t.source for t in transcripts], name, out_dir)
+    return [write_transcript(t, name, p, options) for t, p in zip(transcripts, paths, strict=True)]
 
 
 def join_transcripts(transcripts: Sequence[Transcript], name: str, options: DecodingOptions) -> str:

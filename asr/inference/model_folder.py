@@ -10,6 +10,7 @@ returns, so a model folder decodes the way it was tuned unless told otherwise.
 from __future__ import annotations
 
 import json
+import typing
 from dataclasses import fields
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def resolve_decoding(model: str | Path | None = None, **overrides) -> DecodingOp
         raise LMError(f"{lm_path} is a word LM: give it a lexicon (asr lm build writes one)")
     try:
         return DecodingOptions(**settings)
-    except ValueError as err:
+    except (ValueError, TypeError) as err:  # TypeError: a mistyped value in decoding.json
         raise ConfigError(f"decoding options: {err}") from err
 
 
@@ -100,13 +101,18 @@ def saved_decoding(model: str | Path | None) -> dict:
     saved = folder / DECODING_FILE
     if saved.is_file():
         try:
-            record = json.loads(saved.read_text())
-        except json.JSONDecodeError as err:
+            record = json.loads(saved.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"{saved}: not valid JSON ({err})") from err
+        if not isinstance(record, dict):
+            raise ConfigError(f"{saved}: expected a JSON object, got {type(record).__name__}")
         settings = {k: record[k] for k in _SAVED_FIELDS if k in record}
+        _check_types(settings, saved)
         if settings.get("unk_score", 0) is None:
             settings["unk_score"] = float("-inf")
         for key in ("lm_path", "lexicon_path"):
+            if settings.get(key) and not isinstance(settings[key], str):
+                raise ConfigError(f"{saved}: {key} must be a path string, got {settings[key]!r}")
             if settings.get(key):
                 settings[key] = str(folder / settings[key])  # an absolute path stays as it is
         return settings
@@ -114,6 +120,21 @@ def saved_decoding(model: str | Path | None) -> dict:
         lm = folder / "lm" / LM_BINARY
         return {"decoder": "beam", "lm_path": str(lm), "lexicon_path": lexicon_for(lm)}
     return {}
+
+
+def _check_types(settings: dict, source: Path) -> None:
+    """ConfigError naming the file for a saved value of the wrong JSON type ("2.0" for 2.0)."""
+    hints = typing.get_type_hints(DecodingOptions)
+    for key, value in settings.items():
+        kinds = typing.get_args(hints[key]) or (hints[key],)
+        if value is None and (type(None) in kinds or key == "unk_score"):
+            continue
+        allowed = tuple(k for k in kinds if k is not type(None))
+        if float in allowed:
+            allowed += (int,)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join(k.__name__ for k in allowed)
+            raise ConfigError(f"{source}: {key} must be {names}, got {value!r}")
 
 
 def write_decoding(folder: str | Path, options: DecodingOptions, extra: dict) -> Path:

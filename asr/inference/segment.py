@@ -1,6 +1,7 @@
 """Long recordings: split at pauses into chunks of bounded length, read block by block.
 
-A file longer than `SegmentConfig.max_seconds` is read in blocks (soundfile), and each chunk
+A file longer than `SegmentConfig.max_seconds` is read in blocks (`audio.iter_audio_blocks`:
+soundfile blocks, downmixed and resampled as a stream), and each chunk
 ends in the middle of the longest pause (found by `speech_intervals`, librosa's
 `effects.split` in numpy) in the latter
 part of its window, so that no word is cut; a stretch with no pause at all is cut at `max_seconds`.
@@ -16,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio import iter_audio_blocks
 
 __all__ = ["Chunk", "SegmentConfig", "iter_chunks", "speech_intervals", "split_points"]
 
@@ -81,19 +81,6 @@ def speech_intervals(
     return np.minimum(edges * hop_length, len(wave)).reshape(-1, 2)
 
 
-def _blocks(path: Path, sample_rate: int, block: int) -> Iterator[np.ndarray]:
-    """Mono float32 blocks at `sample_rate`; files at another rate are resampled whole."""
-    info = audio_info(path)
-    if info.sample_rate != sample_rate:
-        yield load_audio(path, sample_rate)
-        return
-    try:
-        for samples in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
-            yield samples.mean(axis=1)
-    except Exception as err:  # soundfile raises several types for undecodable input
-        raise AudioError(f"{path}: cannot decode audio ({err})") from err
-
-
 def iter_chunks(
     source: str | Path | np.ndarray, sample_rate: int, cfg: SegmentConfig = SegmentConfig()
 ) -> Iterator[Chunk]:
@@ -102,7 +89,7 @@ def iter_chunks(
     if isinstance(source, np.ndarray):
         blocks: Iterator[np.ndarray] = (source[i : i + limit] for i in range(0, len(source), limit))
     else:
-        blocks = _blocks(Path(source), sample_rate, limit)
+        blocks = iter_audio_blocks(Path(source), sample_rate, cfg.max_seconds)
     buffer, start = np.zeros(0, np.float32), 0
     for block in blocks:
         buffer = np.concatenate([buffer, block.astype(np.float32, copy=False)])

@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.checkpoint import CheckpointError
+from asr.checkpoint import CheckpointError, CheckpointWriteError
 from asr.config import ConfigError, load_toml, to_toml
 from asr.decode import decode
 from asr.device import autocast, resolve_device, resolve_precision
@@ -63,6 +63,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Files whose presence means the experiment folder holds a trained model.
+TRAINED_FILES = ("model.pt", "best.pt", "last.pt")
 
 
 @dataclass
@@ -319,7 +322,7 @@ def load_split(
             max_duration,
         )
     if not kept:
-        raise ValueError(f"{path}: no utterances left to use")
+        raise ManifestError(f"{path}: no utterances left to use")
     return SpeechDataset(kept, vocab, sample_rate)
 
 
@@ -630,6 +633,7 @@ def train(
     overrides: Sequence[str] = (),
     resume: bool = False,
     init_from: str | Path | None = None,
+    overwrite: bool = False,
 ) -> Trainer:
     """Train from a TOML experiment config, as `asr train` does (see `fit`).
 
@@ -642,7 +646,7 @@ def train(
     """
     cfg = load_toml(ExperimentConfig, config, list(overrides))
     exp_dir = exp_dir or Path("exp") / Path(config).resolve().parent.name
-    return fit(cfg, exp_dir, resume, init_from)
+    return fit(cfg, exp_dir, resume, init_from, overwrite)
 
 
 def fit(
@@ -650,13 +654,16 @@ def fit(
     exp_dir: str | Path,
     resume: bool = False,
     init_from: str | Path | None = None,
+    overwrite: bool = False,
 ) -> Trainer:
     """Train for `cfg.optim.epochs` epochs, checkpointing and validating after each; the
     Trainer holds the finished run (best_wer, step, the model).
 
     cfg: the experiment (see `train` to read it from TOML); exp_dir: where the run's files
     go. resume: continue from `exp_dir/last.pt` (mid-epoch, exactly); init_from: start from
-    another checkpoint's weights (fine-tuning). Under torchrun every rank calls this.
+    another checkpoint's weights (fine-tuning). A folder already holding a trained model
+    (model.pt, best.pt or last.pt) is refused unless `resume` or `overwrite`. Under
+    torchrun every rank calls this.
 
         cfg = apply_overrides(ExperimentConfig(), ['data.train_manifest="train.jsonl"'])
         trainer = fit(cfg, "exp/x")
@@ -668,6 +675,12 @@ def fit(
     last = exp_dir / "last.pt"
     if resume and not last.is_file():
         raise CheckpointError(f"{last}: nothing to resume from")
+    trained = [n for n in TRAINED_FILES if (exp_dir / n).is_file()]
+    if trained and not (resume or overwrite):
+        raise ConfigError(
+            f"{exp_dir} already holds a trained model ({', '.join(trained)}): continue it "
+            "with --resume, replace it with --overwrite, or choose another --exp-dir"
+        )
     if dist.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "config.toml").write_text(to_toml(cfg))
@@ -677,6 +690,11 @@ def fit(
     handler = _attach_logs(tr)
     try:
         _run(tr, resume, init_from)
+    except CheckpointWriteError as err:
+        raise CheckpointWriteError(
+            f"{err}. The checkpoints written before survive; free space, then continue "
+            f"with `asr train --config <config> --exp-dir {exp_dir} --resume`"
+        ) from err
     finally:
         if handler is not None:
             logging.getLogger("asr").removeHandler(handler)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,11 +121,27 @@ def save_epoch(tr: Trainer, metrics: dict) -> None:
         if is_best:
             save_checkpoint(tr.exp_dir / "best.pt", training_payload(tr, []))
             save_checkpoint(tr.exp_dir / "model.pt", model_payload(tr))
-        with (tr.exp_dir / "train.log").open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
+        append_epoch_log(tr.exp_dir / "train.log", metrics)
     # last.pt goes last: a crash before it redoes the epoch's end (deterministically)
     # rather than skipping its epoch checkpoint.
     save_last(tr)
+
+
+def append_epoch_log(path: Path, metrics: dict) -> None:
+    """Add an epoch's record to train.log, dropping records of this epoch or later that a
+    run killed before its last.pt left (a resumed run redoes that epoch's end)."""
+    kept = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                epoch = json.loads(line).get("epoch", 0)
+            except (json.JSONDecodeError, AttributeError):
+                continue  # a line cut by a kill
+            if epoch < metrics["epoch"]:
+                kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in [*kept, json.dumps(metrics)]), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def load_init_weights(tr: Trainer, path: str | Path) -> None:

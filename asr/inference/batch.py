@@ -1,0 +1,138 @@
+"""Transcribing a batch of files where one bad file costs only itself.
+
+    report = transcribe_files(recognizer, paths, options, "txt", out_dir="out/")
+
+Every file is read and decoded on its own terms: a file that cannot be read (unreadable,
+truncated, NaN samples, permission denied) is recorded with its reason and the rest go on.
+Output paths are planned (`formats.plan_outputs`) and checked before any audio is decoded,
+and each transcript is written as soon as it is done, so an interruption keeps what was
+finished. On a terminal a tqdm bar shows files done, audio seconds and the real-time factor.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr.audio import AudioError, audio_info, load_audio
+from asr.decode import DecodingOptions
+from asr.inference import formats
+from asr.inference.segment import SegmentConfig
+
+__all__ = ["BatchReport", "transcribe_files"]
+
+
+@dataclass
+class BatchReport:
+    transcripts: list = field(default_factory=list)  # Transcript per good file, input order
+    written: list[Path] = field(default_factory=list)  # output files (with out_dir)
+    failures: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+    audio_seconds: float = 0.0  # audio transcribed
+    seconds: float = 0.0  # wall-clock time
+
+    @property
+    def summary(self) -> str:
+        rtf = self.seconds / self.audio_seconds if self.audio_seconds else 0.0
+        files = len(self.transcripts) + len(self.failures)
+        return (
+            f"{len(self.transcripts)} of {files} files transcribed, {len(self.failures)} failed; "
+            f"{self.audio_seconds:.1f} s of audio in {self.seconds:.1f} s (real-time factor "
+            f"{rtf:.3f})"
+        )
+
+
+def transcribe_files(
+    recognizer,
+    paths: Sequence[str | Path],
+    options: DecodingOptions,
+    output_format: str = "txt",
+    out_dir: str | Path | None = None,
+    batch_size: int = 8,
+    segment: SegmentConfig = SegmentConfig(),
+    progress: bool | None = None,
+) -> BatchReport:
+    """Transcribe `paths` with `recognizer`, each bad file recorded in `failures` rather than
+    raised. With `out_dir`, each transcript is written there in `output_format` (paths
+    planned, and the folder checked, before any decoding). progress: a tqdm bar on stderr;
+    None: only when stderr is a terminal."""
+    paths = [Path(p) for p in paths]
+    outputs = formats.plan_outputs(paths, output_format, out_dir) if out_dir else None
+    timed = formats.FORMATS[output_format].timed
+    report, start = BatchReport(), time.perf_counter()
+    show = sys.stderr.isatty() if progress is None else progress
+    done: dict[int, object] = {}
+    with tqdm(total=len(paths), desc="transcribe", unit="file", disable=not show) as bar:
+        for group in _groups(paths, batch_size, segment, report):
+            for i, transcript in _run_group(
+                recognizer, group, options, batch_size, timed, segment, report
+            ):
+                done[i] = transcript
+                report.audio_seconds += transcript.duration
+                if outputs is not None:
+                    report.written.append(
+                        formats.write_transcript(transcript, output_format, outputs[i], options)
+                    )
+            bar.update(len(group))
+            report.seconds = time.perf_counter() - start
+            rtf = report.seconds / max(report.audio_seconds, 1e-9)
+            bar.set_postfix(audio=f"{report.audio_seconds:.0f}s", rtf=f"{rtf:.3f}")
+    report.transcripts = [done[i] for i in sorted(done)]
+    order = {path: i for i, path in enumerate(paths)}
+    report.failures.sort(key=lambda f: order[f[0]])
+    return report
+
+
+def _groups(paths, batch_size, segment, report):
+    """Lists of (index, path, duration): a long file alone, short files `batch_size` at once;
+    files whose header cannot be read go to `report.failures`."""
+    group = []
+    for i, path in enumerate(paths):
+        try:
+            duration = audio_info(path).duration
+        except AudioError as err:
+            report.failures.append((path, _reason(err, path)))
+            continue
+        if duration > segment.max_seconds:
+            yield [(i, path, duration)]
+            continue
+        group.append((i, path, duration))
+        if len(group) == batch_size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _run_group(recognizer, group, options, batch_size, timed, segment, report):
+    """(index, Transcript) for each file of the group that decodes; failures recorded."""
+    if len(group) == 1 and group[0][2] > segment.max_seconds:
+        i, path, _ = group[0]
+        try:
+            long = recognizer.transcribe_long(path, options, batch_size, timed, segment)
+        except AudioError as err:
+            report.failures.append((path, _reason(err, path)))
+            return []
+        long.source = str(path)
+        return [(i, long)]
+    good, waves = [], []
+    for i, path, _ in group:
+        try:
+            waves.append(load_audio(path, recognizer.sample_rate))
+            good.append((i, path))
+        except AudioError as err:
+            report.failures.append((path, _reason(err, path)))
+    if not good:
+        return []
+    results = recognizer.transcribe(waves, options, batch_size, timed, segment)
+    for (_, path), result in zip(good, results, strict=True):
+        result.source = str(path)
+    return [(i, r) for (i, _), r in zip(good, results, strict=True)]
+
+
+def _reason(err: Exception, path: Path) -> str:
+    return str(err).removeprefix(f"{path}: ")
