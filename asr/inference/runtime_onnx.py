@@ -68,6 +68,10 @@ class OnnxRunner:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        # onnxruntime's arena keeps every block it ever allocated: over a long recording
+        # decoded in batches of chunks its peak grew with the file (5 min 546 MiB, 15 min
+        # 829 MiB); without it the peak stays that of one batch (benchmarks/bad_input.py).
+        options.enable_cpu_mem_arena = False
         try:
             session = onnxruntime.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
