@@ -41,7 +41,7 @@ _OS_REASONS = {
 def user_message(err: BaseException) -> str | None:
     """The message for an error the user can act on; None for anything else (a bug)."""
     if isinstance(err, USER_ERRORS):
-        return str(err)
+        return _without_worker_traceback(str(err))
     if isinstance(err, UnicodeDecodeError):
         return f"not UTF-8 text ({err.reason} at byte {err.start})"
     if isinstance(err, OSError):
@@ -51,3 +51,12 @@ def user_message(err: BaseException) -> str | None:
             return f"{path}: {reason}"
         return f"{reason}" if reason else str(err)
     return None
+
+
+def _without_worker_traceback(message: str) -> str:
+    """The original message of an error re-raised from a DataLoader worker, whose message
+    torch prefixes with the worker's traceback."""
+    if "\nOriginal Traceback" not in message:
+        return message
+    last = message.strip().splitlines()[-1]  # "asr.audio.AudioError: <the message>"
+    return last.split(": ", 1)[-1]

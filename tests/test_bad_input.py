@@ -90,9 +90,15 @@ def make_workspace(root: Path) -> Path:
     lm.mkdir()
     (lm / "lm.bin").write_bytes(b"mmap lm http://kheafield.com/code format version 5\0" + b"x" * 40)
     (lm / "lexicon.txt").write_text("cat c a t |\n")
-    for name, manifest in (("cfg_empty", "empty.jsonl"), ("cfg_latin1", "latin1.jsonl")):
+    configs = (
+        ("cfg_empty", "empty.jsonl"),
+        ("cfg_latin1", "latin1.jsonl"),
+        ("cfg_nan", "nan.jsonl"),
+    )
+    for name, manifest in configs:
         (root / f"{name}.toml").write_text(
             f'[data]\ntrain_manifest = "{root / manifest}"\nvalid_manifest = ""\n'
+            "[model]\nnum_layers = 1\nhidden_size = 8\nconv_channels = 4\n"
             '[train]\ndevice = "cpu"\nprecision = "fp32"\ntensorboard = false\n'
         )
     trained = root / "trained_exp"
@@ -194,6 +200,12 @@ CASES = [
         "train --config {ws}/cfg_empty.toml --exp-dir {ws}/exp_empty",
         2,
         ("empty.jsonl", "no utterances"),
+    ),
+    Case(
+        "NaN audio in training",
+        "train --config {ws}/cfg_nan.toml --exp-dir {ws}/exp_nan --set data.num_workers=0",
+        2,
+        ("nan.wav", "NaN"),
     ),
     Case(
         "trained folder, no --resume",
@@ -354,6 +366,11 @@ def test_os_errors_become_messages():
     assert user_message(denied) == "/x: permission denied"
     assert "not UTF-8" in user_message(_bad_utf8())
     assert user_message(KeyError("bug")) is None  # a bug keeps its traceback
+    from asr.audio import AudioError
+
+    worker = "Caught AudioError in DataLoader worker process 0.\nOriginal Traceback (most"
+    worker += ' recent call last):\n  File "x.py", line 1\nasr.audio.AudioError: a.wav: NaN'
+    assert user_message(AudioError(worker)) == "a.wav: NaN"  # as torch re-raises it
 
 
 def _bad_utf8() -> UnicodeDecodeError:
