@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import needs_kenlm
 
 from asr.checkpoint import CheckpointError, inference_payload, save_checkpoint
 from asr.cli import main
@@ -540,3 +541,17 @@ def _alarm_raises():
     previous = signal.signal(signal.SIGALRM, timeout)
     yield
     signal.signal(signal.SIGALRM, previous)
+
+
+@needs_kenlm
+def test_lm_built_from_raw_text_decodes(ws, tmp_path, capsys):
+    book = tmp_path / "book.txt"
+    book.write_text("It’s the cat’s hat.\nThe dog’s bone, “he” said.\n" * 20, encoding="utf-8")
+    argv = ["lm", "build", "--text", str(book), "--order", "2", "--out", str(tmp_path / "lm")]
+    assert run_cli(argv, capsys)[0] == 0
+    assert "’" not in (tmp_path / "lm" / "lexicon.txt").read_text(encoding="utf-8")
+    argv = ["transcribe", str(ws / "good" / "utt0.wav"), "--model", str(ws / "model")]
+    code, _, err = run_cli(
+        [*argv, "--decoder", "beam", "--lm", str(tmp_path / "lm" / "lm.bin")], capsys
+    )
+    assert code == 0, err
