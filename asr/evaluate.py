@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asr.decode import DecodingOptions
+from asr.inference.formats import check_output_dir
 from asr.inference.model_folder import model_dir
 from asr.manifest import read_manifest
 from asr.metrics import ErrorCounts, error_counts, score_utterance
@@ -65,6 +66,8 @@ def evaluate_manifest(
     """
     options = recognizer.default_options if options is None else options
     utterances = read_manifest(manifest, allow_empty=False)
+    if out_dir is not None:  # before the work: a report that cannot be written loses it
+        check_output_dir(out_dir)
     refs, hyps, seconds = [], [], 0.0
     for start in tqdm(
         range(0, len(utterances), batch_size), desc="evaluate", unit="batch", disable=None

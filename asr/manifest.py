@@ -92,7 +92,8 @@ def manifest_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     unreadable file, or a line that is not UTF-8."""
     path = Path(path)
     if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest")
+        what = "a folder, not a manifest file" if path.is_dir() else "no such manifest"
+        raise ManifestError(f"{path}: {what}")
     try:
         with path.open("rb") as f:
             for lineno, raw in enumerate(f, start=1):

@@ -185,6 +185,13 @@ CASES = [
         ("latin1.jsonl:1", "utf-8"),
     ),
     Case(
+        "report folder is a file (evaluate)",
+        "evaluate {ws}/good.jsonl --model {ws}/model --out-dir {ws}/a_file",
+        2,
+        ("a_file", "is a file"),
+    ),
+    Case("manifest is a folder", "evaluate {ws}/good --model {ws}/model", 2, ("a folder",)),
+    Case(
         "empty manifest (evaluate)",
         "evaluate {ws}/empty.jsonl --model {ws}/model",
         2,
