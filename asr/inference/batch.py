@@ -77,10 +77,12 @@ def transcribe_files(
                     report.written.append(
                         formats.write_transcript(transcript, output_format, outputs[i], options)
                     )
-            bar.update(len(group))
+            bar.update(len(done) + len(report.failures) - bar.n)  # failed files count too
             report.seconds = time.perf_counter() - start
             rtf = report.seconds / max(report.audio_seconds, 1e-9)
             bar.set_postfix(audio=f"{report.audio_seconds:.0f}s", rtf=f"{rtf:.3f}")
+        bar.update(len(done) + len(report.failures) - bar.n)  # files failed after the last group
+    report.seconds = time.perf_counter() - start
     report.transcripts = [done[i] for i in sorted(done)]
     order = {path: i for i, path in enumerate(paths)}
     report.failures.sort(key=lambda f: order[f[0]])
