@@ -105,10 +105,9 @@ def iter_audio_blocks(
     try:
         with sf.SoundFile(str(path)) as f:
             for samples in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-                if not np.isfinite(samples).all():
-                    at = (
-                        decoded + int(np.argmin(np.isfinite(samples).all(axis=1)))
-                    ) / info.sample_rate
+                finite = np.isfinite(samples).all(axis=1)  # (S,)
+                if not finite.all():
+                    at = (decoded + int(np.argmin(finite))) / info.sample_rate
                     raise AudioError(f"{path}: NaN or infinite samples (first at {at:.2f} s)")
                 decoded += samples.shape[0]
                 out = resampler.push(samples.mean(axis=1))  # (S, C) -> (S,)
