@@ -25,6 +25,9 @@ if ((STAGE <= 1 && 1 <= STOP_STAGE)); then
     $ASR data prepare librispeech --root "$SHARED" --subsets train dev --out data/manifests/mini
     $ASR data split data/manifests/mini/train.jsonl --held-out 64 --seed 0 \
         --out-dir data/manifests/mini_split
+    # Issue 10 on: three whole speakers (both sexes) for choosing configurations and weights.
+    $ASR data split data/manifests/mini/train.jsonl --speakers 1898 3242 6272 \
+        --out-dir data/manifests/mini_spk
 fi
 if ((STAGE <= 2 && 2 <= STOP_STAGE)); then  # configuration A: no augmentation, 10 epochs
     $ASR train --config $CONFIGS/a_lstm_noaug.toml --exp-dir exp/dm_a "${resume[@]}"
