@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torchaudio.functional as AF
 from torch import nn
 
 # The config and frame count live beside the numpy twin (logmel.py), which needs no torch.
-from asr.logmel import FeatureConfig, frame_count
+from asr.logmel import FeatureConfig, frame_count, mel_filterbank
 
 __all__ = [
     "FeatureConfig",
@@ -86,15 +85,8 @@ class FeatureExtractor(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("window", torch.hann_window(cfg.win_length), persistent=False)
-        fbank = AF.melscale_fbanks(
-            n_freqs=cfg.n_fft // 2 + 1,
-            f_min=cfg.f_min,
-            f_max=cfg.f_max,
-            n_mels=cfg.n_mels,
-            sample_rate=cfg.sample_rate,
-            norm="slaney",
-            mel_scale="slaney",
-        )  # (n_fft // 2 + 1, n_mels)
+        # The light runtime's filterbank: one definition (equals torchaudio's within 1e-6).
+        fbank = torch.from_numpy(mel_filterbank(cfg))  # (n_fft // 2 + 1, n_mels)
         self.register_buffer("mel_fbank", fbank, persistent=False)
         self.register_buffer("mean", torch.zeros(cfg.n_mels))
         self.register_buffer("std", torch.ones(cfg.n_mels))
