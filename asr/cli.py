@@ -292,8 +292,12 @@ def _add_data(sub) -> None:
     p.add_argument("--silence-dbfs", type=float, default=-60.0, help="quieter peaks: silent")
     p.add_argument("--write-clean", metavar="OUT", help="good entries to OUT, the rest to .tsv")
     p.set_defaults(func=_run_check)
-    p = _command(data, "synth", "a speech corpus from text, spoken by espeak-ng, flite, festival")
-    p.description = "Voice, rate and pitch are drawn from the seed; re-running resumes."
+    spoken = "spoken by espeak-ng, flite, festival or hibari"
+    p = _command(data, "synth", f"a speech corpus from text, {spoken}")
+    p.description = (
+        "Voice, rate and pitch are drawn from the seed; re-running resumes. "
+        "Opt-in neural voice: --voices hibari:heart (pip install '.[synth]')."
+    )
     p.add_argument("--text", nargs="+", required=True, help="text files of sentences")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num", type=int, default=0, help="sentences to speak (0: all)")

@@ -1,12 +1,15 @@
-"""Synthetic speech corpora from text, with the speech synthesizers Debian ships.
+"""Synthetic speech corpora from text, with the speech synthesizers Debian ships or hibari.
 
     asr data synth --text book.txt --out data/synth/demo --num 500
+    asr data synth --text book.txt --out data/synth/hibari --voices hibari:heart
 
 Engines run as subprocesses: espeak-ng (accents x voice variants), flite (kal16, awb, rms,
-slt) and festival (kal_diphone, cmu_us_slt_arctic_hts). Each utterance gets one voice
-and a speaking rate and pitch drawn from a generator seeded by (seed, utterance index),
-so a corpus is reproducible and can be extended or resumed: an utterance whose WAV is
-already written is not synthesized again. Output is 16 kHz mono 16-bit WAV with a manifest.
+slt) and festival (kal_diphone, cmu_us_slt_arctic_hts). hibari (the PyPI package hibari-tts,
+`pip install '.[synth]'`; opt-in, not in VOICES) is a small neural voice run in-process:
+"heart" is in its wheel, its other voices are downloaded on first use. Each utterance gets
+one voice and a speaking rate and pitch drawn from a generator seeded by (seed, utterance
+index), so a corpus is reproducible and can be extended or resumed: an utterance whose WAV
+is already written is not synthesized again. Output is 16 kHz mono 16-bit WAV with a manifest.
 """
 
 from __future__ import annotations
@@ -55,14 +58,16 @@ class SynthError(RuntimeError):
 
 @dataclass(frozen=True)
 class Engine:
-    binary: str  # program run as a subprocess
-    package: str  # Debian package(s) providing it
+    binary: str  # program run as a subprocess ("": a Python package run in-process)
+    package: str  # Debian package(s) providing it, or the PyPI package
+    install: str  # how to install it
 
 
 ENGINES = {
-    "espeak-ng": Engine("espeak-ng", "espeak-ng"),
-    "flite": Engine("flite", "flite"),
-    "festival": Engine("text2wave", "festival"),
+    "espeak-ng": Engine("espeak-ng", "espeak-ng", "apt-get install espeak-ng"),
+    "flite": Engine("flite", "flite", "apt-get install flite"),
+    "festival": Engine("text2wave", "festival", "apt-get install festival"),
+    "hibari": Engine("", "hibari-tts", "pip install '.[synth]'"),
 }
 # Festival voices come in their own packages.
 _FESTIVAL_PACKAGES = {
@@ -96,7 +101,7 @@ class SynthConfig:
     voices: tuple[str, ...] = VOICES  # "engine:voice" names to draw from
     seed: int = 0  # seeds the voice, rate and pitch of each utterance
     rate_range: tuple[float, float] = (0.85, 1.2)  # speaking-rate factor, uniform
-    pitch_range: tuple[float, float] = (0.85, 1.15)  # pitch factor, uniform (not festival)
+    pitch_range: tuple[float, float] = (0.85, 1.15)  # pitch factor, uniform (not festival, hibari)
     silence_dbfs: float = -50.0  # output peaking below this counts as silent and is skipped
     timeout: float = 60.0  # seconds one synthesizer call may take
     jobs: int = 0  # worker processes (0: one per CPU core)
@@ -110,6 +115,7 @@ class Job:
     rate: float  # speaking-rate factor
     pitch: float  # pitch factor
     path: str  # output WAV
+    noise_seed: int = 0  # seeds a neural voice's noise component (hibari)
 
 
 @dataclass
@@ -207,8 +213,43 @@ def _command(job: Job, text_file: str, wav: str) -> list[str]:
     raise SynthError(f"unknown engine {engine!r} in voice {job.voice!r}; engines: {list(ENGINES)}")
 
 
+_HIBARI: dict = {}  # voice -> hibari.Hibari, loaded once per worker
+
+
+def _hibari(voice: str):
+    """The hibari model of `voice` (its ONNX session and G2P). Raises SynthError."""
+    if voice not in _HIBARI:
+        try:
+            from hibari import Hibari
+            from hibari.voices import VOICES as HIBARI_VOICES
+        except ImportError as err:
+            raise SynthError(
+                "hibari: the Python package hibari-tts is not installed: pip install '.[synth]'"
+            ) from err
+        if voice not in HIBARI_VOICES:
+            raise SynthError(f"hibari: unknown voice {voice!r}; voices: {list(HIBARI_VOICES)}")
+        try:
+            _HIBARI[voice] = Hibari(voice=voice, threads=1)  # non-bundled voices: downloaded
+        except (RuntimeError, OSError) as err:
+            raise SynthError(f"hibari:{voice}: {err}") from err
+    return _HIBARI[voice]
+
+
+def _run_hibari(job: Job) -> tuple[np.ndarray, int]:
+    """Speak job.text in-process: (waveform (S,) float32 in [-1, 1], 24000). No pitch control;
+    job.rate is hibari's speed (durations divided by it)."""
+    tts = _hibari(job.voice.split(":", 1)[1])
+    try:
+        waveform = tts(job.text, speed=job.rate, seed=job.noise_seed)
+    except Exception as err:  # the G2P or the ONNX session on odd text
+        raise SynthError(f"{job.voice}: {type(err).__name__}: {err}") from err
+    return np.asarray(waveform, dtype=np.float32), int(tts.sample_rate)
+
+
 def _run_engine(job: Job, timeout: float) -> tuple[np.ndarray, int]:
     """Speak job.text: (mono waveform (S,), its sample rate). Raises SynthError."""
+    if job.voice.startswith("hibari:"):
+        return _run_hibari(job)  # in-process: `timeout` does not apply
     with tempfile.TemporaryDirectory(prefix="asr-synth-") as tmp:
         text_file, wav = os.path.join(tmp, "text.txt"), os.path.join(tmp, "out.wav")
         Path(text_file).write_text(job.text + "\n", encoding="utf-8")
@@ -249,6 +290,7 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)  # the parallelism is across utterances, one per core
+    _HIBARI.clear()  # a worker builds its own ONNX sessions rather than use forked ones
 
 
 def _synthesize(args: tuple[Job, SynthConfig]) -> tuple[Job, float, str]:
@@ -282,15 +324,18 @@ def check_engines(voices: Iterable[str], timeout: float = 60.0) -> None:
             raise SynthError(
                 f"unknown engine {engine!r} in voice {voice!r}; engines: {list(ENGINES)}"
             )
-        if shutil.which(ENGINES[engine].binary) is None:
+        spec = ENGINES[engine]
+        if spec.binary and shutil.which(spec.binary) is None:
             raise SynthError(
-                f"{ENGINES[engine].binary} not found: install the Debian package "
-                f"{ENGINES[engine].package} (apt-get install {ENGINES[engine].package})"
+                f"{spec.binary} not found: install the Debian package {spec.package} "
+                f"({spec.install})"
             )
         try:
             _run_engine(Job(0, "test", voice, 1.0, 1.0, ""), timeout)
         except SynthError as err:
-            package = _FESTIVAL_PACKAGES.get(name, ENGINES[engine].package)
+            if not spec.binary:
+                raise  # in-process: the error names the package or the voice
+            package = _FESTIVAL_PACKAGES.get(name, spec.package)
             raise SynthError(
                 f"voice {voice} does not work ({err}); is the Debian package {package} installed?"
             ) from err
@@ -300,14 +345,16 @@ def check_engines(voices: Iterable[str], timeout: float = 60.0) -> None:
 
 
 def plan_jobs(sentences: Sequence[str], out_dir: Path, cfg: SynthConfig) -> list[Job]:
-    """One job per sentence; its voice, rate and pitch depend only on (seed, index)."""
+    """One job per sentence; its voice, rate, pitch and noise seed depend only on (seed, index)."""
     jobs = []
     for index, text in enumerate(sentences):
         rng = random.Random(f"{cfg.seed}:{index}")
         voice = cfg.voices[rng.randrange(len(cfg.voices))]
         rate, pitch = rng.uniform(*cfg.rate_range), rng.uniform(*cfg.pitch_range)
+        noise_seed = rng.getrandbits(32)  # drawn last: the earlier draws stay as they were
         name = f"{index:07d}_{voice.replace(':', '_').replace('+', '_')}"
-        jobs.append(Job(index, text, voice, rate, pitch, str(out_dir / "wavs" / f"{name}.wav")))
+        path = str(out_dir / "wavs" / f"{name}.wav")
+        jobs.append(Job(index, text, voice, rate, pitch, path, noise_seed))
     return jobs
 
 
