@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 _SIL = "|"  # flashlight's word-boundary token name; our vocabulary's " " maps to it
+_NEVER = -1e4  # log-prob of a token a frame cannot emit (finite: the search adds them)
 _UNK = "<unk>"
 
 
@@ -164,17 +165,29 @@ def _check_file(path: str | None, what: str) -> None:
 class _BeamDecoder:
     """A flashlight decoder with what it needs kept alive beside it (the LM, the words)."""
 
-    def __init__(self, decoder, blank_id: int, lm, words) -> None:
+    def __init__(self, decoder, blank_id: int, lm, words, silence_id: int = -1) -> None:
         self.decoder = decoder
         self.blank_id = blank_id
+        self.silence_id = silence_id  # lexicon search: the word-boundary token's id
         self.lm = lm  # the decoder holds a reference the binding does not count
         self.words = words  # word dictionary (lexicon search), None for lexicon-free
 
     def __call__(self, log_probs: np.ndarray, nbest: int) -> list[_RawHypothesis]:
         """(T, V) float32 log-probs -> the n-best, best first."""
         emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
+        if self.words is not None:
+            emissions = self._closing_frame(emissions)
         results = self.decoder.decode(emissions.ctypes.data, *emissions.shape)[:nbest]
         return [self._raw(r.tokens, r.words, r.score) for r in results]
+
+    def _closing_frame(self, emissions: np.ndarray) -> np.ndarray:
+        """(T, V) -> (T + 1, V): a last frame that is surely a word boundary. A lexicon
+        spelling ends with the boundary token and the search keeps only hypotheses that
+        end on one, but models emit none after the last word (their targets have none),
+        so without it the last word of an utterance is dropped or paid for."""
+        frame = np.full((1, emissions.shape[1]), _NEVER, dtype=np.float32)
+        frame[0, self.silence_id] = 0.0
+        return np.ascontiguousarray(np.concatenate([emissions, frame]))
 
     def _raw(self, path, word_ids, score) -> _RawHypothesis:
         # The path has one label per frame (plus a start state): merge repeats, drop blanks.
@@ -225,7 +238,7 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDec
     )
     unk = words.get_index(_UNK)
     search = fl.LexiconDecoder(opts, trie, lm, silence, blank, unk, [], False)
-    return _BeamDecoder(search, blank, lm, words)
+    return _BeamDecoder(search, blank, lm, words, silence)
 
 
 def _kenlm(kenlm_class, path: str, dictionary):

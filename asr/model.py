@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from asr.frames import SUBSAMPLING_FACTORS, subsampled_length, time_strides
+from asr.text import UNITS
 
 __all__ = ["AcousticModel", "ModelConfig", "drop_aux_head"]
 
@@ -29,8 +30,13 @@ class ModelConfig:
     # >0: an auxiliary phone CTC head reads the output of this recurrent layer (training
     # only: hierarchical multitask CTC; asr export drops it)
     aux_layer: int = 0
+    # what the model emits: "chars" (the default) or "phones" (39 ARPAbet phones; the
+    # lexicon beam search spells words from their pronunciations)
+    units: str = "chars"
 
     def __post_init__(self) -> None:
+        if self.units not in UNITS:
+            raise ValueError(f"model.units must be one of {list(UNITS)}, got {self.units!r}")
         if self.rnn_type not in _RNN_TYPES:
             raise ValueError(
                 f"model.rnn_type must be one of {list(_RNN_TYPES)}, got {self.rnn_type!r}"

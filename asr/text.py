@@ -26,6 +26,12 @@ __all__ = ["BLANK", "Vocabulary", "normalize_text", "number_to_words"]
 
 BLANK = "<blank>"
 _DEFAULT_CHARS = " '" + "abcdefghijklmnopqrstuvwxyz"
+# The 39 ARPAbet phones of CMUdict without stress marks: the output symbols of a phone
+# model (model.units = "phones") and of the auxiliary phone head.
+_ARPABET = "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH"
+PHONES = tuple(f"{_ARPABET} T TH UH UW V W Y Z ZH".split())
+PHONE_JOINER = "."  # phones of one word in phone text: "DH.AH K.AE.T" ("the cat")
+UNITS = ("chars", "phones")  # what a model emits: model.units
 
 _ONES = [
     "zero",
@@ -155,7 +161,8 @@ def normalize_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """CTC output symbols: index 0 is the blank, then one entry per character."""
+    """CTC output symbols: index 0 is the blank, then one entry per character, or (phone
+    units) per phone, with " " as the word boundary in both."""
 
     tokens: tuple[str, ...]
 
@@ -163,6 +170,18 @@ class Vocabulary:
     def english(cls) -> Vocabulary:
         """Blank, space, apostrophe and a-z: 29 symbols."""
         return cls((BLANK, *_DEFAULT_CHARS))
+
+    @classmethod
+    def phones(cls) -> Vocabulary:
+        """Blank, space (word boundary) and the 39 ARPAbet phones: 41 symbols."""
+        return cls((BLANK, " ", *PHONES))
+
+    @classmethod
+    def for_units(cls, units: str) -> Vocabulary:
+        """The vocabulary of `model.units`: "chars" or "phones"."""
+        if units not in UNITS:
+            raise ValueError(f"model.units must be one of {list(UNITS)}, got {units!r}")
+        return cls.english() if units == "chars" else cls.phones()
 
     def __post_init__(self) -> None:
         if not self.tokens or self.tokens[0] != BLANK:
@@ -182,20 +201,48 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    @property
+    def phonetic(self) -> bool:
+        """Phone units (tokens of several letters), written as phone text "DH.AH K.AE.T"."""
+        return any(len(tok) > 1 for tok in self.tokens[1:])
+
+    def split(self, text: str) -> list[str]:
+        """Normalized text (phone text for phone units) -> its token strings."""
+        if not self.phonetic:
+            return list(text)
+        units: list[str] = []
+        for word in text.split():
+            units += ([" "] if units else []) + word.split(PHONE_JOINER)
+        return units
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._index
+
+    def index(self, token: str) -> int:
+        return self._index[token]
+
     def find_unknown(self, text: str) -> set[str]:
-        """Characters of (normalized) `text` this vocabulary cannot spell."""
-        return {ch for ch in text if ch not in self._index}
+        """Characters (phones) of normalized (phone) text this vocabulary cannot spell."""
+        return {tok for tok in self.split(text) if tok not in self._index}
 
     def encode(self, text: str) -> list[int]:
         """Token ids of normalized text; raises ValueError naming any unknown character."""
         unknown = self.find_unknown(text)
         if unknown:
             raise ValueError(f"characters outside the vocabulary: {sorted(unknown)!r} in {text!r}")
-        return [self._index[ch] for ch in text]
+        return [self._index[tok] for tok in self.split(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of token ids (blanks are skipped; CTC collapsing is the decoder's job)."""
-        return "".join(self.tokens[i] for i in ids if i != self.blank_id)
+        """Text of token ids (blanks are skipped; CTC collapsing is the decoder's job);
+        phone text for phone units."""
+        tokens = [self.tokens[i] for i in ids if i != self.blank_id]
+        if not self.phonetic:
+            return "".join(tokens)
+        text = ""
+        for tok in tokens:
+            joined = tok == " " or not text or text.endswith(" ")
+            text += tok if joined else PHONE_JOINER + tok
+        return text
 
     def to_list(self) -> list[str]:
         return list(self.tokens)

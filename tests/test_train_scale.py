@@ -214,10 +214,25 @@ def test_init_from_checks_the_vocabulary_and_the_shapes(corpus, tmp_path):
     # The weights were learned on the donor's normalization: its statistics come along.
     assert torch.equal(tr.extractor.mean, donor.extractor.mean)
     assert torch.equal(tr.extractor.std, donor.extractor.std)
-    with pytest.raises(CheckpointError, match="vocabulary"):
-        load_init_weights(tr, tmp_path / "vocab.pt")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_init_weights(tr, tmp_path / "shape.pt")
+
+
+def test_init_from_another_vocabulary_keeps_the_encoder_only(corpus, tmp_path, caplog):
+    """A phone model can start from a character model's encoder: all but the output layer
+    (and the character model's phone head, which the phone model lacks) are loaded."""
+    two = "model.num_layers=2"
+    donor = build_trainer(_config(corpus, two, "model.aux_layer=1"), tmp_path)
+    save_checkpoint(tmp_path / "chars.pt", model_payload(donor))
+    tr = build_trainer(_config(corpus, two, 'model.units="phones"', "train.seed=7"), tmp_path)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    load_init_weights(tr, tmp_path / "chars.pt")
+    after, source = tr.model.state_dict(), donor.model.state_dict()
+    assert after["output.weight"].shape[0] == len(tr.vocab) == 41
+    assert torch.equal(after["output.weight"], before["output.weight"])  # afresh
+    encoder = [k for k in after if not k.startswith("output.")]
+    assert encoder and all(torch.equal(after[k], source[k]) for k in encoder)
+    assert "the output layer starts afresh" in caplog.text
 
 
 def test_resume_refuses_weights_of_another_shape(corpus, tmp_path):

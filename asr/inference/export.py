@@ -7,18 +7,23 @@ runtime runs (asr/inference/onnx_export.py).
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import torch
 
 from asr.checkpoint import load_checkpoint, save_checkpoint
+from asr.inference.lm import LEXICON
 from asr.model import drop_aux_head
+from asr.text import Vocabulary
+
+log = logging.getLogger(__name__)
 
 __all__ = ["export_model"]
 
 _INFERENCE_KEYS = ("config", "vocab", "features", "model")
-_LM_FILES = ("lm.bin", "lexicon.txt", "lm.json")
+_LM_FILES = ("lm.bin", LEXICON, "lm.json")
 
 
 def export_model(
@@ -45,7 +50,7 @@ def export_model(
     model_file = out_dir / "model.pt"
     save_checkpoint(model_file, payload)
     if lm_dir is not None:
-        _copy_lm(Path(lm_dir), out_dir / "lm")
+        _copy_lm(Path(lm_dir), out_dir / "lm", Vocabulary.from_list(record["vocab"]).phonetic)
     if onnx or int8:
         from asr.inference.onnx_export import export_onnx
 
@@ -53,14 +58,31 @@ def export_model(
     return model_file
 
 
-def _copy_lm(lm_dir: Path, target: Path) -> None:
+def _copy_lm(lm_dir: Path, target: Path, phonetic: bool) -> None:
+    """The LM files into `target`; for a phone model the lexicon is respelled in phones."""
     missing = [name for name in _LM_FILES[:2] if not (lm_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{lm_dir}: LM folder lacks {missing} (made by `asr lm build`)")
     target.mkdir(parents=True, exist_ok=True)
     for name in _LM_FILES:
-        if (lm_dir / name).is_file():
+        if name == LEXICON and phonetic:
+            write_phone_lexicon(lm_dir / name, target / name)
+        elif (lm_dir / name).is_file():
             shutil.copyfile(lm_dir / name, target / name)
+
+
+def write_phone_lexicon(char_lexicon: Path, out: Path) -> None:
+    """'word DH AH |' lines for the words of a character lexicon, pronounced by CMUdict and
+    espeak-ng; words neither can pronounce are left out, and counted in the log."""
+    from asr.training.pronounce import Pronouncer
+
+    with char_lexicon.open(encoding="utf-8") as f:
+        words = list(dict.fromkeys(line.split(maxsplit=1)[0] for line in f if line.strip()))
+    pronouncer = Pronouncer.default()
+    pronouncer.prepare(words)
+    lines = [f"{w} {' '.join(pronouncer.phones(w))} |\n" for w in words if pronouncer.phones(w)]
+    out.write_text("".join(lines), encoding="utf-8")
+    log.info("%s: %d of %d words pronounced", out, len(lines), len(words))
 
 
 def weights_dtype(model_file: str | Path) -> torch.dtype:

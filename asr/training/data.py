@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,25 +36,28 @@ class DataConfig:
     num_buckets: int = 30  # duration buckets of dynamic batching (batches never mix buckets)
 
 
-def prepare_targets(utterances: Sequence[Utterance], vocab: Vocabulary) -> list[list[int]]:
-    """Normalize and encode transcripts. Characters the vocabulary lacks are logged with
-    counts and an example line, then left out of the target."""
+def prepare_targets(
+    utterances: Sequence[Utterance], texts: Sequence[str], vocab: Vocabulary
+) -> list[list[int]]:
+    """Encode each utterance's normalized transcript (`texts`, phone text for phone units).
+    Symbols the vocabulary lacks are logged with counts and an example line, then left out
+    of the target."""
     unknown: Counter[str] = Counter()
     examples: dict[str, Utterance] = {}
     targets = []
-    for utt in utterances:
-        text = normalize_text(utt.text)
-        missing = vocab.find_unknown(text)
-        for ch in missing:
-            unknown[ch] += text.count(ch)
-            examples.setdefault(ch, utt)
-        targets.append(vocab.encode("".join(ch for ch in text if ch not in missing)))
-    for ch, count in unknown.most_common():
-        utt = examples[ch]
+    for utt, text in zip(utterances, texts, strict=True):
+        tokens = vocab.split(text)
+        for tok in tokens:
+            if tok not in vocab:
+                unknown[tok] += 1
+                examples.setdefault(tok, utt)
+        targets.append([vocab.index(tok) for tok in tokens if tok in vocab])
+    for tok, count in unknown.most_common():
+        utt = examples[tok]
         log.warning(
             "character %r outside the vocabulary: %d occurrence(s) removed from targets "
             "(first in %s, manifest line %d)",
-            ch,
+            tok,
             count,
             utt.audio_filepath,
             utt.line,
@@ -64,7 +67,9 @@ def prepare_targets(utterances: Sequence[Utterance], vocab: Vocabulary) -> list[
 
 class SpeechDataset(Dataset):
     """Utterances -> (waveform (S,), target ids (U,)) at the feature sample rate, plus the
-    auxiliary (phone) target ids (U_aux,) when `aux_targets` are given."""
+    auxiliary (phone) target ids (U_aux,) when `aux_targets` are given. `spell` turns a
+    normalized transcript into the model's units (phone text for a phone model); the
+    results are `references`, what validation scores against."""
 
     def __init__(
         self,
@@ -72,9 +77,12 @@ class SpeechDataset(Dataset):
         vocab: Vocabulary,
         sample_rate: int,
         aux_targets: Sequence[Sequence[int]] | None = None,
+        spell: Callable[[str], str] | None = None,
     ):
         self.utterances = list(utterances)
-        self.targets = prepare_targets(self.utterances, vocab)
+        texts = [normalize_text(u.text) for u in self.utterances]
+        self.references = [spell(t) for t in texts] if spell else texts
+        self.targets = prepare_targets(self.utterances, self.references, vocab)
         self.sample_rate = sample_rate
         if aux_targets is not None and len(aux_targets) != len(self.utterances):
             raise ValueError(f"{len(aux_targets)} aux targets for {len(self.utterances)} utts")

@@ -41,7 +41,7 @@ from asr.frames import ctc_min_frames_batch
 from asr.manifest import ManifestError, find_unreadable, read_manifest
 from asr.metrics import error_counts
 from asr.model import AcousticModel, ModelConfig
-from asr.text import Vocabulary, normalize_text
+from asr.text import PHONE_JOINER, Vocabulary, normalize_text
 from asr.training.augment import AugmentConfig, AugmentedDataset, SpecAugment
 from asr.training.data import Batch, DataConfig, SpeechDataset, collate
 from asr.training.distributed import (
@@ -291,27 +291,26 @@ def make_loader(
     )
 
 
-def phone_targets(utterances) -> list[list[int]]:
-    """Phone-head targets of each utterance (CMUdict, espeak-ng for other words)."""
-    from asr.training.pronounce import Pronouncer
-
-    pronouncer = Pronouncer.default()
-    texts = [normalize_text(u.text) for u in utterances]
-    pronouncer.prepare(word for text in texts for word in text.split())
-    targets = [pronouncer.encode(text) for text in texts]
+def report_unpronounced(pronouncer) -> None:
+    log.info("pronunciations: %d words spelled by espeak-ng", len(pronouncer.guessed))
     if pronouncer.unknown:
         log.warning(
             "%d word(s) without a pronunciation left out of the phone targets: %s",
             len(pronouncer.unknown),
             ", ".join(sorted(pronouncer.unknown)[:20]),
         )
-    log.info("phone targets: %d words spelled by espeak-ng", len(pronouncer.guessed))
-    return targets
 
 
 def load_split(
-    path: str, max_duration: float, vocab: Vocabulary, sample_rate: int, skip_unreadable=False
+    path: str,
+    max_duration: float,
+    vocab: Vocabulary,
+    sample_rate: int,
+    skip_unreadable: bool = False,
+    pronouncer=None,
 ):
+    """The dataset of a manifest's utterances up to `max_duration` seconds. A phone model's
+    targets are spelled by `pronouncer`, which looks up all the split's words at once."""
     utterances = drop_unreadable(read_manifest(path), path, skip_unreadable)
     kept = [u for u in utterances if u.duration <= max_duration]
     if len(kept) < len(utterances):
@@ -323,7 +322,10 @@ def load_split(
         )
     if not kept:
         raise ManifestError(f"{path}: no utterances left to use")
-    return SpeechDataset(kept, vocab, sample_rate)
+    if pronouncer is not None:
+        pronouncer.prepare(word for u in kept for word in normalize_text(u.text).split())
+    spell = pronouncer.spell if vocab.phonetic else None
+    return SpeechDataset(kept, vocab, sample_rate, spell=spell)
 
 
 def drop_unreadable(utterances: list, path: str, skip: bool) -> list:
@@ -349,6 +351,28 @@ def _make_scaler(device: torch.device, dtype: torch.dtype) -> torch.amp.GradScal
     return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
+def make_pronouncer(model: ModelConfig):
+    """CMUdict + espeak-ng, when the model emits phones or has a phone head; else None."""
+    if model.units != "phones" and not model.aux_layer:
+        return None
+    from asr.training.pronounce import Pronouncer
+
+    return Pronouncer.default()
+
+
+def load_splits(cfg: ExperimentConfig, vocab: Vocabulary, pronouncer):
+    """The training set and the validation set (None without data.valid_manifest)."""
+    if not cfg.data.train_manifest:
+        raise ValueError("data.train_manifest is not set")
+    split = {"vocab": vocab, "sample_rate": cfg.features.sample_rate, "pronouncer": pronouncer}
+    split["skip_unreadable"] = cfg.data.skip_unreadable
+    train_set = load_split(cfg.data.train_manifest, cfg.data.max_duration, **split)
+    valid_set = None
+    if cfg.data.valid_manifest:
+        valid_set = load_split(cfg.data.valid_manifest, math.inf, **split)
+    return train_set, valid_set
+
+
 def build_trainer(
     cfg: ExperimentConfig,
     exp_dir: Path,
@@ -358,22 +382,11 @@ def build_trainer(
 ) -> Trainer:
     seed_everything(cfg.train.seed)
     device = device or resolve_device(cfg.train.device)
-    vocab = Vocabulary.english()
-    sample_rate = cfg.features.sample_rate
-    if not cfg.data.train_manifest:
-        raise ValueError("data.train_manifest is not set")
-    train_set = load_split(
-        cfg.data.train_manifest,
-        cfg.data.max_duration,
-        vocab,
-        sample_rate,
-        cfg.data.skip_unreadable,
-    )
+    vocab = Vocabulary.for_units(cfg.model.units)
+    pronouncer = make_pronouncer(cfg.model)
+    train_set, valid_set = load_splits(cfg, vocab, pronouncer)
     valid_loader = None
-    if cfg.data.valid_manifest:
-        valid_set = load_split(
-            cfg.data.valid_manifest, math.inf, vocab, sample_rate, cfg.data.skip_unreadable
-        )
+    if valid_set is not None:
         valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, False, dist)
     extractor = FeatureExtractor(cfg.features)
     if cfg.features.normalization == "global" and estimate_stats:
@@ -383,8 +396,11 @@ def build_trainer(
     if cfg.model.aux_layer:
         from asr.training.pronounce import PHONE_TOKENS
 
-        train_set.aux_targets = phone_targets(train_set.utterances)
+        texts = [normalize_text(u.text) for u in train_set.utterances]
+        train_set.aux_targets = [pronouncer.encode(text) for text in texts]
         aux_vocab_size = len(PHONE_TOKENS)
+    if pronouncer is not None:
+        report_unpronounced(pronouncer)
     model = AcousticModel(cfg.model, cfg.features.n_mels, len(vocab), aux_vocab_size).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
@@ -582,8 +598,8 @@ def evaluate_loss(tr: Trainer, ctc: nn.CTCLoss) -> dict:
         total_loss += float(result.loss.detach()) * result.utterances
         total_utts += result.utterances
         hyps += [h.text for h in decode(result.log_probs, result.out_lens, tr.vocab)]
-        refs += [normalize_text(dataset.utterances[i].text) for i in indices]
-    words, chars = error_counts(refs, hyps, "word"), error_counts(refs, hyps, "char")
+        refs += [dataset.references[i] for i in indices]
+    words, chars = error_counts(refs, hyps, "word"), unit_error_counts(refs, hyps, tr.vocab)
     sums = torch.tensor(
         [total_loss, total_utts, words.errors, words.reference_length]
         + [chars.errors, chars.reference_length],
@@ -595,6 +611,18 @@ def evaluate_loss(tr: Trainer, ctc: nn.CTCLoss) -> dict:
         "valid_wer": w_err / max(1, w_ref),
         "valid_cer": c_err / max(1, c_ref),
     }
+
+
+def unit_error_counts(refs: list[str], hyps: list[str], vocab: Vocabulary):
+    """Errors per output symbol: characters, or phones for phone units (the "valid_cer" of
+    a phone model is its phone error rate; its "valid_wer" counts words whose phones are
+    not all right)."""
+    if not vocab.phonetic:
+        return error_counts(refs, hyps, "char")
+    refs, hyps = (
+        [" ".join(t.replace(PHONE_JOINER, " ").split()) for t in texts] for texts in (refs, hyps)
+    )
+    return error_counts(refs, hyps, "word")
 
 
 def _attach_logs(tr: Trainer) -> logging.Handler | None:

@@ -17,7 +17,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from asr.text import BLANK
+from asr.text import BLANK, PHONE_JOINER, PHONES
 
 __all__ = [
     "PHONES",
@@ -30,49 +30,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PHONES = tuple(
-    [
-        "AA",
-        "AE",
-        "AH",
-        "AO",
-        "AW",
-        "AY",
-        "B",
-        "CH",
-        "D",
-        "DH",
-        "EH",
-        "ER",
-        "EY",
-        "F",
-        "G",
-        "HH",
-        "IH",
-        "IY",
-        "JH",
-        "K",
-        "L",
-        "M",
-        "N",
-        "NG",
-        "OW",
-        "OY",
-        "P",
-        "R",
-        "S",
-        "SH",
-        "T",
-        "TH",
-        "UH",
-        "UW",
-        "V",
-        "W",
-        "Y",
-        "Z",
-        "ZH",
-    ]
-)
 PHONE_TOKENS = (BLANK, *PHONES)  # CTC output symbols of a phone head: blank first
 _PHONE_IDS = {p: i for i, p in enumerate(PHONE_TOKENS)}
 
@@ -114,24 +71,39 @@ def ipa_to_phones(ipa: str) -> list[str]:
     return phones
 
 
-def espeak_phones(words: Sequence[str]) -> dict[str, list[str]]:
-    """ARPAbet phones of each word from espeak-ng (one call per word); {} without espeak-ng."""
+def espeak_phones(words: Sequence[str], chunk: int = 500) -> dict[str, list[str]]:
+    """ARPAbet phones of each word from espeak-ng, `chunk` words per call (one "word." line
+    each, one IPA line back each; a chunk that does not come back line for line is redone
+    one word per call); {} without espeak-ng."""
     binary = shutil.which("espeak-ng")
     if binary is None:
         return {}
     found = {}
-    for word in words:
-        result = subprocess.run(
-            [binary, "-q", "--ipa", "-v", "en-us", word],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        phones = ipa_to_phones(result.stdout.strip()) if result.returncode == 0 else []
-        if phones:
-            found[word] = phones
+    for start in range(0, len(words), chunk):
+        part = list(words[start : start + chunk])
+        lines = _espeak_ipa(binary, "".join(f"{w}.\n" for w in part))
+        if len(lines) != len(part):
+            lines = [" ".join(_espeak_ipa(binary, f"{w}.\n")) for w in part]
+        for word, ipa in zip(part, lines, strict=True):
+            phones = ipa_to_phones(ipa)
+            if phones:
+                found[word] = phones
     return found
+
+
+def _espeak_ipa(binary: str, text: str) -> list[str]:
+    """espeak-ng's IPA output lines for `text` ([] when it fails)."""
+    result = subprocess.run(
+        [binary, "-q", "--ipa", "-v", "en-us"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        return []
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
 
 def load_cmudict() -> dict[str, list[str]]:
@@ -179,6 +151,12 @@ class Pronouncer:
     def sentence(self, text: str) -> list[str]:
         """Phones of normalized `text`, word after word."""
         return [p for word in text.split() for p in self.phones(word)]
+
+    def spell(self, text: str) -> str:
+        """Phone text of normalized `text` ("the cat" -> "DH.AH K.AE.T"), the targets of a
+        phone model; words nothing pronounces are left out (and counted in `unknown`)."""
+        words = (self.phones(word) for word in text.split())
+        return " ".join(PHONE_JOINER.join(phones) for phones in words if phones)
 
     def encode(self, text: str) -> list[int]:
         """Phone-head target ids (1-based into PHONE_TOKENS; 0 is the blank)."""

@@ -146,14 +146,25 @@ def append_epoch_log(path: Path, metrics: dict) -> None:
 
 def load_init_weights(tr: Trainer, path: str | Path) -> None:
     """Start from another model's weights and feature statistics (fine-tuning: the weights
-    were learned on features normalized with those); the vocabulary must match."""
+    were learned on features normalized with those). With another vocabulary (a phone
+    model from a character model's encoder) the output layer starts afresh; an auxiliary
+    phone head comes along only where this run has one."""
     record = load_checkpoint(path)
+    weights = dict(record["model"])
+    fresh = ["aux_output."] if tr.raw_model.aux_output is None else []
     if record["vocab"] != tr.vocab.to_list():
-        raise CheckpointError(
-            f"{path}: vocabulary of {len(record['vocab'])} tokens differs from this run's "
-            f"{len(tr.vocab)} tokens; --init-from needs the same vocabulary"
+        log.warning(
+            "%s: vocabulary of %d tokens, this run's has %d: the encoder is loaded, the "
+            "output layer starts afresh",
+            path,
+            len(record["vocab"]),
+            len(tr.vocab),
         )
-    _load_weights(tr, record, path)
+        fresh.append("output.")
+    weights = {k: v for k, v in weights.items() if not k.startswith(tuple(fresh))}
+    current = tr.raw_model.state_dict()
+    weights.update({k: v for k, v in current.items() if k.startswith(tuple(fresh))})
+    _load_weights(tr, {**record, "model": weights}, path)
     if tr.cfg.features.normalization == "global":
         device = tr.extractor.mean.device
         features = record["features"]

@@ -1,0 +1,75 @@
+"""Phones as the output unit (model.units = "phones"): the phone vocabulary and its text,
+and a phone model end to end on the tone corpus, spelled back into words by the lexicon
+beam search."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from asr.cli import main
+from asr.corpora.tones import _WORDS, make_tone_corpus
+from asr.inference.export import write_phone_lexicon
+from asr.inference.lm import write_lexicon
+from asr.manifest import read_manifest
+from asr.text import PHONES, Vocabulary
+from asr.training.loop import unit_error_counts
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "config.toml"
+
+
+def test_phone_vocabulary_round_trips_phone_text():
+    vocab = Vocabulary.phones()
+    assert vocab.phonetic and not Vocabulary.english().phonetic
+    assert len(vocab) == 41 and vocab.tokens[:2] == ("<blank>", " ")
+    assert set(PHONES) < set(vocab.tokens)
+    ids = vocab.encode("DH.AH K.AE.T")
+    assert ids == [vocab.index(t) for t in ("DH", "AH", " ", "K", "AE", "T")]
+    assert vocab.decode([0, *ids, 0]) == "DH.AH K.AE.T"
+    assert vocab.find_unknown("DH.XX K") == {"XX"}
+    assert Vocabulary.for_units("chars") == Vocabulary.english()
+    with pytest.raises(ValueError, match="model.units"):
+        Vocabulary.for_units("syllables")
+
+
+def test_phone_error_rate_counts_phones_not_letters():
+    counts = unit_error_counts(["DH.AH K.AE.T"], ["DH.AH K.AH.T"], Vocabulary.phones())
+    assert (counts.errors, counts.reference_length) == (1, 5)
+    chars = unit_error_counts(["the cat"], ["the cut"], Vocabulary.english())
+    assert (chars.errors, chars.reference_length) == (1, 7)
+
+
+@pytest.fixture(scope="module")
+def phone_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phones")
+    manifest = make_tone_corpus(root / "tones", num_utterances=8, seed=3)
+    overrides = [
+        f"data.train_manifest={manifest}",
+        f"data.valid_manifest={manifest}",
+        'model.units="phones"',
+        "train.stop_at_wer=0.0",
+    ]
+    args = ["train", "--config", str(QUICKSTART), "--exp-dir", str(root / "exp")]
+    assert main([*args, *(x for o in overrides for x in ("--set", o))]) == 0
+    write_lexicon(_WORDS, root / "chars.txt")
+    write_phone_lexicon(root / "chars.txt", root / "lexicon.txt")
+    return root, manifest
+
+
+@pytest.mark.slow
+def test_phone_model_learns_the_tones_and_the_lexicon_spells_words(phone_model, capsys):
+    root, manifest = phone_model
+    last = json.loads((root / "exp" / "train.log").read_text().splitlines()[-1])
+    assert last["valid_cer"] == 0.0  # phone error rate on the training sentences
+    lexicon = (root / "lexicon.txt").read_text().splitlines()
+    assert "cat K AE T |" in lexicon and len(lexicon) == len(_WORDS)
+    utterances = read_manifest(manifest)
+    capsys.readouterr()
+    args = ["transcribe", *(u.audio_filepath for u in utterances), "--model", str(root / "exp")]
+    beam = ["--decoder", "beam", "--lexicon", str(root / "lexicon.txt")]
+    assert main([*args, *beam, "--output-format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["text"] for r in records] == [u.text for u in utterances]
+    assert main([*args, "--decoder", "greedy", "--output-format", "json"]) == 0
+    greedy = json.loads(capsys.readouterr().out)
+    assert set(greedy[0]["text"].replace(".", " ").split()) <= set(PHONES)
