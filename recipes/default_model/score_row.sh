@@ -6,6 +6,7 @@
 #   bash recipes/default_model/score_row.sh exp/dm_e            # model.pt (best epoch)
 #   CHECKPOINT=averaged.pt bash recipes/default_model/score_row.sh exp/dm_e
 #   LM=exp/lm/big bash recipes/default_model/score_row.sh exp/dm_e
+#   LM_WEIGHTS="0.5 1 1.5 2 2.5 3" WORD_SCORES="-3 -2 -1 0 1 2" ...   # a wider tuning grid
 set -euo pipefail
 
 EXP=${1:?usage: score_row.sh EXP_DIR}
@@ -18,8 +19,8 @@ NAME=${NAME:-$(basename "$EXP")-${CHECKPOINT%.pt}}
 OUT=exp/rows/$NAME
 
 $ASR export "$EXP/$CHECKPOINT" --out "$OUT/model" --half --lm "$LM"
-$ASR decode tune "$OUT/model" "$VALID" --lm-weights 0.5 1.0 1.5 2.0 2.5 \
-    --word-scores -2 -1 0 1
+$ASR decode tune "$OUT/model" "$VALID" --lm-weights ${LM_WEIGHTS:-0.5 1.0 1.5 2.0 2.5} \
+    --word-scores ${WORD_SCORES:--2 -1 0 1}
 for split in valid dev; do
     manifest=$VALID
     [[ $split == dev ]] && manifest=$DEV
