@@ -80,7 +80,8 @@ def write_phone_lexicon(char_lexicon: Path, out: Path) -> None:
         words = list(dict.fromkeys(line.split(maxsplit=1)[0] for line in f if line.strip()))
     pronouncer = Pronouncer.default()
     pronouncer.prepare(words)
-    lines = [f"{w} {' '.join(pronouncer.phones(w))} |\n" for w in words if pronouncer.phones(w)]
+    spelled = ((w, pronouncer.phones(w)) for w in words)  # once per word: misses are counted
+    lines = [f"{w} {' '.join(phones)} |\n" for w, phones in spelled if phones]
     out.write_text("".join(lines), encoding="utf-8")
     log.info("%s: %d of %d words pronounced", out, len(lines), len(words))
 
