@@ -286,6 +286,11 @@ def _word_dict(lexicon_path: str, tokens: tuple[str, ...]):
     return words
 
 
+# flashlight's Trie keeps this many words per spelling (kTrieMaxLabel) and prints a warning
+# for each one past it; lexicons of homophones (phone spellings) keep only this many.
+TRIE_MAX_WORDS = 6
+
+
 def _lexicon_trie(lexicon_path: str, tokens: tuple[str, ...], words, lm, silence: int):
     """Every spelling of the lexicon, scored by its word's LM unigram, max-smeared (as
     torchaudio's `ctc_decoder` builds it; streamed, not held as a dict: on a 100k-word

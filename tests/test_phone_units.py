@@ -39,6 +39,14 @@ def test_phone_error_rate_counts_phones_not_letters():
     assert (chars.errors, chars.reference_length) == (1, 7)
 
 
+def test_phone_lexicon_keeps_the_first_words_of_a_pronunciation(tmp_path, monkeypatch):
+    monkeypatch.setattr("asr.inference.export.TRIE_MAX_WORDS", 2)
+    write_lexicon(["to", "cat", "two", "too"], tmp_path / "chars.txt")
+    write_phone_lexicon(tmp_path / "chars.txt", tmp_path / "lexicon.txt")
+    lines = (tmp_path / "lexicon.txt").read_text().splitlines()
+    assert lines == ["to T UW |", "cat K AE T |", "two T UW |"]  # "too" is the third T UW
+
+
 @pytest.fixture(scope="module")
 def phone_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("phones")

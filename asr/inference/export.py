@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import torch
 
 from asr.checkpoint import load_checkpoint, save_checkpoint
+from asr.decode import TRIE_MAX_WORDS
 from asr.inference.lm import LEXICON
 from asr.model import drop_aux_head
 from asr.text import Vocabulary
@@ -73,17 +75,32 @@ def _copy_lm(lm_dir: Path, target: Path, phonetic: bool) -> None:
 
 def write_phone_lexicon(char_lexicon: Path, out: Path) -> None:
     """'word DH AH |' lines for the words of a character lexicon, pronounced by CMUdict and
-    espeak-ng; words neither can pronounce are left out, and counted in the log."""
+    espeak-ng; words neither can pronounce are left out, and counted in the log. A
+    pronunciation keeps its first TRIE_MAX_WORDS words (the lexicon's order: commonest
+    first), the ones the search's trie would keep; the rest are counted in the log."""
     from asr.training.pronounce import Pronouncer
 
     with char_lexicon.open(encoding="utf-8") as f:
         words = list(dict.fromkeys(line.split(maxsplit=1)[0] for line in f if line.strip()))
     pronouncer = Pronouncer.default()
     pronouncer.prepare(words)
-    spelled = ((w, pronouncer.phones(w)) for w in words)  # once per word: misses are counted
-    lines = [f"{w} {' '.join(phones)} |\n" for w, phones in spelled if phones]
+    spelled = [(w, pronouncer.phones(w)) for w in words]  # once per word: misses are counted
+    homophones: Counter[tuple[str, ...]] = Counter()
+    lines = []
+    for word, phones in spelled:
+        homophones[tuple(phones)] += 1
+        if phones and homophones[tuple(phones)] <= TRIE_MAX_WORDS:
+            lines.append(f"{word} {' '.join(phones)} |\n")
     out.write_text("".join(lines), encoding="utf-8")
-    log.info("%s: %d of %d words pronounced", out, len(lines), len(words))
+    pronounced = sum(1 for _, phones in spelled if phones)
+    log.info(
+        "%s: %d of %d words pronounced; %d left out past %d words per pronunciation",
+        out,
+        pronounced,
+        len(words),
+        pronounced - len(lines),
+        TRIE_MAX_WORDS,
+    )
 
 
 def weights_dtype(model_file: str | Path) -> torch.dtype:
