@@ -235,6 +235,20 @@ def test_init_from_another_vocabulary_keeps_the_encoder_only(corpus, tmp_path, c
     assert "the output layer starts afresh" in caplog.text
 
 
+def test_init_from_a_model_without_a_phone_head_starts_the_head_afresh(corpus, tmp_path):
+    """A character model with a phone head can start from a phone model's encoder."""
+    two = "model.num_layers=2"
+    donor = build_trainer(_config(corpus, two, 'model.units="phones"'), tmp_path)
+    save_checkpoint(tmp_path / "phones.pt", model_payload(donor))
+    tr = build_trainer(_config(corpus, two, "model.aux_layer=1", "train.seed=7"), tmp_path)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    load_init_weights(tr, tmp_path / "phones.pt")
+    after, source = tr.model.state_dict(), donor.model.state_dict()
+    fresh = [k for k in after if k.startswith(("output.", "aux_output."))]
+    assert len(fresh) == 4 and all(torch.equal(after[k], before[k]) for k in fresh)
+    assert all(torch.equal(after[k], source[k]) for k in after if k not in fresh)
+
+
 def test_resume_refuses_weights_of_another_shape(corpus, tmp_path):
     wide = build_trainer(_config(corpus, "model.hidden_size=24"), tmp_path)
     save_checkpoint(tmp_path / "last.pt", training_payload(wide, []))

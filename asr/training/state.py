@@ -148,10 +148,12 @@ def load_init_weights(tr: Trainer, path: str | Path) -> None:
     """Start from another model's weights and feature statistics (fine-tuning: the weights
     were learned on features normalized with those). With another vocabulary (a phone
     model from a character model's encoder) the output layer starts afresh; an auxiliary
-    phone head comes along only where this run has one."""
+    phone head comes along only where this run has one, and starts afresh where the other
+    model has none (a character model from a phone model's encoder)."""
     record = load_checkpoint(path)
     weights = dict(record["model"])
-    fresh = ["aux_output."] if tr.raw_model.aux_output is None else []
+    donor_aux = any(k.startswith("aux_output.") for k in weights)
+    fresh = ["aux_output."] if tr.raw_model.aux_output is None or not donor_aux else []
     if record["vocab"] != tr.vocab.to_list():
         log.warning(
             "%s: vocabulary of %d tokens, this run's has %d: the encoder is loaded, the "
