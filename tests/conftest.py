@@ -11,6 +11,20 @@ import torch
 from asr.text import Vocabulary
 from asr.transcribe import Recognizer
 
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "samples" / "sample.wav"  # flite's slt voice, made with the line below
+SAMPLE_TEXT = (  # flite -voice slt -t "<this, capitalized and punctuated>" -o sample.wav
+    "the old man walked slowly along the river thinking of the long winter that was coming"
+)
+MODEL_FOLDER_FILES = {"model.pt", "model.onnx", "decoding.json", "lm/lm.bin", "lm/lexicon.txt"}
+
+
+def folder_file_sizes(folder: Path) -> dict[str, int]:
+    """Size in bytes of every file under `folder`, by its path relative to it."""
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()
+    }
+
 
 @pytest.fixture
 def wav_file(tmp_path: Path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import MODEL_FOLDER_FILES, ROOT, SAMPLE, SAMPLE_TEXT, folder_file_sizes
 
 import asr
 from asr.audio import load_audio, resample
@@ -19,11 +20,6 @@ from asr.metrics import error_counts
 from asr.text import normalize_text
 from asr.transcribe import DEFAULT_MODEL
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "samples" / "sample.wav"  # flite's slt voice, made with the line below
-SAMPLE_TEXT = (  # flite -voice slt -t "<this, capitalized and punctuated>" -o sample.wav
-    "the old man walked slowly along the river thinking of the long winter that was coming"
-)
 SAMPLE_MAX_WER = 0.4  # measured: 0.25 (4 of 16 words wrong) with the shipped model and LM
 
 
@@ -33,10 +29,9 @@ def recognizer():
 
 
 def test_bundle_holds_model_lm_lexicon_and_settings_within_60_mb():
-    files = [p for p in DEFAULT_MODEL.rglob("*") if p.is_file()]
-    names = {p.relative_to(DEFAULT_MODEL).as_posix() for p in files}
-    assert {"model.pt", "model.onnx", "decoding.json", "lm/lm.bin", "lm/lexicon.txt"} <= names
-    assert sum(p.stat().st_size for p in files) <= 60 * 2**20
+    sizes = folder_file_sizes(DEFAULT_MODEL)
+    assert sizes.keys() >= MODEL_FOLDER_FILES
+    assert sum(sizes.values()) <= 60 * 2**20
 
 
 def test_load_model_without_a_path_decodes_with_the_bundled_lm(recognizer):

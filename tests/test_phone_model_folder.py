@@ -2,20 +2,14 @@
 model whose lexicon search spells words from pronunciations. Within the size budget, its
 lexicon in the model's phones, and it transcribes the sample on both runtimes alike."""
 
-from pathlib import Path
-
 import pytest
+from conftest import MODEL_FOLDER_FILES, ROOT, SAMPLE, SAMPLE_TEXT, folder_file_sizes
 
 import asr
 from asr.metrics import error_counts
 from asr.text import normalize_text
 
-ROOT = Path(__file__).resolve().parent.parent
 PHONES_MODEL = ROOT / "data" / "models" / "en-phones"
-SAMPLE = ROOT / "data" / "samples" / "sample.wav"  # as in test_bundled_model.py
-SAMPLE_TEXT = (
-    "the old man walked slowly along the river thinking of the long winter that was coming"
-)
 SAMPLE_MAX_WER = 0.25  # measured: 0.0625 (1 of 16 words, "walked", dropped)
 
 
@@ -25,10 +19,9 @@ def recognizer():
 
 
 def test_folder_holds_model_lm_and_phone_lexicon_within_60_mb():
-    files = [p for p in PHONES_MODEL.rglob("*") if p.is_file()]
-    names = {p.relative_to(PHONES_MODEL).as_posix() for p in files}
-    assert {"model.pt", "model.onnx", "decoding.json", "lm/lm.bin", "lm/lexicon.txt"} <= names
-    assert sum(p.stat().st_size for p in files) <= 60 * 2**20
+    sizes = folder_file_sizes(PHONES_MODEL)
+    assert sizes.keys() >= MODEL_FOLDER_FILES
+    assert sum(sizes.values()) <= 60 * 2**20
 
 
 def test_lexicon_spells_words_in_the_models_phones(recognizer):

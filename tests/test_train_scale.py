@@ -218,16 +218,24 @@ def test_init_from_checks_the_vocabulary_and_the_shapes(corpus, tmp_path):
         load_init_weights(tr, tmp_path / "shape.pt")
 
 
+def _init_across(corpus, tmp_path, donor_setting: str, run_setting: str):
+    """A 2-layer run initialized from a 2-layer donor of another kind: (run, its weights
+    before and after, the donor's)."""
+    two = "model.num_layers=2"
+    donor = build_trainer(_config(corpus, two, donor_setting), tmp_path)
+    save_checkpoint(tmp_path / "donor.pt", model_payload(donor))
+    tr = build_trainer(_config(corpus, two, run_setting, "train.seed=7"), tmp_path)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    load_init_weights(tr, tmp_path / "donor.pt")
+    return tr, before, tr.model.state_dict(), donor.model.state_dict()
+
+
 def test_init_from_another_vocabulary_keeps_the_encoder_only(corpus, tmp_path, caplog):
     """A phone model can start from a character model's encoder: all but the output layer
     (and the character model's phone head, which the phone model lacks) are loaded."""
-    two = "model.num_layers=2"
-    donor = build_trainer(_config(corpus, two, "model.aux_layer=1"), tmp_path)
-    save_checkpoint(tmp_path / "chars.pt", model_payload(donor))
-    tr = build_trainer(_config(corpus, two, 'model.units="phones"', "train.seed=7"), tmp_path)
-    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
-    load_init_weights(tr, tmp_path / "chars.pt")
-    after, source = tr.model.state_dict(), donor.model.state_dict()
+    tr, before, after, source = _init_across(
+        corpus, tmp_path, "model.aux_layer=1", 'model.units="phones"'
+    )
     assert after["output.weight"].shape[0] == len(tr.vocab) == 41
     assert torch.equal(after["output.weight"], before["output.weight"])  # afresh
     encoder = [k for k in after if not k.startswith("output.")]
@@ -237,13 +245,9 @@ def test_init_from_another_vocabulary_keeps_the_encoder_only(corpus, tmp_path, c
 
 def test_init_from_a_model_without_a_phone_head_starts_the_head_afresh(corpus, tmp_path):
     """A character model with a phone head can start from a phone model's encoder."""
-    two = "model.num_layers=2"
-    donor = build_trainer(_config(corpus, two, 'model.units="phones"'), tmp_path)
-    save_checkpoint(tmp_path / "phones.pt", model_payload(donor))
-    tr = build_trainer(_config(corpus, two, "model.aux_layer=1", "train.seed=7"), tmp_path)
-    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
-    load_init_weights(tr, tmp_path / "phones.pt")
-    after, source = tr.model.state_dict(), donor.model.state_dict()
+    _, before, after, source = _init_across(
+        corpus, tmp_path, 'model.units="phones"', "model.aux_layer=1"
+    )
     fresh = [k for k in after if k.startswith(("output.", "aux_output."))]
     assert len(fresh) == 4 and all(torch.equal(after[k], before[k]) for k in fresh)
     assert all(torch.equal(after[k], source[k]) for k in after if k not in fresh)

@@ -84,15 +84,15 @@ def write_phone_lexicon(char_lexicon: Path, out: Path) -> None:
         words = list(dict.fromkeys(line.split(maxsplit=1)[0] for line in f if line.strip()))
     pronouncer = Pronouncer.default()
     pronouncer.prepare(words)
-    spelled = [(w, pronouncer.phones(w)) for w in words]  # once per word: misses are counted
-    homophones: Counter[tuple[str, ...]] = Counter()
+    per_pronunciation: Counter[tuple[str, ...]] = Counter()
     lines = []
-    for word, phones in spelled:
-        homophones[tuple(phones)] += 1
-        if phones and homophones[tuple(phones)] <= TRIE_MAX_WORDS:
+    for word in words:
+        phones = tuple(pronouncer.phones(word))  # once per word: misses are counted
+        per_pronunciation[phones] += 1
+        if phones and per_pronunciation[phones] <= TRIE_MAX_WORDS:
             lines.append(f"{word} {' '.join(phones)} |\n")
     out.write_text("".join(lines), encoding="utf-8")
-    pronounced = sum(1 for _, phones in spelled if phones)
+    pronounced = len(words) - per_pronunciation[()]
     log.info(
         "%s: %d of %d words pronounced; %d left out past %d words per pronunciation",
         out,
