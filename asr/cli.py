@@ -247,6 +247,29 @@ def _run_train(args) -> int:
     return 0
 
 
+def _run_features(args) -> int:
+    from asr.config import load_toml
+    from asr.manifest import read_manifest
+    from asr.training.feature_cache import FeatureCache, cache_speeds, default_cache_dir
+    from asr.training.loop import ExperimentConfig
+
+    cfg = load_toml(ExperimentConfig, args.config, args.overrides)
+    root = cfg.data.feature_cache_dir or default_cache_dir()
+    cache = FeatureCache(root, cfg.features)
+    train = [cfg.data.train_manifest] if cfg.data.train_manifest else []
+    valid = [cfg.data.valid_manifest] if cfg.data.valid_manifest else []
+    jobs = [(m, cache_speeds(cfg.augment)) for m in args.manifests or train]
+    jobs += [] if args.manifests else [(m, [1.0]) for m in valid]
+    for manifest, speeds in jobs:
+        paths = [u.audio_filepath for u in read_manifest(manifest)]
+        stats = cache.build(paths, speeds, Path(manifest).name)
+        print(
+            f"{manifest}: {len(paths)} utterances x speeds {speeds}: {stats.built} built, "
+            f"{stats.present} present, {stats.bytes / 2**20:.1f} MiB in {root}"
+        )
+    return 0
+
+
 def _run_average(args) -> int:
     from asr.training.average import average_experiment, select_checkpoints
 
@@ -292,6 +315,17 @@ def _add_data(sub) -> None:
     p.add_argument("--silence-dbfs", type=float, default=-60.0, help="quieter peaks: silent")
     p.add_argument("--write-clean", metavar="OUT", help="good entries to OUT, the rest to .tsv")
     p.set_defaults(func=_run_check)
+    p = _command(data, "features", "compute the feature cache training reads (every speed)")
+    p.description = (
+        "Log-mel frames of every utterance at every speed factor of the config's "
+        "augmentation, stored once (fp16) and shared by every run; training builds what is "
+        "missing itself. Location: data.feature_cache_dir, $ASR_FEATURE_CACHE or "
+        "~/.cache/asr/features (docs/training.md)."
+    )
+    p.add_argument("--config", required=True, help="experiment TOML (features, augment, data)")
+    p.add_argument("manifests", nargs="*", help="manifests (default: the config's train, valid)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="config k=v")
+    p.set_defaults(func=_run_features)
     spoken = "spoken by espeak-ng, flite, festival or hibari"
     p = _command(data, "synth", f"a speech corpus from text, {spoken}")
     p.description = (

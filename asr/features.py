@@ -55,9 +55,11 @@ def log_mel_spectrogram(
 
 
 def pad_sequences(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """1-D tensors (waveforms, token ids) -> (B, max_len) zero-padded, (B,) lengths."""
+    """Tensors of (L_i, ...) (waveforms, frames, token ids) -> (B, max L, ...) zero-padded
+    along the first axis, (B,) lengths."""
     lens = torch.tensor([len(x) for x in items], dtype=torch.long)
-    padded = torch.zeros(len(items), int(lens.max()) if len(items) else 0, dtype=items[0].dtype)
+    longest = int(lens.max()) if len(items) else 0
+    padded = torch.zeros(len(items), longest, *items[0].shape[1:], dtype=items[0].dtype)
     for i, x in enumerate(items):
         padded[i, : len(x)] = x
     return padded, lens
@@ -101,7 +103,10 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, waveforms: torch.Tensor, wave_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(B, S), (B,) -> normalized (B, T, n_mels) with zeros past each length, (B,)."""
-        feats, feat_lens = self.raw(waveforms, wave_lens)
+        return self.normalize(*self.raw(waveforms, wave_lens))
+
+    def normalize(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Raw log-mel (B, T, n_mels), (B,) -> normalized, zeros past each length; (B,)."""
         if self.cfg.normalization == "global":
             feats = (feats - self.mean) / self.std
         elif self.cfg.normalization == "utterance":

@@ -26,6 +26,15 @@ def folder_file_sizes(folder: Path) -> dict[str, int]:
     }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _feature_cache_in_tmp(tmp_path_factory):
+    """Training runs cache their features in a folder of this test session, not ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ASR_FEATURE_CACHE", str(tmp_path_factory.mktemp("feature_cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def wav_file(tmp_path: Path):
     """Write a waveform to a WAV file and return its path."""

@@ -43,10 +43,12 @@ def test_aux_loss_falls_on_a_toy_set():
     model = AcousticModel(cfg, 40, 29, aux_vocab_size=len(PHONE_TOKENS))
 
     class Identity(torch.nn.Module):
-        def forward(self, waveforms, wave_lens):
-            return waveforms, wave_lens
+        """Cached raw frames pass through normalization unchanged."""
 
-    feats = torch.randn(4, 40, 40)  # stands in for normalized features
+        def normalize(self, feats, feat_lens):
+            return feats, feat_lens
+
+    feats = torch.randn(4, 40, 40)  # (B, T, F) cached frames, already normal
     batch = Batch(
         feats,
         torch.tensor([40, 40, 36, 30]),

@@ -132,6 +132,7 @@ class AugmentedDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.utterances = base.utterances
+        self.references = getattr(base, "references", None)
         self.sample_rate = base.sample_rate
         self.noise_files = _noise_files(cfg.noise_dir) if cfg.noise_dir else []
         self._speeds: tuple[int, np.ndarray] | None = None  # (epoch, factors) cache

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from asr.audio import load_audio
-from asr.features import pad_sequences
+from asr.features import FeatureConfig, pad_sequences
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize_text
 
@@ -34,6 +34,10 @@ class DataConfig:
     skip_unreadable: bool = False  # skip (and report) entries with unreadable audio, not fail
     max_batch_seconds: float = 0.0  # >0: batches of this much padded audio, not batch_size
     num_buckets: int = 30  # duration buckets of dynamic batching (batches never mix buckets)
+    # Read log-mel frames (every speed factor) from the feature cache, computed once
+    # (asr/training/feature_cache.py), instead of decoding audio every epoch.
+    feature_cache: bool = True
+    feature_cache_dir: str = ""  # empty: $ASR_FEATURE_CACHE, else ~/.cache/asr/features
 
 
 def prepare_targets(
@@ -93,7 +97,11 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         waveform = load_audio(self.utterances[index].audio_filepath, self.sample_rate)
-        item = (torch.from_numpy(waveform), torch.tensor(self.targets[index], dtype=torch.long))
+        return (torch.from_numpy(waveform), *self.target_tensors(index))
+
+    def target_tensors(self, index: int) -> tuple[torch.Tensor, ...]:
+        """(U,) target ids and, with aux targets, (U_aux,) phone ids."""
+        item = (torch.tensor(self.targets[index], dtype=torch.long),)
         if self.aux_targets is None:
             return item
         return (*item, torch.tensor(self.aux_targets[index], dtype=torch.long))
@@ -101,24 +109,35 @@ class SpeechDataset(Dataset):
 
 @dataclass
 class Batch:
-    waveforms: torch.Tensor  # (B, S) zero-padded
-    wave_lens: torch.Tensor  # (B,) samples
+    inputs: torch.Tensor  # (B, S) zero-padded waveforms, or (B, T, F) raw log-mel (cached)
+    input_lens: torch.Tensor  # (B,) samples, or frames
     targets: torch.Tensor  # (B, U) zero-padded token ids
     target_lens: torch.Tensor  # (B,)
     aux_targets: torch.Tensor | None = None  # (B, U_aux) zero-padded phone ids, if any
     aux_target_lens: torch.Tensor | None = None  # (B,)
 
+    @property
+    def is_features(self) -> bool:
+        return self.inputs.dim() == 3
+
     def pin_memory(self) -> Batch:
         return Batch(*(t.pin_memory() for t in self.tensors()))
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
-        main = (self.waveforms, self.wave_lens, self.targets, self.target_lens)
+        main = (self.inputs, self.input_lens, self.targets, self.target_lens)
         if self.aux_targets is None:
             return main
         return (*main, self.aux_targets, self.aux_target_lens)
 
+    def audio_seconds(self, features: FeatureConfig) -> tuple[float, float]:
+        """(real, padded) seconds of audio in the batch."""
+        per_step = features.hop_length if self.is_features else 1
+        real = float(self.input_lens.sum()) * per_step
+        padded = self.inputs.shape[0] * self.inputs.shape[1] * per_step
+        return real / features.sample_rate, padded / features.sample_rate
+
 
 def collate(items: Sequence[tuple[torch.Tensor, ...]]) -> Batch:
-    """(waveform, targets[, aux_targets]) items -> one padded Batch."""
+    """(waveform (S,) or frames (T, F), targets[, aux_targets]) items -> one padded Batch."""
     padded = [t for column in zip(*items, strict=True) for t in pad_sequences(column)]
     return Batch(*padded)

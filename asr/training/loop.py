@@ -21,7 +21,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,12 @@ from asr.training.distributed import (
     DistContext,
     all_reduce_sum,
     init_distributed,
+)
+from asr.training.feature_cache import (
+    CachedFeatureDataset,
+    FeatureCache,
+    cache_speeds,
+    default_cache_dir,
 )
 from asr.training.sampler import DurationBatchSampler, ShardedBatchSampler, SortedBatchSampler
 from asr.training.state import load_init_weights, resume_state, save_epoch, save_last
@@ -117,24 +123,37 @@ def seed_everything(seed: int) -> None:
 
 
 def estimate_feature_stats(
-    extractor: FeatureExtractor, dataset: SpeechDataset, max_utterances: int, seed: int
+    extractor: FeatureExtractor,
+    raw_frames: Callable[[int], torch.Tensor],
+    count: int,
+    max_utterances: int,
+    seed: int,
 ) -> None:
-    """Set the extractor's global mean/std from a seeded sample of training utterances."""
-    indices = list(range(len(dataset)))
+    """Set the extractor's global mean/std from a seeded sample of `count` training
+    utterances; `raw_frames(i)` gives utterance i's unnormalized (T, F) log-mel."""
+    indices = list(range(count))
     random.Random(seed).shuffle(indices)
     total = torch.zeros(extractor.cfg.n_mels, dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     frames = 0
     for i in tqdm(indices[:max_utterances], desc="feature statistics", leave=False, disable=None):
-        waveform, _ = dataset[i]
-        feats, _ = extractor.raw(waveform[None], torch.tensor([len(waveform)]))  # (1, T, F)
-        feats = feats[0].double()
+        feats = raw_frames(i).double()
         total += feats.sum(0)
         total_sq += feats.square().sum(0)
         frames += feats.shape[0]
     mean = total / frames
     std = (total_sq / frames - mean.square()).clamp(min=1e-10).sqrt()
     extractor.set_global_stats(mean.float(), std.float())
+
+
+def waveform_frames(extractor: FeatureExtractor, dataset: SpeechDataset):
+    """Utterance i's raw (T, F) log-mel computed from its waveform."""
+
+    def frames(i: int) -> torch.Tensor:
+        waveform = dataset[i][0]
+        return extractor.raw(waveform[None], torch.tensor([len(waveform)]))[0][0]
+
+    return frames
 
 
 def ctc_feasible(out_lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor):
@@ -174,11 +193,13 @@ def compute_loss(
 ) -> StepResult:
     """CTC loss of a batch; with `aux_weight` > 0 and phone targets in the batch, the
     weighted sum (1 - w) * character CTC + w * phone CTC (the phone head's loss)."""
-    waveforms, wave_lens, targets, target_lens, *aux = (
+    inputs, input_lens, targets, target_lens, *aux = (
         t.to(device, non_blocking=True) for t in batch.tensors()
     )
     with torch.no_grad():
-        feats, feat_lens = extractor(waveforms, wave_lens)  # (B, T, F), (B,)
+        # cached raw frames are only normalized; waveforms go through the whole extractor
+        features = extractor.normalize if batch.is_features else extractor
+        feats, feat_lens = features(inputs, input_lens)  # (B, T, F), (B,)
         if spec_augment is not None:
             feats = spec_augment(feats, feat_lens)  # (B, T, F)
     with_aux = bool(aux) and aux_weight > 0
@@ -373,6 +394,30 @@ def load_splits(cfg: ExperimentConfig, vocab: Vocabulary, pronouncer):
     return train_set, valid_set
 
 
+def open_feature_cache(cfg: ExperimentConfig, train_set, valid_set, dist: DistContext):
+    """The feature cache with every entry this run reads (built now where missing), or None
+    with data.feature_cache off."""
+    if not cfg.data.feature_cache:
+        return None
+    root = cfg.data.feature_cache_dir or default_cache_dir()
+    cache = FeatureCache(root, cfg.features)
+    speeds = cache_speeds(cfg.augment)
+    stats = cache.build([u.audio_filepath for u in train_set.utterances], speeds, "train features")
+    if valid_set is not None:
+        paths = [u.audio_filepath for u in valid_set.utterances]
+        stats.add(cache.build(paths, [1.0], "validation features"))
+    if dist.is_main:
+        log.info(
+            "feature cache %s: %d entries (%d built now), %.1f MiB, speeds %s",
+            root,
+            stats.present + stats.built,
+            stats.built,
+            stats.bytes / 2**20,
+            speeds,
+        )
+    return cache
+
+
 def build_trainer(
     cfg: ExperimentConfig,
     exp_dir: Path,
@@ -389,8 +434,14 @@ def build_trainer(
     if valid_set is not None:
         valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, False, dist)
     extractor = FeatureExtractor(cfg.features)
+    cache = open_feature_cache(cfg, train_set, valid_set, dist)
     if cfg.features.normalization == "global" and estimate_stats:
-        estimate_feature_stats(extractor, train_set, cfg.train.stats_utterances, cfg.train.seed)
+        frames = waveform_frames(extractor, train_set)
+        if cache is not None:
+            paths = [u.audio_filepath for u in train_set.utterances]
+            frames = lambda i: cache.get(paths[i])  # noqa: E731
+        n = len(train_set)
+        estimate_feature_stats(extractor, frames, n, cfg.train.stats_utterances, cfg.train.seed)
     extractor.to(device)
     aux_vocab_size = 0
     if cfg.model.aux_layer:
@@ -405,7 +456,12 @@ def build_trainer(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
-    if cfg.augment.waveform_enabled:
+    if cache is not None:
+        train_set = CachedFeatureDataset(train_set, cfg.augment, cfg.train.seed, cache)
+        if valid_set is not None:
+            valid_set = CachedFeatureDataset(valid_set, AugmentConfig(), cfg.train.seed, cache)
+            valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, False, dist)
+    elif cfg.augment.waveform_enabled:
         train_set = AugmentedDataset(train_set, cfg.augment, cfg.train.seed)
     train_loader = make_loader(
         train_set, cfg.data, cfg.train.seed, True, dist, max(1, cfg.optim.grad_accum)
@@ -440,8 +496,7 @@ class EpochStats:
     loss_sum: float = 0.0  # summed CTC loss of the epoch's utterances, all ranks
     utterances: int = 0  # utterances that contributed to loss_sum
     audio_seconds: float = 0.0  # audio seen by this rank
-    real_samples: int = 0  # samples that are audio, not padding (this rank)
-    padded_samples: int = 0  # samples in the padded batches (this rank)
+    padded_seconds: float = 0.0  # audio and padding in the batches of this rank
 
 
 def _backward_group(tr: Trainer, ctc: nn.CTCLoss, batches: list[Batch]) -> torch.Tensor:
@@ -451,7 +506,7 @@ def _backward_group(tr: Trainer, ctc: nn.CTCLoss, batches: list[Batch]) -> torch
     averaged DDP gradient is that of one process over the union of the ranks' batches.
     Returns [summed loss, contributing utterances] of all ranks.
     """
-    local = sum(len(b.wave_lens) for b in batches)
+    local = sum(len(b.input_lens) for b in batches)
     total = float(all_reduce_sum(torch.tensor([float(local)]))[0])
     weight = tr.dist.world_size / max(1.0, total)
     loss_sum, count = 0.0, 0
@@ -527,10 +582,10 @@ def _log_step(tr: Trainer, step: dict) -> None:
         tr.writer.add_scalar("train/grad_norm", step["grad_norm"], tr.step)
 
 
-def _record_batch(stats: EpochStats, batch: Batch, sample_rate: int) -> None:
-    stats.audio_seconds += float(batch.wave_lens.sum()) / sample_rate
-    stats.real_samples += int(batch.wave_lens.sum())
-    stats.padded_samples += batch.waveforms.numel()
+def _record_batch(stats: EpochStats, batch: Batch, features: FeatureConfig) -> None:
+    real, padded = batch.audio_seconds(features)
+    stats.audio_seconds += real
+    stats.padded_seconds += padded
 
 
 def train_one_epoch(tr: Trainer, ctc: nn.CTCLoss) -> dict:
@@ -554,7 +609,7 @@ def train_one_epoch(tr: Trainer, ctc: nn.CTCLoss) -> dict:
     )
     for batch in bar:
         group.append(batch)
-        _record_batch(stats, batch, tr.cfg.features.sample_rate)
+        _record_batch(stats, batch, tr.cfg.features)
         if len(group) < accum:
             continue
         _finish_step(tr, ctc, group, stats, bar)
@@ -566,7 +621,7 @@ def train_one_epoch(tr: Trainer, ctc: nn.CTCLoss) -> dict:
     return {
         "train_loss": stats.loss_sum / max(1, stats.utterances),
         "audio_seconds_per_second": audio / elapsed,
-        "nonpadding_fraction": stats.real_samples / max(1, stats.padded_samples),
+        "nonpadding_fraction": stats.audio_seconds / max(1e-9, stats.padded_seconds),
         "skipped_too_long_transcripts": tr.skipped,
         "nonfinite_steps": tr.nonfinite_steps,
     }
