@@ -15,10 +15,12 @@ torch), so the light runtime decodes with the same code as the PyTorch one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import math
 import multiprocessing
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,6 +75,9 @@ class DecodingOptions:
         "word LM; 'none': lexicon-free search",
         flag="--lexicon",
     )
+    lexicon_words: int = _option(
+        0, "use the lexicon's first N words (asr lm build writes the commonest first); 0: all"
+    )
     lm_weight: float = _option(2.0, "LM log-prob multiplier")
     word_score: float = _option(0.0, "added per emitted word (positive favours more words)")
     unk_score: float = _option(-math.inf, "score of an out-of-lexicon word (-inf: never)")
@@ -87,6 +92,8 @@ class DecodingOptions:
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
+        if self.lexicon_words < 0:
+            raise ValueError(f"decoding.lexicon_words must be >= 0, got {self.lexicon_words}")
         for name in ("beam_size", "nbest", "num_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"decoding.{name} must be >= 1, got {getattr(self, name)}")
@@ -230,9 +237,11 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDec
         opts = fl.LexiconFreeDecoderOptions(**common)
         search = fl.LexiconFreeDecoder(opts, lm, silence, blank, [])
         return _BeamDecoder(search, blank, lm, None)
-    words = _word_dict(options.lexicon_path, tokens)
+    entries = _lexicon_entries(options.lexicon_path, tokens, options.lexicon_words)
+    words = _word_dict(entries)
     lm = _kenlm(KenLM, options.lm_path, words) if options.lm_path else fl.ZeroLM()
-    trie = _lexicon_trie(options.lexicon_path, tokens, words, lm, silence)
+    trie = _lexicon_trie(entries, len(tokens), words, lm, silence)
+    del entries
     opts = fl.LexiconDecoderOptions(
         **common, word_score=options.word_score, unk_score=options.unk_score
     )
@@ -250,34 +259,45 @@ def _kenlm(kenlm_class, path: str, dictionary):
         raise DecodingError(f"{path}: not a readable KenLM language model ({why})") from err
 
 
-def _lexicon_lines(path: str, tokens: tuple[str, ...], report: bool = False):
-    """(word, spelling tokens) per line of a 'word w o r d |' lexicon, streamed; words
-    spelled with a token the model cannot emit are skipped (and counted in a warning)."""
-    known, skipped = set(tokens), []
+def _lexicon_entries(path: str, tokens: tuple[str, ...], max_words: int = 0) -> list:
+    """(word, spelling as bytes of token ids) per line of a 'word w o r d |' lexicon, read
+    once; lines of the first `max_words` distinct words only (0: all; `asr lm build` writes
+    the commonest first). Words spelled with a token the model cannot emit are skipped
+    (and counted in a warning)."""
+    token_ids = {token: i for i, token in enumerate(tokens)}
+    if len(token_ids) > 256:
+        raise ValueError(f"{len(token_ids)} tokens: spellings are stored as bytes (<= 256)")
+    entries, skipped, seen = [], [], set()
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
-            fields = line.split()
-            if len(fields) == 1:
+            word, *spelling = line.split() or [""]
+            if not word:
+                continue
+            if not spelling:
                 raise DecodingError(f"{path}:{number}: a word without a spelling: {line!r}")
-            if fields and known.issuperset(fields[1:]):
-                yield fields[0], fields[1:]
-            elif fields:
-                skipped.append(fields[0])
-    if skipped and report:
+            if max_words and word not in seen and len(seen) >= max_words:
+                break
+            seen.add(word)
+            try:
+                entries.append((word, bytes(token_ids[t] for t in spelling)))
+            except KeyError:
+                skipped.append(word)
+    if skipped:
         log.warning(
             "%s: skipped %d word(s) the vocabulary cannot spell, e.g. %s",
             path,
             len(skipped),
             ", ".join(skipped[:5]),
         )
+    return entries
 
 
-def _word_dict(lexicon_path: str, tokens: tuple[str, ...]):
+def _word_dict(entries: list):
     """The lexicon's words in file order, then <unk>, which unknown words map to."""
     from flashlight.lib.text.dictionary import Dictionary
 
     words = Dictionary()
-    for word, _ in _lexicon_lines(lexicon_path, tokens):
+    for word, _ in entries:
         if not words.contains(word):
             words.add_entry(word)
     if not words.contains(_UNK):
@@ -291,31 +311,53 @@ def _word_dict(lexicon_path: str, tokens: tuple[str, ...]):
 TRIE_MAX_WORDS = 6
 
 
-def _lexicon_trie(lexicon_path: str, tokens: tuple[str, ...], words, lm, silence: int):
+def _lexicon_trie(entries: list, num_tokens: int, words, lm, silence: int):
     """Every spelling of the lexicon, scored by its word's LM unigram, max-smeared (as
-    torchaudio's `ctc_decoder` builds it; streamed, not held as a dict: on a 100k-word
-    lexicon this saves about 100 MB and a second)."""
+    torchaudio's `ctc_decoder` builds it). The trie is most of a cold start's time and
+    memory: about 1 s and 107 MiB for 100k words (decoding.lexicon_words caps it)."""
     from flashlight.lib.text import decoder as fl
 
-    token_ids = {token: i for i, token in enumerate(tokens)}
-    trie = fl.Trie(len(tokens), silence)
+    trie = fl.Trie(num_tokens, silence)
     start = lm.start(False)
-    for word, spelling in _lexicon_lines(lexicon_path, tokens, report=True):
+    for word, spelling in entries:
         word_id = words.get_index(word)
-        _, score = lm.score(start, word_id)
-        try:
-            trie.insert([token_ids[token] for token in spelling], word_id, score)
-        except KeyError as err:
-            raise ValueError(f"{lexicon_path}: {word!r} spelled with {err}, not a token") from err
+        trie.insert(list(spelling), word_id, lm.score(start, word_id)[1])
     trie.smear(fl.SmearingMode.MAX)
     return trie
+
+
+# Held while a beam decoder is built: a search waits for a build `prepare_decoder` began.
+_BUILDING = threading.Lock()
+_prepared: set = set()  # (tokens, search options) whose build has been started
+
+
+def prepare_decoder(vocab: Vocabulary, options: DecodingOptions) -> None:
+    """Start building the beam decoder of `options` (loading its LM, building its lexicon
+    trie, most of a cold start) in a background thread, so that it overlaps reading the
+    audio and running the acoustic model; the first search waits for it. Nothing for
+    greedy decoding or searches in worker processes."""
+    if options.decoder != "beam" or options.num_workers > 1:
+        return
+    key = (tuple(_flashlight_tokens(vocab)), options.search_key)
+    if key in _prepared:
+        return
+    _prepared.add(key)
+    threading.Thread(target=_build_quietly, args=key, daemon=True).start()
+
+
+def _build_quietly(tokens: tuple[str, ...], options: DecodingOptions) -> None:
+    """A prepared build; its errors are raised again by the search, where they are reported."""
+    with _BUILDING, contextlib.suppress(Exception):
+        _beam_decoder(tokens, options)
 
 
 def _search(
     tokens: tuple[str, ...], options: DecodingOptions, log_probs: np.ndarray
 ) -> list[_RawHypothesis]:
     """Beam-search one utterance, (T, V) float32 log-probs -> n-best raw hypotheses."""
-    return _beam_decoder(tokens, options.search_key)(log_probs, options.nbest)
+    with _BUILDING:
+        decoder = _beam_decoder(tokens, options.search_key)
+    return decoder(log_probs, options.nbest)
 
 
 _worker_state: dict = {}

@@ -22,7 +22,7 @@ import numpy as np
 
 from asr.audio import audio_info, load_audio
 from asr.checkpoint import CheckpointError
-from asr.decode import DecodingOptions, Hypothesis, as_array, decode
+from asr.decode import DecodingOptions, Hypothesis, as_array, decode, prepare_decoder
 from asr.inference.align import WordTiming, align_words
 from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding, resolve_model_path
 from asr.inference.segment import SegmentConfig, iter_chunks
@@ -120,6 +120,7 @@ class Recognizer:
         Without `options`, the model folder's own settings (`default_options`) apply.
         """
         options = self.default_options if options is None else options
+        prepare_decoder(self.vocab, options)  # the LM and lexicon load beside the model's work
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
         results: list[Transcript | None] = [None] * len(inputs)

@@ -74,15 +74,16 @@ def run_measured(command: list[str]) -> tuple[float, float, str]:
 
 
 def light_venv(env: Path) -> Path:
-    """The `asr` of a light install (`pip install .` from the lock, no torch), made once
-    when missing: what a new user's first transcript runs."""
+    """The `asr` of a light install (`pip install -e .` from the lock, no torch; editable,
+    so that it runs this tree's code), made once when missing: what a new user's first
+    transcript runs."""
     asr = env / "bin" / "asr"
     if not asr.exists():
         print(f"creating {env}: pip install . (requirements.lock)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
         pip = [str(env / "bin" / "python"), "-m", "pip", "install", "-q", "-c", "requirements.lock"]
         subprocess.run([*pip, "setuptools"], check=True, cwd=ROOT)
-        subprocess.run([*pip, "--no-build-isolation", "."], check=True, cwd=ROOT)
+        subprocess.run([*pip, "--no-build-isolation", "-e", "."], check=True, cwd=ROOT)
     return asr
 
 

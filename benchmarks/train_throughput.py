@@ -6,12 +6,14 @@ model alone, in one run.
     python -m benchmarks.train_throughput --steps 6        # tone corpus, the default config
 
 Fast path: the config as the recipes run it (log-mel frames from the feature cache, its
-batch size, learning rate and loader). Today's path: the same config with the choices of
-configuration E as first trained (`TODAY`: audio decoded, speed-perturbed and transformed
-by a DataLoader worker every epoch, 48 s batches). Model only: the fast path's model, loss
-and optimizer on synthetic equal-length feature batches of the same padded duration (no
-loader, no features, no padding). The three alternate in rounds within one process, so
-that a change of machine load weighs on all alike. Each reports seconds of real audio
+batch size, learning rate and loader); where it starts with smaller batches
+(data.early_batch_epochs), those are measured as a phase of their own ("fast early"), and
+the last line weighs the two phases by their epochs. Today's path: the same config with
+the choices of configuration E as first trained (`TODAY`: audio decoded, speed-perturbed
+and transformed by a DataLoader worker every epoch, 48 s batches). Model only: the fast
+path's model, loss and optimizer on synthetic equal-length feature batches of the same
+padded duration (no loader, no features, no padding). All alternate in rounds within one
+process, so that a change of machine load weighs on all alike. Each reports seconds of real audio
 trained per second. Prints figures; asserts nothing. The last line is `fast / today = N.NN`.
 """
 
@@ -39,6 +41,7 @@ TODAY = (
     "data.num_workers=1",
     "optim.lr=1e-3",
     "optim.warmup_steps=200",
+    "data.early_batch_epochs=0",
 )
 BENCH = (  # both paths: no checkpoints, logs or statistics beyond what a step needs
     "train.stats_utterances=50",
@@ -77,16 +80,32 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def endless_batches(tr):
-    """The training loader's batches, epoch after epoch (augmentation on)."""
-    epoch = 0
-    while True:
-        tr.epoch = epoch
-        tr.train_loader.batch_sampler.set_epoch(epoch)
-        if hasattr(tr.train_loader.dataset, "epoch"):
-            tr.train_loader.dataset.epoch = epoch
-        yield from tr.train_loader
-        epoch += 1
+class Batches:
+    """A trainer's batches, epoch after epoch, taken a round at a time: each round opens
+    a fresh loader iterator where the last one stopped and closes it after, so that a
+    loader worker never decodes ahead while another path is being timed."""
+
+    def __init__(self, tr):
+        self.tr, self.epoch, self.position = tr, 0, 0
+
+    def take(self, count: int):
+        loader, sampler = self.tr.train_loader, self.tr.train_loader.batch_sampler
+        while count > 0:
+            self.tr.epoch = self.epoch
+            sampler.set_epoch(self.epoch)
+            sampler.start_at(self.position)
+            if hasattr(loader.dataset, "epoch"):
+                loader.dataset.epoch = self.epoch
+            iterator = iter(loader)
+            for batch in iterator:
+                self.position += 1
+                count -= 1
+                yield batch
+                if count == 0:
+                    break
+            del iterator  # shuts its worker down
+            if count > 0:  # the epoch ran out first
+                self.epoch, self.position = self.epoch + 1, 0
 
 
 @dataclass
@@ -100,13 +119,12 @@ class Meter:
         return self.audio / self.seconds if self.seconds else math.nan
 
 
-def full_steps(tr, ctc, batches, steps: int, meter: Meter) -> None:
+def full_steps(tr, ctc, batches: Batches, steps: int, meter: Meter) -> None:
     """`steps` steps of the real loop: next batch from the loader, features, step."""
     tr.model.train()
     _sync(tr.device)
     start = time.perf_counter()
-    for _ in range(steps):
-        batch = next(batches)
+    for batch in batches.take(steps):
         train_step(tr, ctc, [batch])
         real, padded = batch.audio_seconds(tr.cfg.features)
         meter.audio += real
@@ -170,23 +188,41 @@ def tone_manifest(count: int) -> str:
     return str(manifest)
 
 
+def fast_variants(cfg) -> dict[str, tuple[str, ...]]:
+    """The fast path's phases, each as its own trainer: its early epochs' batches (when the
+    config has them) and the batches of every later epoch."""
+    later = ("data.early_batch_epochs=0",)
+    if cfg.data.early_batch_epochs <= 0 or cfg.data.early_batch_seconds <= 0:
+        return {"fast": later}
+    early = (*later, f"data.max_batch_seconds={cfg.data.early_batch_seconds}")
+    return {"fast early": early, "fast": later}
+
+
+def whole_run_ratio(cfg, rates: dict[str, float]) -> float:
+    """Today's time over the fast path's for the config's whole schedule, from the measured
+    rates: its early epochs at the early rate, the rest at the later one."""
+    epochs, early = cfg.optim.epochs, cfg.data.early_batch_epochs if "fast early" in rates else 0
+    fast_time = early / rates.get("fast early", 1.0) + (epochs - early) / rates["fast"]
+    return (epochs / rates["today"]) / fast_time
+
+
 def main() -> None:
     args = parse_args()
     manifest = args.manifest or tone_manifest(args.tones)
     exp = Path(tempfile.mkdtemp(prefix="bench_throughput_"))
-    today = build_trainer(make_config(args, manifest, TODAY), exp / "today")
-    fast = build_trainer(make_config(args, manifest, ()), exp / "fast")
+    cfg = make_config(args, manifest, ())
+    trainers = {"today": build_trainer(make_config(args, manifest, TODAY), exp / "today")}
+    for name, extra in fast_variants(cfg).items():
+        trainers[name] = build_trainer(make_config(args, manifest, extra), exp / name)
+    fast = trainers["fast"]
     ctc = nn.CTCLoss(blank=fast.vocab.blank_id, reduction="sum", zero_infinity=True)
     durations = [u.duration for u in fast.train_loader.dataset.utterances]
     mean_seconds = sum(durations) / len(durations)
     params = sum(p.numel() for p in fast.model.parameters()) / 1e6
     print(f"model {params:.2f}M parameters, mean utterance {mean_seconds:.2f} s")
-    describe("today", today)
-    describe("fast ", fast)
-    loops = {
-        "today": (today, endless_batches(today), Meter()),
-        "fast": (fast, endless_batches(fast), Meter()),
-    }
+    for name, tr in trainers.items():
+        describe(f"{name:10s}", tr)
+    loops = {name: (tr, Batches(tr), Meter()) for name, tr in trainers.items()}
     synthetic, only = synthetic_batch(fast, mean_seconds), Meter()
     for tr, batches, _ in loops.values():
         full_steps(tr, ctc, batches, args.warmup, Meter())
@@ -198,12 +234,15 @@ def main() -> None:
         model_steps(fast, ctc, synthetic, per_round, mean_seconds, only)
     for name, (_, _, meter) in loops.items():
         share = meter.audio / meter.padded
-        print(f"{name:5s} whole loop: {meter.rate:8.1f} audio s/s  (non-padding {share:.3f})")
-    print(f"fast  model only: {only.rate:8.1f} audio s/s  (synthetic equal lengths)")
-    print(f"fast whole loop / model only = {loops['fast'][2].rate / only.rate:.2f}")
-    ratio = loops["fast"][2].rate / loops["today"][2].rate
+        print(f"{name:10s} whole loop: {meter.rate:8.1f} audio s/s  (non-padding {share:.3f})")
+    print(f"fast       model only: {only.rate:8.1f} audio s/s  (synthetic equal lengths)")
+    rates = {name: meter.rate for name, (_, _, meter) in loops.items()}
+    print(f"fast whole loop / model only = {rates['fast'] / only.rate:.2f}")
+    print(f"fast / today, later epochs = {rates['fast'] / rates['today']:.2f}")
+    ratio = whole_run_ratio(cfg, rates)
     if not math.isfinite(ratio):
         raise SystemExit("non-finite throughput")
+    print(f"whole schedule ({cfg.optim.epochs} epochs, {cfg.data.early_batch_epochs} early):")
     print(f"fast / today = {ratio:.2f}")
 
 

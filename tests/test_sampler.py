@@ -126,3 +126,21 @@ def test_batches_are_cut_on_speed_perturbed_durations():
     for batch in batches:
         assert len(batch) == 1 or perturbed[batch].max() * len(batch) <= 45.0
     assert padding_efficiency(batches, perturbed) > padding_efficiency(batches, durations)
+
+
+def test_early_epochs_use_the_early_batch_size():
+    durations = _durations()
+    sampler = DurationBatchSampler(
+        durations, 120.0, seed=1, early_batch_seconds=30.0, early_epochs=2
+    )
+    lengths = sampler.epoch_lengths(4)
+    assert lengths[0] > 3 * lengths[2] and lengths[1] > 3 * lengths[3]
+    for epoch, limit in ((0, 30.0), (1, 30.0), (2, 120.0), (3, 120.0)):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == lengths[epoch]
+        assert sorted(i for b in batches for i in b) == list(range(len(durations)))
+        assert all(len(b) == 1 or durations[b].max() * len(b) <= limit for b in batches)
+    plain = DurationBatchSampler(durations, 120.0, seed=1)
+    plain.set_epoch(2)
+    assert list(plain) == list(sampler)  # later epochs: as if there were no early batches

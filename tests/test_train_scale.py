@@ -101,6 +101,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(corpus, tmp_path):
         "augment.noise_prob=0.5",
         "model.dropout=0.2",
         "train.save_every_steps=2",
+        "data.early_batch_seconds=4.0",  # epoch 1 in small batches, epoch 2 in 8 s ones
+        "data.early_batch_epochs=1",
     )
     config_file = tmp_path / "config.toml"
     config_file.write_text(to_toml(cfg))
@@ -345,3 +347,32 @@ def test_training_curves_plot(tmp_path):
     log.write_text('{"epoch": 1}\nnot json\n')
     with pytest.raises(ValueError, match="train.log:2"):
         plot_training_curves(log, tmp_path / "bad.png")
+
+
+def _lr_factors(steps_per_epoch, scales, warmup=3):
+    from asr.training.loop import OptimConfig, make_scheduler
+
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
+    cfg = OptimConfig(lr=1.0, warmup_steps=warmup, epochs=len(steps_per_epoch))
+    factor = make_scheduler(optimizer, cfg, steps_per_epoch, scales).lr_lambdas[0]
+    return [factor(step) for step in range(sum(steps_per_epoch))]
+
+
+def test_schedule_in_epochs_equals_the_step_schedule_for_equal_epochs():
+    """Warmup, then cosine over (step - warmup) / (total - warmup), as before epochs of
+    changing length existed."""
+    factors = _lr_factors([10] * 4, [1.0] * 4)
+    for step in (0, 2, 3, 17, 39):
+        progress = max(0.0, (step - 3) / 37)
+        cosine = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+        expected = (step + 1) / 3 if step < 3 else cosine
+        assert factors[step] == pytest.approx(expected)
+
+
+def test_schedule_follows_epochs_when_batches_grow():
+    """Epochs 1-2 of 40 small steps, epochs 3-4 of 10 big ones at twice the lr: the cosine
+    is halfway at the start of epoch 3 and the big steps are scaled."""
+    factors = _lr_factors([40, 40, 10, 10], [1.0, 1.0, 2.0, 2.0], warmup=0)
+    assert factors[79] == pytest.approx(0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * 1.975 / 4)))
+    assert factors[80] == pytest.approx(2 * (0.05 + 0.95 * 0.5))  # epoch 2.0 of 4: halfway
+    assert factors[85] == pytest.approx(2 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * 2.5 / 4))))

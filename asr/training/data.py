@@ -33,6 +33,10 @@ class DataConfig:
     sort_window: int = 50  # batches drawn from one shuffled window, sorted by duration
     skip_unreadable: bool = False  # skip (and report) entries with unreadable audio, not fail
     max_batch_seconds: float = 0.0  # >0: batches of this much padded audio, not batch_size
+    # >0: batches of this much padded audio in the first early_batch_epochs epochs (many
+    # small steps to leave the blank plateau), then max_batch_seconds (fast steps)
+    early_batch_seconds: float = 0.0
+    early_batch_epochs: int = 0
     num_buckets: int = 30  # duration buckets of dynamic batching (batches never mix buckets)
     # Read log-mel frames (every speed factor) from the feature cache, computed once
     # (asr/training/feature_cache.py), instead of decoding audio every epoch.

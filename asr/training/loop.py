@@ -15,6 +15,7 @@ each epoch), `tensorboard/` (scalars), `last.pt` (full training state, also writ
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -83,6 +84,9 @@ class OptimConfig:
     grad_clip: float = 5.0  # max global gradient norm (0: no clipping)
     epochs: int = 30  # passes over the training set
     grad_accum: int = 1  # batches (per rank) whose gradients add up to one optimizer step
+    # lr x (batch seconds / data.early_batch_seconds) ** this, in the epochs after the early
+    # batches (0.5: square-root scaling; 0: the same lr)
+    batch_lr_exponent: float = 0.5
 
 
 @dataclass
@@ -146,14 +150,15 @@ def estimate_feature_stats(
     extractor.set_global_stats(mean.float(), std.float())
 
 
-def waveform_frames(extractor: FeatureExtractor, dataset: SpeechDataset):
-    """Utterance i's raw (T, F) log-mel computed from its waveform."""
+def waveform_frames(extractor: FeatureExtractor, dataset: SpeechDataset, i: int):
+    """Utterance i's raw (T, F) log-mel, computed from its waveform."""
+    waveform = dataset[i][0]
+    return extractor.raw(waveform[None], torch.tensor([len(waveform)]))[0][0]
 
-    def frames(i: int) -> torch.Tensor:
-        waveform = dataset[i][0]
-        return extractor.raw(waveform[None], torch.tensor([len(waveform)]))[0][0]
 
-    return frames
+def cached_frames(cache: FeatureCache, dataset: SpeechDataset, i: int) -> torch.Tensor:
+    """Utterance i's raw (T, F) log-mel at speed 1, from the feature cache."""
+    return cache.get(dataset.utterances[i].audio_filepath)
 
 
 def ctc_feasible(out_lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor):
@@ -218,15 +223,45 @@ def compute_loss(
     return StepResult(loss / count, count, len(ok) - count, log_probs, out_lens)
 
 
-def make_scheduler(optimizer, cfg: OptimConfig, total_steps: int):
+def make_scheduler(
+    optimizer, cfg: OptimConfig, steps_per_epoch: Sequence[int], lr_scales: Sequence[float]
+):
+    """Linear warmup over `cfg.warmup_steps`, then cosine decay to `final_lr_ratio` over
+    the rest of the run, measured in epochs (steps per epoch may change with the batch
+    size), times epoch e's `lr_scales[e]`."""
+    ends = np.cumsum(steps_per_epoch)
+    total = int(ends[-1])
+
+    def epoch_of(step: int) -> int:
+        return min(int(np.searchsorted(ends, step, side="right")), len(ends) - 1)
+
+    def epochs_done(step: int) -> float:
+        epoch = epoch_of(step)
+        begin = int(ends[epoch - 1]) if epoch else 0
+        return epoch + (step - begin) / max(1, steps_per_epoch[epoch])
+
+    warm = epochs_done(min(cfg.warmup_steps, total))
+
     def factor(step: int) -> float:
+        scale = lr_scales[epoch_of(step)]
         if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+            return scale * (step + 1) / cfg.warmup_steps
+        span = max(1e-9, len(ends) - warm)
+        progress = min(1.0, (epochs_done(step) - warm) / span)
         cosine = 0.5 * (1 + math.cos(math.pi * progress))
-        return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * cosine
+        return scale * (cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * cosine)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def lr_scales(cfg: ExperimentConfig) -> list[float]:
+    """Each epoch's lr multiplier: 1, or for the epochs after the early batches,
+    (max_batch_seconds / early_batch_seconds) ** optim.batch_lr_exponent."""
+    data = cfg.data
+    if data.early_batch_seconds <= 0 or data.early_batch_epochs <= 0:
+        return [1.0] * cfg.optim.epochs
+    later = (data.max_batch_seconds / data.early_batch_seconds) ** cfg.optim.batch_lr_exponent
+    return [1.0 if e < data.early_batch_epochs else later for e in range(cfg.optim.epochs)]
 
 
 def _disabled_scaler() -> torch.amp.GradScaler:
@@ -288,6 +323,8 @@ def make_loader(
             world_size=dist.world_size,
             grad_accum=grad_accum,
             speed_factors=getattr(dataset, "speed_factors", None),
+            early_batch_seconds=cfg.early_batch_seconds,
+            early_epochs=cfg.early_batch_epochs,
         )
     else:
         if shuffle and dist.enabled:
@@ -394,6 +431,16 @@ def load_splits(cfg: ExperimentConfig, vocab: Vocabulary, pronouncer):
     return train_set, valid_set
 
 
+def epoch_steps(loader: DataLoader, cfg: ExperimentConfig) -> list[int]:
+    """Optimizer steps in each epoch of the run."""
+    sampler, accum = loader.batch_sampler, max(1, cfg.optim.grad_accum)
+    if hasattr(sampler, "epoch_lengths"):
+        batches = sampler.epoch_lengths(cfg.optim.epochs)
+    else:
+        batches = [len(loader)] * cfg.optim.epochs
+    return [math.ceil(n / accum) for n in batches]
+
+
 def open_feature_cache(cfg: ExperimentConfig, train_set, valid_set, dist: DistContext):
     """The feature cache with every entry this run reads (built now where missing), or None
     with data.feature_cache off."""
@@ -436,10 +483,9 @@ def build_trainer(
     extractor = FeatureExtractor(cfg.features)
     cache = open_feature_cache(cfg, train_set, valid_set, dist)
     if cfg.features.normalization == "global" and estimate_stats:
-        frames = waveform_frames(extractor, train_set)
+        frames = functools.partial(waveform_frames, extractor, train_set)
         if cache is not None:
-            paths = [u.audio_filepath for u in train_set.utterances]
-            frames = lambda i: cache.get(paths[i])  # noqa: E731
+            frames = functools.partial(cached_frames, cache, train_set)
         n = len(train_set)
         estimate_feature_stats(extractor, frames, n, cfg.train.stats_utterances, cfg.train.seed)
     extractor.to(device)
@@ -466,8 +512,7 @@ def build_trainer(
     train_loader = make_loader(
         train_set, cfg.data, cfg.train.seed, True, dist, max(1, cfg.optim.grad_accum)
     )
-    steps_per_epoch = math.ceil(len(train_loader) / max(1, cfg.optim.grad_accum))
-    scheduler = make_scheduler(optimizer, cfg.optim, cfg.optim.epochs * steps_per_epoch)
+    scheduler = make_scheduler(optimizer, cfg.optim, epoch_steps(train_loader, cfg), lr_scales(cfg))
     dtype = resolve_precision(cfg.train.precision, device)
     if dist.enabled:
         device_ids = [device] if device.type == "cuda" else None

@@ -54,6 +54,8 @@ class DurationBatchSampler(Sampler[list[int]]):
         world_size: int = 1,
         grad_accum: int = 1,
         speed_factors: Callable[[int], np.ndarray] | None = None,
+        early_batch_seconds: float = 0.0,
+        early_epochs: int = 0,
     ):
         self.durations = np.asarray(durations, dtype=np.float64)
         if len(self.durations) == 0:
@@ -63,6 +65,9 @@ class DurationBatchSampler(Sampler[list[int]]):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world of size {world_size}")
         self.max_batch_seconds = max_batch_seconds
+        # batches of early_batch_seconds in epochs < early_epochs, then max_batch_seconds
+        self.early_batch_seconds = early_batch_seconds if early_epochs > 0 else 0.0
+        self.early_epochs = early_epochs
         self.num_buckets = max(1, num_buckets)
         self.seed = seed
         self.shuffle = shuffle
@@ -83,6 +88,21 @@ class DurationBatchSampler(Sampler[list[int]]):
         """Skip the first `position` batches of this rank in the current epoch."""
         self.start = position
 
+    def batch_seconds(self, epoch: int) -> float:
+        """The padded-audio limit of `epoch`'s batches."""
+        if self.early_batch_seconds > 0 and epoch < self.early_epochs:
+            return self.early_batch_seconds
+        return self.max_batch_seconds
+
+    def epoch_lengths(self, epochs: int) -> list[int]:
+        """Batches of this rank in each of the first `epochs` epochs."""
+        saved, lengths = (self.epoch, self.start, self._cache), []
+        for epoch in range(epochs):
+            self.epoch, self._cache = epoch, None
+            lengths.append(len(self))
+        self.epoch, self.start, self._cache = saved
+        return lengths
+
     def epoch_durations(self) -> np.ndarray:
         """(N,) durations of the current epoch, speed perturbation included."""
         if self.speed_factors is None:
@@ -92,7 +112,8 @@ class DurationBatchSampler(Sampler[list[int]]):
     def bucket_count(self, durations: np.ndarray) -> int:
         """`num_buckets`, fewer where a bucket would hold under 4 batches of audio: the
         last batch of each bucket is partial, and small batches waste parallelism."""
-        enough = int(durations.sum() / (_MIN_BATCHES_PER_BUCKET * self.max_batch_seconds))
+        limit = self.batch_seconds(self.epoch)
+        enough = int(durations.sum() / (_MIN_BATCHES_PER_BUCKET * limit))
         return max(1, min(self.num_buckets, enough, len(durations)))
 
     def global_batches(self) -> list[list[int]]:
@@ -117,9 +138,10 @@ class DurationBatchSampler(Sampler[list[int]]):
     def _cut(self, indices: list[int], durations: np.ndarray) -> list[list[int]]:
         """Greedy cut in the given order: a batch grows while max duration x size fits."""
         batches, current, longest = [], [], 0.0
+        limit = self.batch_seconds(self.epoch)
         for i in indices:
             d = float(durations[i])
-            if current and max(longest, d) * (len(current) + 1) > self.max_batch_seconds:
+            if current and max(longest, d) * (len(current) + 1) > limit:
                 batches.append(current)
                 current, longest = [], 0.0
             current.append(int(i))
