@@ -42,6 +42,7 @@ def test_load_model_without_a_path_decodes_with_the_bundled_lm(recognizer):
     assert Path(options.lexicon_path) == DEFAULT_MODEL / "lm" / "lexicon.txt"
     assert options.lm_weight == settings["lm_weight"]
     assert options.word_score == settings["word_score"]
+    assert options.lexicon_words == settings["lexicon_words"] == 30_000
 
 
 @pytest.mark.slow

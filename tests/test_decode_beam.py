@@ -3,6 +3,8 @@ the LM when they are not, batches and parallel workers change nothing."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from conftest import VOCAB, needs_kenlm, peaky_log_probs, text_log_probs
@@ -54,6 +56,39 @@ def test_lexicon_constrains_words(tmp_path):
     assert decode(log_probs, lens, VOCAB, opts)[0].text == "cat"
 
 
+def test_lexicon_words_keeps_the_first_words_only(tmp_path):
+    """decoding.lexicon_words: a word past the cap cannot be emitted (lexicons list the
+    commonest words first); 0 keeps them all."""
+    spans = [{"c": 1.0}, {"s": 0.6, "a": 0.4}, {"t": 1.0}]
+    log_probs, lens = _batch([peaky_log_probs(spans)])
+    write_lexicon(["cot", "cst", "cat"], tmp_path / "lexicon.txt")
+    lexicon = str(tmp_path / "lexicon.txt")
+    capped = {n: DecodingOptions("beam", lexicon_path=lexicon, lexicon_words=n) for n in (0, 2, 1)}
+    texts = {n: decode(log_probs, lens, VOCAB, opts)[0].text for n, opts in capped.items()}
+    assert texts == {0: "cst", 2: "cst", 1: "cot"}
+
+
+def test_a_prepared_decoder_is_the_one_searches_use(tmp_path, monkeypatch):
+    """prepare_decoder builds in the background; the search waits for it and does not build
+    twice; a build that fails there fails the search with its own message."""
+    import asr.decode as decode_module
+
+    write_lexicon(["cat", "dog"], tmp_path / "prepared.txt")
+    opts = DecodingOptions(decoder="beam", lexicon_path=str(tmp_path / "prepared.txt"))
+    builds = []
+    build = decode_module._beam_decoder.__wrapped__
+    monkeypatch.setattr(decode_module, "_beam_decoder", functools.lru_cache(
+        lambda *args: builds.append(args) or build(*args)))  # fmt: skip
+    decode_module.prepare_decoder(VOCAB, opts)
+    spans = [{"c": 1.0}, {"s": 0.6, "a": 0.4}, {"t": 1.0}]
+    assert decode(*_batch([peaky_log_probs(spans)]), VOCAB, opts)[0].text == "cat"
+    assert len(builds) == 1
+    missing = DecodingOptions(decoder="beam", lm_path=str(tmp_path / "gone.bin"))
+    decode_module.prepare_decoder(VOCAB, missing)
+    with pytest.raises(FileNotFoundError, match="gone.bin"):
+        decode(*_batch([text_log_probs("a")]), VOCAB, missing)
+
+
 def test_nbest_is_sorted_and_distinct():
     spans = [{"c": 1.0}, {"a": 0.5, "o": 0.3, "u": 0.2}, {"t": 1.0}]
     log_probs, lens = _batch([peaky_log_probs(spans)])
@@ -71,7 +106,14 @@ def test_missing_lm_file_is_named(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("beam_size", 0), ("nbest", 0), ("num_workers", 0), ("beam_threshold", 0)]
+    "field, value",
+    [
+        ("beam_size", 0),
+        ("nbest", 0),
+        ("num_workers", 0),
+        ("beam_threshold", 0),
+        ("lexicon_words", -1),
+    ],
 )
 def test_bad_options_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):
