@@ -4,7 +4,7 @@
 #   bash recipes/default_model/run.sh            # every stage, from the repository root
 #   STAGE=3 bash recipes/default_model/run.sh    # from stage 3 on
 #   RESUME=1 STAGE=2 bash recipes/default_model/run.sh   # continue an interrupted training
-# Training takes about 36 min on 2 CPU cores (the feature cache, 48 s then 192 s batches;
+# Training takes about 40 min on 2 CPU cores (the feature cache, 48 s then 192 s batches;
 # issue 20 in the README), plus 96 s to build the cache the first time; run it with nohup,
 # alone on the machine (a second busy process slows the training loop down many times).
 set -euo pipefail
