@@ -254,7 +254,7 @@ def _run_features(args) -> int:
     from asr.training.loop import ExperimentConfig
 
     cfg = load_toml(ExperimentConfig, args.config, args.overrides)
-    root = cfg.data.feature_cache_dir or default_cache_dir()
+    root = default_cache_dir(cfg.data.feature_cache_dir)
     cache = FeatureCache(root, cfg.features)
     train = [cfg.data.train_manifest] if cfg.data.train_manifest else []
     valid = [cfg.data.valid_manifest] if cfg.data.valid_manifest else []

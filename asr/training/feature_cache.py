@@ -44,8 +44,11 @@ CACHE_VERSION = 1
 _ENV = "ASR_FEATURE_CACHE"
 
 
-def default_cache_dir() -> Path:
-    """$ASR_FEATURE_CACHE, else ~/.cache/asr/features (XDG_CACHE_HOME respected)."""
+def default_cache_dir(configured: str = "") -> Path:
+    """`configured` (data.feature_cache_dir) when set, else $ASR_FEATURE_CACHE, else
+    ~/.cache/asr/features (XDG_CACHE_HOME respected)."""
+    if configured:
+        return Path(configured)
     if os.environ.get(_ENV):
         return Path(os.environ[_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

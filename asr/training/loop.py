@@ -446,7 +446,7 @@ def open_feature_cache(cfg: ExperimentConfig, train_set, valid_set, dist: DistCo
     with data.feature_cache off."""
     if not cfg.data.feature_cache:
         return None
-    root = cfg.data.feature_cache_dir or default_cache_dir()
+    root = default_cache_dir(cfg.data.feature_cache_dir)
     cache = FeatureCache(root, cfg.features)
     speeds = cache_speeds(cfg.augment)
     stats = cache.build([u.audio_filepath for u in train_set.utterances], speeds, "train features")
