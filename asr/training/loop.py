@@ -44,6 +44,7 @@ from asr.metrics import error_counts
 from asr.model import AcousticModel, ModelConfig
 from asr.text import PHONE_JOINER, Vocabulary, normalize_text
 from asr.training.augment import AugmentConfig, AugmentedDataset, SpecAugment
+from asr.training.ctc_crf import make_criterion, plain_ctc
 from asr.training.data import Batch, DataConfig, SpeechDataset, collate
 from asr.training.distributed import (
     DistContext,
@@ -104,6 +105,12 @@ class TrainConfig:
     average_by: str = "last"  # which epochs to average: "last" or "best" (by validation WER)
     tensorboard: bool = True  # write TensorBoard scalars to <exp>/tensorboard
     aux_weight: float = 0.3  # weight of the phone CTC loss (with model.aux_layer > 0)
+    # "ctc", or "ctc_crf": sequence-level, against a unit n-gram of the training transcripts
+    # in CTC topology (asr/training/ctc_crf.py); judge such a model with the LM
+    loss: str = "ctc"
+    crf_lm_order: int = 2  # the denominator's unit n-gram: 1 (unigram) or 2 (bigram)
+    crf_lm_smoothing: float = 0.5  # add-k counts of that n-gram
+    crf_ctc_weight: float = 0.0  # + this x CTC beside the CTC-CRF loss
 
 
 @dataclass
@@ -218,7 +225,8 @@ def compute_loss(
     if with_aux and aux_log_probs:
         aux_targets, aux_lens = aux
         aux_ok = ok & ctc_feasible(out_lens, aux_targets, aux_lens)
-        aux_loss = _masked_ctc(ctc, aux_log_probs[0], out_lens, aux_targets, aux_lens, aux_ok)
+        aux_ctc = plain_ctc(ctc, blank=0)  # the phone head's blank is PHONE_TOKENS[0]
+        aux_loss = _masked_ctc(aux_ctc, aux_log_probs[0], out_lens, aux_targets, aux_lens, aux_ok)
         loss = (1 - aux_weight) * loss + aux_weight * aux_loss
     return StepResult(loss / count, count, len(ok) - count, log_probs, out_lens)
 
@@ -295,6 +303,7 @@ class Trainer:
     bad_steps: int = 0  # consecutive non-finite steps
     nonfinite_steps: int = 0  # non-finite steps skipped in the whole run
     writer: object | None = None  # TensorBoard SummaryWriter on rank 0
+    criterion: nn.Module | None = None  # train.loss's; None: plain CTC
 
     @property
     def raw_model(self) -> AcousticModel:
@@ -499,6 +508,7 @@ def build_trainer(
     if pronouncer is not None:
         report_unpronounced(pronouncer)
     model = AcousticModel(cfg.model, cfg.features.n_mels, len(vocab), aux_vocab_size).to(device)
+    criterion = make_criterion(cfg.train, vocab, train_set.targets)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
@@ -533,6 +543,7 @@ def build_trainer(
         dist=dist,
         scaler=_make_scaler(device, dtype),
         spec_augment=SpecAugment(cfg.augment) if cfg.augment.feature_enabled else None,
+        criterion=criterion,
     )
 
 
@@ -846,7 +857,8 @@ def _run(tr: Trainer, resume: bool, init_from: str | Path | None) -> None:
         tr.dtype,
         tr.dist.world_size,
     )
-    ctc = nn.CTCLoss(blank=tr.vocab.blank_id, reduction="sum", zero_infinity=True)
+    ctc = tr.criterion or nn.CTCLoss(blank=tr.vocab.blank_id, reduction="sum", zero_infinity=True)
+    log.info("loss: %s", cfg.train.loss)
     while tr.epoch < cfg.optim.epochs:
         metrics = {"epoch": tr.epoch + 1, **train_one_epoch(tr, ctc)}
         if tr.valid_loader is not None:
