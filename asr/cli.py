@@ -158,6 +158,9 @@ def _run_evaluate(args) -> int:
     for name, c in (("WER", result.words), ("CER", result.chars)):
         counts = f"S={c.substitutions} D={c.deletions} I={c.insertions} N={c.reference_length}"
         print(f"{name} {100 * c.rate:.2f}%  ({counts})")
+    if result.speakers:
+        rates = (f"{k} {100 * c.rate:.1f}%" for k, c in result.speakers.items())
+        print("WER per speaker: " + ", ".join(rates))
     print(f"report: {out_dir / 'report.txt'}  summary: {out_dir / 'summary.json'}")
     return 0
 

@@ -10,7 +10,7 @@ No torch here: on the light install a model's ONNX graph is scored as it transcr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -33,6 +33,7 @@ class EvaluationResult:
     words: ErrorCounts
     chars: ErrorCounts
     audio_seconds: float
+    speakers: dict[str, ErrorCounts] = field(default_factory=dict)  # word counts per speaker
 
     def to_dict(self) -> dict:
         return {
@@ -43,7 +44,21 @@ class EvaluationResult:
             "words": self.words.to_dict(),
             "chars": self.chars.to_dict(),
             "audio_seconds": self.audio_seconds,
+            "speakers": {
+                k: {"wer": c.rate, "words": c.to_dict()} for k, c in self.speakers.items()
+            },
         }
+
+
+def speaker_word_counts(utterances, refs, hyps) -> dict[str, ErrorCounts]:
+    """Word error counts of each speaker the manifest names (none where it names none)."""
+    by_speaker: dict[str, tuple[list, list]] = {}
+    for utt, ref, hyp in zip(utterances, refs, hyps, strict=True):
+        if utt.speaker:
+            pair = by_speaker.setdefault(utt.speaker, ([], []))
+            pair[0].append(ref)
+            pair[1].append(hyp)
+    return {k: error_counts(r, h, "word") for k, (r, h) in sorted(by_speaker.items())}
 
 
 def evaluate_manifest(
@@ -83,6 +98,7 @@ def evaluate_manifest(
         error_counts(refs, hyps, "word"),
         error_counts(refs, hyps, "char"),
         seconds,
+        speaker_word_counts(utterances, refs, hyps),
     )
     if out_dir is not None:
         _write_reports(Path(out_dir), utterances, refs, hyps, result, options)

@@ -55,3 +55,16 @@ def test_alignment_marks_edits():
     lines = score.alignment.splitlines()
     assert lines[0].startswith("REF:") and lines[1].startswith("HYP:")
     assert "S" in lines[2] and "I" in lines[2]
+
+
+def test_evaluation_counts_each_speakers_words_apart():
+    from asr.evaluate import speaker_word_counts
+    from asr.manifest import Utterance
+
+    utts = [Utterance("a.wav", 1.0, "", speaker=s) for s in ("m1", "f2", "m1", "")]
+    refs = ["the cat", "a dog", "sat down", "unknown speaker"]
+    hyps = ["the cat", "a log", "sat", "unknown speaker"]
+    counts = speaker_word_counts(utts, refs, hyps)
+    assert list(counts) == ["f2", "m1"]  # sorted; an utterance without a speaker in none
+    assert (counts["m1"].errors, counts["m1"].reference_length) == (1, 4)
+    assert (counts["f2"].errors, counts["f2"].reference_length) == (1, 2)
