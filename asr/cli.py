@@ -28,6 +28,8 @@ from asr.corpora.tones import make_tone_corpus
 from asr.decode import DECODERS, DecodingOptions
 from asr.errors import user_message
 from asr.evaluate import evaluate_manifest, report_dir
+from asr.hotwords import merge as merge_hotwords
+from asr.hotwords import read_hotwords_file
 from asr.inference import formats, lm
 from asr.inference.batch import transcribe_files
 from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding
@@ -72,16 +74,40 @@ def _add_model(p: argparse.ArgumentParser, named: bool = True) -> None:
         kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
         kind = kind or hints[f.name]  # the T of "T | None", or the type itself
         how = {"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}
+        if f.metadata["parse"]:
+            how = {"type": _flag_parser(f.metadata["parse"])}
         if f.name == "decoder":
             how["choices"] = list(DECODERS)
         flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
         help = f"{f.metadata['help']} (built-in: {f.default})"
         group.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=help, **how)
+    group.add_argument(
+        "--hotwords-file",
+        metavar="FILE",
+        help="hotwords, a word or phrase a line, an optional boost after a tab or ':' "
+        "(added to --hotwords)",
+    )
+
+
+def _flag_parser(parse):
+    """`parse` for argparse: its ValueError's message becomes the flag's error."""
+
+    def parse_flag(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse_flag
 
 
 def _decoding(args) -> dict:
     """The decoding flags given, as DecodingOptions fields for `resolve_decoding`."""
-    return {f.name: getattr(args, f.name) for f in fields(DecodingOptions) if f.name in args}
+    given = {f.name: getattr(args, f.name) for f in fields(DecodingOptions) if f.name in args}
+    if getattr(args, "hotwords_file", None):
+        listed = read_hotwords_file(args.hotwords_file)
+        given["hotwords"] = merge_hotwords([*given.get("hotwords", ()), *listed])
+    return given
 
 
 def _add_inference(sub) -> None:
@@ -123,6 +149,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=100.0, help="larger bodies get 413")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per request (504)")
     p.add_argument("--max-seconds", type=float, default=SegmentConfig.max_seconds, help=_SPLIT)
+    p.add_argument("--max-hotwords", type=int, default=1000, help="per request; more get 400")
     p.set_defaults(func=_run_serve)
 
 
@@ -185,6 +212,7 @@ def serve_config(args):
     except ModuleNotFoundError as err:  # the optional 'serve' extra
         raise ConfigError(f"asr serve needs {err.name}: pip install -e '.[serve]'") from err
     names = ("host", "port", "workers", "max_queue", "max_upload_mb", "timeout", "max_seconds")
+    names += ("max_hotwords",)
     try:
         return ServeConfig(batch_size=args.batch_size, **{k: vars(args)[k] for k in names})
     except ValueError as err:

@@ -27,6 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.hotwords import (
+    DEFAULT_BOOST,
+    MAX_BOOST,
+    Hotword,
+    boosted_lm,
+    hotword_spellings,
+    hotword_table,
+    parse_hotwords,
+)
 from asr.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -54,12 +63,14 @@ _NEVER = -1e4  # log-prob of a token a frame cannot emit (finite: the search add
 _UNK = "<unk>"
 
 
-def _option(default, help: str, flag: str | None = None, saved: bool = True):
+def _option(default, help: str, flag: str | None = None, saved: bool = True, parse=None):
     """A DecodingOptions field: its default; the help of its command-line flag, which is
-    `--<field name>` unless `flag` names another; whether decoding.json keeps it (`saved`).
-    The CLI builds its decoding flags from these, and a model folder saves and reads the
-    saved ones: a new option is this one line (and its use below)."""
-    return field(default=default, metadata={"help": help, "flag": flag, "saved": saved})
+    `--<field name>` unless `flag` names another, and reads its value with `parse` (else the
+    field's type); whether decoding.json keeps it (`saved`). The CLI builds its decoding
+    flags from these, and a model folder saves and reads the saved ones: a new option is
+    this one line (and its use below)."""
+    metadata = {"help": help, "flag": flag, "saved": saved, "parse": parse}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -88,8 +99,19 @@ class DecodingOptions:
     num_workers: int = _option(
         1, "processes searching utterances in parallel (beam)", "--decode-workers", saved=False
     )
+    hotwords: tuple[Hotword, ...] = _option(
+        (),
+        "words and phrases to favour (lexicon beam search), comma-separated, each with an "
+        f"optional ':boost' (default {DEFAULT_BOOST:g}, at most {MAX_BOOST:g}): "
+        "'Nautilus, Captain Nemo:8'",
+        saved=False,
+        parse=parse_hotwords,
+    )
 
     def __post_init__(self) -> None:
+        if not all(isinstance(h, Hotword) for h in self.hotwords):  # entries as strings
+            object.__setattr__(self, "hotwords", parse_hotwords(self.hotwords))
+        object.__setattr__(self, "hotwords", tuple(self.hotwords))
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
         if self.lexicon_words < 0:
@@ -103,8 +125,11 @@ class DecodingOptions:
             raise ValueError(f"decoding.beam_threshold must be > 0, got {self.beam_threshold}")
 
     def to_dict(self) -> dict:
-        """Fields as JSON-safe values (an infinite score becomes None)."""
-        return {k: None if v == -math.inf else v for k, v in vars(self).items()}
+        """Fields as JSON-safe values (an infinite score becomes None, a hotword its
+        'text:boost' entry)."""
+        values = {k: None if v == -math.inf else v for k, v in vars(self).items()}
+        values["hotwords"] = [f"{h.text}:{h.boost:g}" for h in self.hotwords]
+        return values
 
     @property
     def search_key(self) -> DecodingOptions:
@@ -216,25 +241,18 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDec
     from flashlight.lib.text.decoder.kenlm import KenLM
     from flashlight.lib.text.dictionary import Dictionary
 
+    if options.hotwords:
+        return _hotword_decoder(tokens, options)
     _check_file(options.lm_path, "language model")
     _check_file(options.lexicon_path, "lexicon")
     token_dict = Dictionary(list(tokens))
     blank, silence = token_dict.get_index(tokens[0]), token_dict.get_index(_SIL)
-    common = {
-        "beam_size": options.beam_size,
-        "beam_size_token": options.beam_size_token or token_dict.index_size(),
-        "beam_threshold": options.beam_threshold,
-        "lm_weight": options.lm_weight,
-        "sil_score": options.sil_score,
-        "log_add": options.log_add,
-        "criterion_type": fl.CriterionType.CTC,
-    }
     if options.lexicon_path is None:
         # Lexicon-free search scores token i as LM word i: a token LM is indexed by the token
         # dictionary (torchaudio's own mapping built it in another order, so a character LM
         # scored the wrong letters).
         lm = _kenlm(KenLM, options.lm_path, token_dict) if options.lm_path else fl.ZeroLM()
-        opts = fl.LexiconFreeDecoderOptions(**common)
+        opts = fl.LexiconFreeDecoderOptions(**_search_settings(options, len(tokens)))
         search = fl.LexiconFreeDecoder(opts, lm, silence, blank, [])
         return _BeamDecoder(search, blank, lm, None)
     entries = _lexicon_entries(options.lexicon_path, tokens, options.lexicon_words)
@@ -242,8 +260,32 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDec
     lm = _kenlm(KenLM, options.lm_path, words) if options.lm_path else fl.ZeroLM()
     trie = _lexicon_trie(entries, len(tokens), words, lm, silence)
     del entries
+    return _lexicon_decoder(options, tokens, trie, lm, words, blank, silence)
+
+
+def _search_settings(options: DecodingOptions, num_tokens: int) -> dict:
+    """The flashlight decoder options both searches share."""
+    from flashlight.lib.text import decoder as fl
+
+    return {
+        "beam_size": options.beam_size,
+        "beam_size_token": options.beam_size_token or num_tokens,
+        "beam_threshold": options.beam_threshold,
+        "lm_weight": options.lm_weight,
+        "sil_score": options.sil_score,
+        "log_add": options.log_add,
+        "criterion_type": fl.CriterionType.CTC,
+    }
+
+
+def _lexicon_decoder(options, tokens, trie, lm, words, blank: int, silence: int) -> _BeamDecoder:
+    """The lexicon search over `trie`'s spellings of `words`, scored by `lm`."""
+    from flashlight.lib.text import decoder as fl
+
     opts = fl.LexiconDecoderOptions(
-        **common, word_score=options.word_score, unk_score=options.unk_score
+        **_search_settings(options, len(tokens)),
+        word_score=options.word_score,
+        unk_score=options.unk_score,
     )
     unk = words.get_index(_UNK)
     search = fl.LexiconDecoder(opts, trie, lm, silence, blank, unk, [], False)
@@ -325,6 +367,43 @@ def _lexicon_trie(entries: list, num_tokens: int, words, lm, silence: int):
         trie.insert(list(spelling), word_id, lm.score(start, word_id)[1])
     trie.smear(fl.SmearingMode.MAX)
     return trie
+
+
+def _hotword_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDecoder:
+    """The lexicon search of `options` without hotwords, its LM boosted by them
+    (`hotwords.boosted_lm`) and its lexicon with their new words (`hotword_spellings`); the
+    trie scores each word by the boosted LM, so that a hotword's prefixes survive the beam."""
+    if options.lexicon_path is None:
+        raise DecodingError(
+            "hotwords need the lexicon beam search: a lexicon (--lexicon, or a model folder's "
+            "lm/lexicon.txt) and --decoder beam"
+        )
+    base = _beam_decoder(tokens, replace(options, hotwords=()))
+    entries = _lexicon_entries(options.lexicon_path, tokens, options.lexicon_words)
+    fresh = [w for h in options.hotwords for w in h.words if not base.words.contains(w)]
+    added = hotword_spellings(list(dict.fromkeys(fresh)), tokens, options.lexicon_path)
+    words, known = _extended_words(base.words, [w for w, _ in added])
+    start = base.lm.start(False)
+    rarest = min((base.lm.score(start, words.get_index(w))[1] for w, _ in entries), default=0.0)
+    table = hotword_table(options.hotwords, words.get_index, options.lm_weight or 1.0)
+    lm = boosted_lm(base.lm, table, words.get_index(_UNK), known, rarest)
+    trie = _lexicon_trie([*entries, *added], len(tokens), words, lm, base.silence_id)
+    return _lexicon_decoder(options, tokens, trie, lm, words, base.blank_id, base.silence_id)
+
+
+def _extended_words(words, new: list[str]):
+    """A copy of the word dictionary `words` with `new` after its words, and the count of
+    the old ones (their ids are unchanged: the base LM maps them)."""
+    from flashlight.lib.text.dictionary import Dictionary
+
+    known = words.index_size()
+    extended = Dictionary()
+    for i in range(known):
+        extended.add_entry(words.get_entry(i))
+    for word in new:
+        extended.add_entry(word)
+    extended.set_default_index(extended.get_index(_UNK))
+    return extended, known
 
 
 # Held while a beam decoder is built: a search waits for a build `prepare_decoder` began.

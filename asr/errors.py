@@ -16,6 +16,7 @@ from asr.corpora.download import DownloadError
 from asr.corpora.importers import CorpusError
 from asr.corpora.synth import SynthError
 from asr.decode import DecodingError
+from asr.hotwords import HotwordError
 from asr.inference.formats import OutputError
 from asr.inference.lm import LMError
 from asr.manifest import ManifestError
@@ -24,7 +25,7 @@ __all__ = ["USER_ERRORS", "user_message"]
 
 # Errors whose message is already the user's: one line, no traceback.
 USER_ERRORS = (AudioError, CheckpointError, ConfigError, CorpusError, DownloadError, LMError)
-USER_ERRORS += (DecodingError, ManifestError, OutputError, SynthError)
+USER_ERRORS += (DecodingError, HotwordError, ManifestError, OutputError, SynthError)
 
 _OS_REASONS = {
     errno.EACCES: "permission denied",

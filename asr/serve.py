@@ -6,8 +6,12 @@ POST /v1/audio/transcriptions   multipart form, OpenAI's fields:
     file             the audio (required): any format soundfile reads
     response_format  json (default), text, srt, vtt or verbose_json (segments and words)
     language         only "en" (the model is English)
-    model, prompt, temperature, timestamp_granularities[]   accepted and ignored: one model
-                     is loaded, decoding is deterministic, and verbose_json always has
+    hotwords         words and phrases to favour, comma- or line-separated, each with an
+                     optional ":boost" ("Nautilus, Captain Nemo:8"; asr/hotwords.py)
+    prompt           as Whisper reads it, a vocabulary hint: its words of 4 letters or
+                     more become hotwords (boost PROMPT_BOOST), beside `hotwords`
+    model, temperature, timestamp_granularities[]   accepted and ignored: one model is
+                     loaded, decoding is deterministic, and verbose_json always has
                      segments and words
 GET /health   model and queue state
 GET /         a page: upload a file or record from the microphone, see the timed words
@@ -26,6 +30,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -33,7 +38,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 import uvicorn
@@ -48,8 +53,11 @@ from starlette.routing import Route
 
 from asr.audio import AudioError
 from asr.decode import DecodingOptions
+from asr.hotwords import Hotword, HotwordError, parse_hotwords
+from asr.hotwords import merge as merge_hotwords
 from asr.inference import formats
 from asr.inference.segment import SegmentConfig
+from asr.text import normalize_text
 from asr.transcribe import Recognizer, Transcript
 
 __all__ = ["RESPONSE_FORMATS", "RecognitionQueue", "ServeConfig", "create_app", "run_server"]
@@ -64,9 +72,12 @@ _STATIC_FILES = {
     "/static/recorder-worklet.js": ("recorder-worklet.js", "text/javascript; charset=utf-8"),
 }
 # Fields of OpenAI's transcription request that change nothing here (see the module docstring).
-_IGNORED_FIELDS = ("model", "prompt", "temperature")
+_IGNORED_FIELDS = ("model", "temperature")
 _IGNORED_FIELDS += ("timestamp_granularities", "timestamp_granularities[]")
-_FIELDS = ("file", "response_format", "language", *_IGNORED_FIELDS)
+_FIELDS = ("file", "response_format", "language", "hotwords", "prompt", *_IGNORED_FIELDS)
+PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default is higher)
+_PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
+_MAX_TEXT_FIELD = 20_000  # characters of the hotwords and prompt fields
 _LANGUAGES = ("en",)
 
 
@@ -81,6 +92,7 @@ class ServeConfig:
     max_seconds: float = 30.0  # longer recordings are split at pauses, as by `asr transcribe`
     batch_size: int = 8  # chunks of a long recording decoded together
     upload_dir: str | None = None  # where uploads are spooled (None: the system's temp folder)
+    max_hotwords: int = 1000  # entries of a request's hotwords and prompt; more get 400
 
     def __post_init__(self) -> None:
         for name in ("workers", "batch_size"):
@@ -89,6 +101,8 @@ class ServeConfig:
         for name in ("max_upload_mb", "timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"serve.{name} must be > 0, got {getattr(self, name)}")
+        if self.max_hotwords < 0:
+            raise ValueError(f"serve.max_hotwords must be >= 0, got {self.max_hotwords}")
         if self.max_queue < 0:
             raise ValueError(f"serve.max_queue must be >= 0, got {self.max_queue}")
         if not 0 < self.port < 65536:
@@ -232,9 +246,28 @@ class _Params:
     upload: UploadFile
     response_format: str
     name: str  # the client's file name, for messages only: never a path here
+    hotwords: tuple[Hotword, ...] = ()  # from the hotwords and prompt fields
 
 
-def _parse_form(form: FormData) -> _Params:
+def _parse_hotwords(form: FormData, limit: int) -> tuple[Hotword, ...]:
+    """The hotwords and prompt fields' hotwords (HotwordError's message as a 400)."""
+    listed, prompt = str(form.get("hotwords") or ""), str(form.get("prompt") or "")
+    for key, text in (("hotwords", listed), ("prompt", prompt)):
+        if len(text) > _MAX_TEXT_FIELD:
+            raise ApiError(400, f"field {key!r} is longer than {_MAX_TEXT_FIELD} characters", key)
+    try:
+        entries = parse_hotwords([e for e in re.split(r"[,\n]", listed) if e.strip()])
+    except HotwordError as err:
+        raise ApiError(400, f"field 'hotwords': {err}", "hotwords") from None
+    hinted = [w for w in normalize_text(prompt).split() if len(w) >= _PROMPT_MIN_LETTERS]
+    merged = merge_hotwords([*entries, *(Hotword((w,), PROMPT_BOOST) for w in hinted)])
+    if len(merged) > limit:
+        message = f"{len(merged)} hotwords (the hotwords and prompt fields); at most {limit}"
+        raise ApiError(400, message, "hotwords")
+    return merged
+
+
+def _parse_form(form: FormData, max_hotwords: int = 1000) -> _Params:
     """Validate the request fields (names, response_format, language, the file part)."""
     for key, value in form.multi_items():
         if key not in _FIELDS:
@@ -256,7 +289,7 @@ def _parse_form(form: FormData) -> _Params:
         message = f"language {language!r} is not supported: this model transcribes English (en)"
         raise ApiError(400, message, "language")
     name = PurePath(upload.filename or "").name or "upload"
-    return _Params(upload, response_format, name)
+    return _Params(upload, response_format, name, _parse_hotwords(form, max_hotwords))
 
 
 @contextmanager
@@ -302,7 +335,13 @@ def _client_message(err: AudioError, path: Path, name: str) -> str:
 async def _run_recognition(server: _Server, path: Path, params: _Params, deadline: float):
     """Queue the recognition and wait for it until `deadline` (event-loop time)."""
     timed = params.response_format in _TIMED_FORMATS
-    args = (server.recognizer, path, server.options, timed, server.config)
+    options = server.options or server.recognizer.default_options
+    if params.hotwords:
+        if options.decoder != "beam" or not options.lexicon_path:
+            message = "hotwords need the lexicon beam search, which this server does not run"
+            raise ApiError(400, message, "hotwords")
+        options = replace(options, hotwords=params.hotwords)
+    args = (server.recognizer, path, options, timed, server.config)
     try:
         future = server.queue.submit(_recognize, *args)
     except QueueFull as err:
@@ -328,7 +367,7 @@ async def transcriptions(request: Request) -> Response:
     if not content_type.startswith("multipart/form-data"):
         raise ApiError(400, f"expected a multipart/form-data body, got {content_type!r}")
     async with request.form(max_files=1, max_fields=len(_FIELDS)) as form:
-        params = _parse_form(form)
+        params = _parse_form(form, server.config.max_hotwords)
         with _upload_file(server.config.upload_dir) as path:
             size = await run_in_threadpool(_copy_upload, params.upload, path)
             if size == 0:

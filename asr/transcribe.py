@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +23,7 @@ import numpy as np
 from asr.audio import audio_info, load_audio
 from asr.checkpoint import CheckpointError
 from asr.decode import DecodingOptions, Hypothesis, as_array, decode, prepare_decoder
+from asr.hotwords import parse_hotwords
 from asr.inference.align import WordTiming, align_words
 from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding, resolve_model_path
 from asr.inference.segment import SegmentConfig, iter_chunks
@@ -112,14 +113,19 @@ class Recognizer:
         batch_size: int = 8,
         word_timestamps: bool = False,
         segment: SegmentConfig = SegmentConfig(),
+        hotwords: Sequence[str] | None = None,
     ) -> list[Transcript]:
         """Transcribe files or waveforms (mono float arrays at `sample_rate`), in input order.
 
         Inputs longer than `segment.max_seconds` are split at pauses, decoded `batch_size`
         chunks at a time and stitched (see `transcribe_long`); shorter ones are batched.
         Without `options`, the model folder's own settings (`default_options`) apply.
+        hotwords: words and phrases to favour, each with an optional ":boost"
+        ("Captain Nemo:8"; asr/hotwords.py), in place of the options' own.
         """
         options = self.default_options if options is None else options
+        if hotwords is not None:
+            options = replace(options, hotwords=parse_hotwords(hotwords))
         prepare_decoder(self.vocab, options)  # the LM and lexicon load beside the model's work
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]

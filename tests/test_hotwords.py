@@ -1,0 +1,140 @@
+"""Hotwords: parsing and refusals, and the search favouring them (new words, phrases)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import VOCAB, needs_kenlm, peaky_log_probs
+
+from asr.decode import DecodingError, DecodingOptions, decode
+from asr.hotwords import (
+    DEFAULT_BOOST,
+    Hotword,
+    HotwordError,
+    parse_hotwords,
+    read_hotwords_file,
+)
+from asr.inference.lm import build_lm, write_lexicon
+
+
+def test_entries_are_normalized_and_boosts_read():
+    parsed = parse_hotwords("Nautilus, Captain Nemo:8,  CAFÉ ")
+    assert parsed == (
+        Hotword(("nautilus",), DEFAULT_BOOST),
+        Hotword(("captain", "nemo"), 8.0),
+        Hotword(("cafe",), DEFAULT_BOOST),
+    )
+    assert parse_hotwords("") == ()
+    assert parse_hotwords(["Nemo:2", "nemo:3"]) == (Hotword(("nemo",), 3.0),)  # largest boost
+
+
+def test_a_file_takes_tabs_colons_and_comments(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("# names\nNautilus\tcolon: none\nCaptain Nemo:8\n\nNed Land\t2.5\n")
+    with pytest.raises(HotwordError, match=r"names.txt:2: boost"):
+        read_hotwords_file(path)
+    path.write_text("# names\nNautilus\nCaptain Nemo:8\n\nNed Land\t2.5\n")
+    assert [(h.text, h.boost) for h in read_hotwords_file(path)] == [
+        ("nautilus", DEFAULT_BOOST),
+        ("captain nemo", 8.0),
+        ("ned land", 2.5),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entries", "match"),
+    [
+        ("nemo, ", "entry 2: an empty hotword"),
+        ("-- ...", "has no letters"),
+        ("?!", "has no letters"),
+        ("x" * 101, "longer than 100"),
+        ("nemo:nan", "not in"),
+        ("nemo:inf", "not in"),
+        ("nemo:-1", "not in"),
+        ("nemo:0", "not in"),
+        ("nemo:31", "not in"),
+        ("nemo:lots", "not a number"),
+    ],
+)
+def test_bad_entries_are_refused_by_name(entries, match):
+    with pytest.raises(HotwordError, match=match):
+        parse_hotwords(entries)
+
+
+def test_options_take_strings_and_report_entries():
+    opts = DecodingOptions(decoder="beam", hotwords=["Nemo:4"])
+    assert opts.hotwords == (Hotword(("nemo",), 4.0),)
+    assert opts.to_dict()["hotwords"] == ["nemo:4"]
+    assert hash(opts) == hash(DecodingOptions(decoder="beam", hotwords=("nemo:4",)))
+
+
+def _decode(spans, **options) -> str:
+    log_probs = peaky_log_probs(spans)[None]
+    return decode(log_probs, torch.tensor([log_probs.shape[1]]), VOCAB, DecodingOptions(**options))[
+        0
+    ].text
+
+
+# "c [a|s] t": the acoustics prefer "cst"; the lexicon has only "cat" and "dog".
+CST = [{"c": 1.0}, {"s": 0.6, "a": 0.4}, {"t": 1.0}]
+
+
+def test_a_word_the_lexicon_lacks_is_found_with_the_list(tmp_path):
+    write_lexicon(["cat", "dog"], tmp_path / "lexicon.txt")
+    beam = {"decoder": "beam", "lexicon_path": str(tmp_path / "lexicon.txt")}
+    assert _decode(CST, **beam) == "cat"
+    assert _decode(CST, **beam, hotwords=["CST"]) == "cst"
+    assert _decode(CST, **beam, hotwords=[]) == "cat"
+
+
+def test_a_known_word_is_favoured_over_what_the_acoustics_say(tmp_path):
+    write_lexicon(["cat", "cot"], tmp_path / "lexicon.txt")
+    spans = [{"c": 1.0}, {"a": 0.7, "o": 0.3}, {"t": 1.0}]
+    beam = {"decoder": "beam", "lexicon_path": str(tmp_path / "lexicon.txt")}
+    assert _decode(spans, **beam) == "cat"
+    assert _decode(spans, **beam, hotwords=["cot:2"]) == "cot"
+
+
+def test_the_lexicon_free_search_refuses_hotwords():
+    with pytest.raises(DecodingError, match="lexicon beam search"):
+        _decode(CST, decoder="beam", hotwords=["cst"])
+
+
+def test_greedy_decoding_is_unchanged_by_hotwords():
+    assert _decode(CST, hotwords=["cat:30"]) == "cst"
+
+
+def _words(text: str) -> list[dict[str, float]]:
+    return [{ch: 1.0} for ch in text]
+
+
+@needs_kenlm
+def test_an_empty_list_changes_nothing_and_a_phrase_needs_its_order(tmp_path):
+    """ "ned [land|lend]": the LM prefers "ned lend"; the phrase "ned land" wins it back, but
+    "land" alone after another word keeps no bonus (the phrase is a sequence)."""
+    text = tmp_path / "text.txt"
+    text.write_text("ned lend\nwe lend\nthe land\nned lend a hand\n" * 3)
+    build_lm(text, tmp_path / "lm", order=3)
+    lm = {
+        "decoder": "beam",
+        "lm_path": str(tmp_path / "lm" / "lm.bin"),
+        "lexicon_path": str(tmp_path / "lm" / "lexicon.txt"),
+        "lm_weight": 2.0,
+    }
+    ned = [*_words("ned "), {"l": 1.0}, {"a": 0.5, "e": 0.5}, *_words("nd")]
+    we = [*_words("we "), {"l": 1.0}, {"a": 0.5, "e": 0.5}, *_words("nd")]
+    log_probs = [peaky_log_probs(s) for s in (ned, we)]
+    assert _decode(ned, **lm) == "ned lend"
+    plain = decode(*_batch(log_probs), VOCAB, DecodingOptions(**lm))
+    empty = decode(*_batch(log_probs), VOCAB, DecodingOptions(**lm, hotwords=()))
+    assert [(h.text, h.score) for h in plain] == [(h.text, h.score) for h in empty]
+    phrase = decode(*_batch(log_probs), VOCAB, DecodingOptions(**lm, hotwords=["ned land:6"]))
+    assert [h.text for h in phrase] == ["ned land", "we lend"]
+
+
+def _batch(mats):
+    lens = torch.tensor([m.shape[0] for m in mats])
+    batch = torch.full((len(mats), int(lens.max()), len(VOCAB)), -30.0)
+    for b, m in enumerate(mats):
+        batch[b, : m.shape[0]] = m
+    return batch, lens
