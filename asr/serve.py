@@ -168,6 +168,11 @@ class _Server:
     queue: RecognitionQueue
     static: dict[str, tuple[bytes, str]]  # URL -> (contents, media type)
 
+    @property
+    def decoding(self) -> DecodingOptions:
+        """The options requests are decoded with (before their hotwords)."""
+        return self.options or self.recognizer.default_options
+
 
 # --- responses ---------------------------------------------------------------------------
 
@@ -249,8 +254,10 @@ class _Params:
     hotwords: tuple[Hotword, ...] = ()  # from the hotwords and prompt fields
 
 
-def _parse_hotwords(form: FormData, limit: int) -> tuple[Hotword, ...]:
-    """The hotwords and prompt fields' hotwords (HotwordError's message as a 400)."""
+def _parse_hotwords(form: FormData, limit: int, searchable: bool) -> tuple[Hotword, ...]:
+    """The hotwords and prompt fields' hotwords (HotwordError's message as a 400). The
+    prompt is a hint, used only where the lexicon search runs (`searchable`); a hotwords
+    field the search cannot use is refused."""
     listed, prompt = str(form.get("hotwords") or ""), str(form.get("prompt") or "")
     for key, text in (("hotwords", listed), ("prompt", prompt)):
         if len(text) > _MAX_TEXT_FIELD:
@@ -259,15 +266,19 @@ def _parse_hotwords(form: FormData, limit: int) -> tuple[Hotword, ...]:
         entries = parse_hotwords([e for e in re.split(r"[,\n]", listed) if e.strip()])
     except HotwordError as err:
         raise ApiError(400, f"field 'hotwords': {err}", "hotwords") from None
+    if entries and not searchable:
+        message = "hotwords need the lexicon beam search, which this server does not run"
+        raise ApiError(400, message, "hotwords")
     hinted = [w for w in normalize_text(prompt).split() if len(w) >= _PROMPT_MIN_LETTERS]
-    merged = merge_hotwords([*entries, *(Hotword((w,), PROMPT_BOOST) for w in hinted)])
+    hints = [Hotword((w,), PROMPT_BOOST) for w in hinted] if searchable else []
+    merged = merge_hotwords([*entries, *hints])
     if len(merged) > limit:
         message = f"{len(merged)} hotwords (the hotwords and prompt fields); at most {limit}"
         raise ApiError(400, message, "hotwords")
     return merged
 
 
-def _parse_form(form: FormData, max_hotwords: int = 1000) -> _Params:
+def _parse_form(form: FormData, max_hotwords: int = 1000, searchable: bool = False) -> _Params:
     """Validate the request fields (names, response_format, language, the file part)."""
     for key, value in form.multi_items():
         if key not in _FIELDS:
@@ -289,7 +300,8 @@ def _parse_form(form: FormData, max_hotwords: int = 1000) -> _Params:
         message = f"language {language!r} is not supported: this model transcribes English (en)"
         raise ApiError(400, message, "language")
     name = PurePath(upload.filename or "").name or "upload"
-    return _Params(upload, response_format, name, _parse_hotwords(form, max_hotwords))
+    hotwords = _parse_hotwords(form, max_hotwords, searchable)
+    return _Params(upload, response_format, name, hotwords)
 
 
 @contextmanager
@@ -335,11 +347,8 @@ def _client_message(err: AudioError, path: Path, name: str) -> str:
 async def _run_recognition(server: _Server, path: Path, params: _Params, deadline: float):
     """Queue the recognition and wait for it until `deadline` (event-loop time)."""
     timed = params.response_format in _TIMED_FORMATS
-    options = server.options or server.recognizer.default_options
+    options = server.decoding
     if params.hotwords:
-        if options.decoder != "beam" or not options.lexicon_path:
-            message = "hotwords need the lexicon beam search, which this server does not run"
-            raise ApiError(400, message, "hotwords")
         options = replace(options, hotwords=params.hotwords)
     args = (server.recognizer, path, options, timed, server.config)
     try:
@@ -367,7 +376,8 @@ async def transcriptions(request: Request) -> Response:
     if not content_type.startswith("multipart/form-data"):
         raise ApiError(400, f"expected a multipart/form-data body, got {content_type!r}")
     async with request.form(max_files=1, max_fields=len(_FIELDS)) as form:
-        params = _parse_form(form, server.config.max_hotwords)
+        searchable = server.decoding.decoder == "beam" and bool(server.decoding.lexicon_path)
+        params = _parse_form(form, server.config.max_hotwords, searchable)
         with _upload_file(server.config.upload_dir) as path:
             size = await run_in_threadpool(_copy_upload, params.upload, path)
             if size == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import VOCAB, needs_kenlm, peaky_log_probs
@@ -138,3 +139,102 @@ def _batch(mats):
     for b, m in enumerate(mats):
         batch[b, : m.shape[0]] = m
     return batch, lens
+
+
+# --- everywhere a user transcribes: the API, the CLI, evaluate, the server ---------------
+
+SR = 16_000
+
+
+@pytest.fixture
+def tone_setup(tmp_path):
+    """The tone oracle (certain acoustics) searching a lexicon of the tone words without
+    "mat" and "look", and a recording of "a red mat"."""
+    import soundfile as sf
+    from conftest import ToneOracleRecognizer
+
+    from asr.corpora.tones import _WORDS, ToneConfig, render_tones
+
+    write_lexicon([w for w in _WORDS if w not in ("mat", "look")], tmp_path / "lexicon.txt")
+    beam = DecodingOptions(decoder="beam", lexicon_path=str(tmp_path / "lexicon.txt"))
+    recognizer = ToneOracleRecognizer()
+    recognizer.default_options = beam
+    for name, text in (("mat", "a red mat"), ("look", "look a red mat")):
+        wave = render_tones(text, np.random.default_rng(0), ToneConfig())
+        sf.write(tmp_path / f"{name}.wav", wave, SR)
+    return recognizer, tmp_path / "mat.wav"
+
+
+def test_the_api_takes_hotwords(tone_setup):
+    recognizer, wav = tone_setup
+    (without,) = recognizer.transcribe([wav])
+    (with_list,) = recognizer.transcribe([wav], hotwords=["MAT"])
+    assert without.text.split()[:2] == ["a", "red"] and "mat" not in without.text.split()
+    assert with_list.text == "a red mat"
+    with pytest.raises(HotwordError, match="entry 1: boost 'x'"):
+        recognizer.transcribe([wav], hotwords=["mat:x"])
+
+
+def test_the_cli_and_evaluate_take_hotwords(tone_setup, monkeypatch, capsys):
+    import asr.transcribe
+    from asr.cli import main
+    from asr.manifest import Utterance, write_manifest
+
+    recognizer, wav = tone_setup
+    monkeypatch.setattr(asr.transcribe, "load_model", lambda *a: recognizer)
+    search = ["--model", str(wav.parent), "--decoder", "beam"]
+    search += ["--lexicon", str(wav.parent / "lexicon.txt")]
+    assert main(["transcribe", str(wav), *search]) == 0
+    assert "mat" not in capsys.readouterr().out.split()
+    assert main(["transcribe", str(wav), *search, "--hotwords", "mat:6"]) == 0
+    assert capsys.readouterr().out.strip() == "a red mat"
+    names = wav.parent / "names.txt"
+    names.write_text("mat\t6\n")
+    assert main(["transcribe", str(wav), *search, "--hotwords-file", str(names)]) == 0
+    assert capsys.readouterr().out.strip() == "a red mat"
+    names.write_text("mat\t99\n")
+    assert main(["transcribe", str(wav), *search, "--hotwords-file", str(names)]) == 2
+    assert "names.txt:1: boost '99' of 'mat\\t99' is not in (0, 30]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["transcribe", str(wav), "--hotwords", "mat:nan"])
+    assert "argument --hotwords: hotwords entry 1: boost 'nan'" in capsys.readouterr().err
+    write_manifest(wav.parent / "dev.jsonl", [Utterance(str(wav), 1.0, "a red mat")])
+    args = ["evaluate", str(wav.parent / "dev.jsonl"), *search, "--out-dir", str(wav.parent / "e")]
+    assert main(args) == 0
+    assert "WER 0.00%" not in capsys.readouterr().out
+    names.write_text("mat\n")
+    assert main([*args, "--hotwords-file", str(names)]) == 0
+    assert "WER 0.00%" in capsys.readouterr().out
+
+
+def test_the_server_takes_a_hotwords_field_and_the_prompt(tone_setup):
+    from starlette.testclient import TestClient
+
+    from asr.serve import ServeConfig, create_app
+
+    recognizer, wav = tone_setup
+    data = wav.read_bytes()
+    config = ServeConfig(upload_dir=str(wav.parent), max_hotwords=2)
+    url = "/v1/audio/transcriptions"
+
+    def post(**fields):
+        return client.post(url, files={"file": ("mat.wav", data, "audio/wav")}, data=fields)
+
+    with TestClient(create_app(recognizer, config)) as client:
+        assert "mat" not in post().json()["text"].split()
+        assert post(hotwords="mat").json() == {"text": "a red mat"}
+        data = (wav.parent / "look.wav").read_bytes()  # "look a red mat"
+        hinted = post(prompt="Look at the red mat.").json()["text"].split()
+        assert hinted[0] == "look" and "mat" not in hinted  # words of 4+ letters are hints
+        assert "look" not in post(prompt="a mat").json()["text"].split()
+        assert post(prompt="Look!", hotwords="mat").json() == {"text": "look a red mat"}
+        bad = post(hotwords="mat:0")
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "hotwords"
+        assert "boost '0'" in bad.json()["error"]["message"]
+        many = post(hotwords="look, all, mat")
+        assert many.status_code == 400 and "at most 2" in many.json()["error"]["message"]
+    recognizer.default_options = DecodingOptions()  # greedy: no search to give them to
+    with TestClient(create_app(recognizer, config)) as client:
+        assert post(prompt="a red mat").status_code == 200  # a hint, dropped
+        refused = post(hotwords="mat")
+        assert refused.status_code == 400 and "lexicon beam search" in refused.text
