@@ -24,6 +24,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -372,23 +373,51 @@ def _lexicon_trie(entries: list, num_tokens: int, words, lm, silence: int):
 def _hotword_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDecoder:
     """The lexicon search of `options` without hotwords, its LM boosted by them
     (`hotwords.boosted_lm`) and its lexicon with their new words (`hotword_spellings`); the
-    trie scores each word by the boosted LM, so that a hotword's prefixes survive the beam."""
+    trie scores a hotword with its bonus, so that its prefixes survive the beam."""
+    from flashlight.lib.text import decoder as fl
+
     if options.lexicon_path is None:
         raise DecodingError(
             "hotwords need the lexicon beam search: a lexicon (--lexicon, or a model folder's "
             "lm/lexicon.txt) and --decoder beam"
         )
-    base = _beam_decoder(tokens, replace(options, hotwords=()))
-    entries = _lexicon_entries(options.lexicon_path, tokens, options.lexicon_words)
+    plain = replace(options, hotwords=())
+    base = _beam_decoder(tokens, plain)
+    lexicon = _scored_lexicon(tokens, plain)
     fresh = [w for h in options.hotwords for w in h.words if not base.words.contains(w)]
     added = hotword_spellings(list(dict.fromkeys(fresh)), tokens, options.lexicon_path)
     words, known = _extended_words(base.words, [w for w, _ in added])
-    start = base.lm.start(False)
-    rarest = min((base.lm.score(start, words.get_index(w))[1] for w, _ in entries), default=0.0)
     table = hotword_table(options.hotwords, words.get_index, options.lm_weight or 1.0)
-    lm = boosted_lm(base.lm, table, words.get_index(_UNK), known, rarest)
-    trie = _lexicon_trie([*entries, *added], len(tokens), words, lm, base.silence_id)
+    lm = boosted_lm(base.lm, table, words.get_index(_UNK), known, lexicon.rarest)
+    bonus = table.first_word_bonus()
+    trie = fl.Trie(len(tokens), base.silence_id)
+    for spelling, word_id, score in zip(*lexicon[:3], strict=True):
+        trie.insert(spelling, word_id, score + bonus.get(word_id, 0.0))
+    for word, spelling in added:
+        word_id = words.get_index(word)
+        trie.insert(list(spelling), word_id, lexicon.rarest + bonus.get(word_id, 0.0))
+    trie.smear(fl.SmearingMode.MAX)
     return _lexicon_decoder(options, tokens, trie, lm, words, base.blank_id, base.silence_id)
+
+
+class _ScoredLexicon(NamedTuple):
+    spellings: list[list[int]]  # token ids of each lexicon line
+    word_ids: list[int]  # its word's id in the search's dictionary
+    scores: list[float]  # its word's LM unigram log-prob (the trie's score)
+    rarest: float  # the lowest of them: what an added word scores
+
+
+@functools.lru_cache(maxsize=2)
+def _scored_lexicon(tokens: tuple[str, ...], options: DecodingOptions) -> _ScoredLexicon:
+    """The lexicon of a search without hotwords, kept (a few MiB) once hotwords are used,
+    so that a new list's trie costs only its inserts."""
+    base = _beam_decoder(tokens, options)
+    entries = _lexicon_entries(options.lexicon_path, tokens, options.lexicon_words)
+    ids = [base.words.get_index(w) for w, _ in entries]
+    start = base.lm.start(False)
+    scores = [base.lm.score(start, i)[1] for i in ids]
+    spellings = [list(s) for _, s in entries]
+    return _ScoredLexicon(spellings, ids, scores, min(scores, default=0.0))
 
 
 def _extended_words(words, new: list[str]):

@@ -131,6 +131,11 @@ class HotwordTable:
     phrases: list[tuple[tuple[int, ...], float]]  # phrase word ids, bonus per word
     starts: dict[int, int]  # first word -> the phrase (index) it begins, the largest bonus
 
+    def first_word_bonus(self) -> dict[int, float]:
+        """word id -> the bonus its first emission can get (a lexicon trie's lookahead)."""
+        bonus = {self.phrases[i][0][0]: self.phrases[i][1] for i in self.starts.values()}
+        return {**bonus, **self.single}
+
 
 def hotword_table(hotwords: Iterable[Hotword], word_index, scale: float) -> HotwordTable:
     """`word_index(word)` gives a word's dictionary id; bonuses are boost / `scale` (the LM

