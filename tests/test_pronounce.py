@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from asr.training.pronounce import PHONE_TOKENS, PHONES, Pronouncer, ipa_to_phones, load_cmudict
+from asr.pronounce import PHONE_TOKENS, PHONES, Pronouncer, ipa_to_phones, load_cmudict
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 

@@ -78,7 +78,7 @@ def write_phone_lexicon(char_lexicon: Path, out: Path) -> None:
     espeak-ng; words neither can pronounce are left out, and counted in the log. A
     pronunciation keeps its first TRIE_MAX_WORDS words (the lexicon's order: commonest
     first), the ones the search's trie would keep; the rest are counted in the log."""
-    from asr.training.pronounce import Pronouncer
+    from asr.pronounce import Pronouncer
 
     with char_lexicon.open(encoding="utf-8") as f:
         words = list(dict.fromkeys(line.split(maxsplit=1)[0] for line in f if line.strip()))

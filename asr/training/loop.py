@@ -422,7 +422,7 @@ def make_pronouncer(model: ModelConfig):
     """CMUdict + espeak-ng, when the model emits phones or has a phone head; else None."""
     if model.units != "phones" and not model.aux_layer:
         return None
-    from asr.training.pronounce import Pronouncer
+    from asr.pronounce import Pronouncer
 
     return Pronouncer.default()
 
@@ -500,7 +500,7 @@ def build_trainer(
     extractor.to(device)
     aux_vocab_size = 0
     if cfg.model.aux_layer:
-        from asr.training.pronounce import PHONE_TOKENS
+        from asr.pronounce import PHONE_TOKENS
 
         texts = [normalize_text(u.text) for u in train_set.utterances]
         train_set.aux_targets = [pronouncer.encode(text) for text in texts]
