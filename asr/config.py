@@ -91,17 +91,30 @@ def _drop_none(values: dict) -> dict:
     }
 
 
-def load_toml(cls: type[T], path: str | Path, overrides: list[str] = ()) -> T:
-    """Read a TOML file into `cls`, then apply `key.sub=value` overrides."""
-    path = Path(path)
+def _read_toml(path: Path) -> dict:
     try:
-        values = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError as err:
         raise ConfigError(f"{path}: no such config file") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML ({err})") from err
-    config = from_dict(cls, values, where=str(path))
+
+
+def load_toml(cls: type[T], path: str | Path, overrides: list[str] = ()) -> T:
+    """Read a TOML file into `cls`, then apply `key.sub=value` overrides."""
+    path = Path(path)
+    config = from_dict(cls, _read_toml(path), where=str(path))
     return apply_overrides(config, overrides)
+
+
+def load_toml_section(cls: type[T], path: str | Path, section: str) -> T:
+    """One [section] of a TOML file into `cls` (defaults where it is absent), the rest
+    unread: what a tool that needs one part of an experiment config reads."""
+    path = Path(path)
+    values = _read_toml(path).get(section, {})
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: [{section}] must be a table, got {values!r}")
+    return from_dict(cls, values, where=f"{path}: {section}")
 
 
 def _parse_value(text: str) -> Any:

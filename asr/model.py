@@ -6,52 +6,15 @@ subsampling. Loss, optimizer, decoding and I/O live elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from asr.frames import SUBSAMPLING_FACTORS, subsampled_length, time_strides
-from asr.text import UNITS
+from asr.frames import subsampled_length, time_strides
+from asr.model_config import RNN_CELLS, ModelConfig
 
 __all__ = ["AcousticModel", "ModelConfig", "drop_aux_head"]
 
-_RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU}
-
-
-@dataclass
-class ModelConfig:
-    rnn_type: str = "lstm"  # a recurrent cell of _RNN_TYPES: "lstm" or "gru"
-    num_layers: int = 3  # stacked bidirectional layers
-    hidden_size: int = 320  # units per direction
-    dropout: float = 0.1  # between recurrent layers and before the output layer
-    subsampling: int = 4  # time reduction of the front end: 1, 2, 3, 4 or 8
-    conv_channels: int = 32  # channels of each front-end convolution
-    # >0: an auxiliary phone CTC head reads the output of this recurrent layer (training
-    # only: hierarchical multitask CTC; asr export drops it)
-    aux_layer: int = 0
-    # what the model emits: "chars" (the default) or "phones" (39 ARPAbet phones; the
-    # lexicon beam search spells words from their pronunciations)
-    units: str = "chars"
-
-    def __post_init__(self) -> None:
-        if self.units not in UNITS:
-            raise ValueError(f"model.units must be one of {list(UNITS)}, got {self.units!r}")
-        if self.rnn_type not in _RNN_TYPES:
-            raise ValueError(
-                f"model.rnn_type must be one of {list(_RNN_TYPES)}, got {self.rnn_type!r}"
-            )
-        if self.subsampling not in SUBSAMPLING_FACTORS:
-            raise ValueError(
-                f"model.subsampling must be one of {SUBSAMPLING_FACTORS}, got {self.subsampling}"
-            )
-        if self.num_layers < 1 or self.hidden_size < 1:
-            raise ValueError("model.num_layers and model.hidden_size must be positive")
-        if not 0 <= self.aux_layer < self.num_layers:
-            raise ValueError(
-                f"model.aux_layer must be 0 (none) or a layer below the last "
-                f"(1..{self.num_layers - 1}), got {self.aux_layer}"
-            )
+_RNN_TYPES = dict(zip(RNN_CELLS, (nn.LSTM, nn.GRU), strict=True))  # ModelConfig.rnn_type
 
 
 class ConvSubsampling(nn.Module):

@@ -160,14 +160,18 @@ _LIGHT_PROBE = textwrap.dedent(
     with open(manifest, "w") as f:
         f.write(json.dumps({"audio_filepath": sample, "duration": 5.0, "text": "a b"}) + "\\n")
     evaluated = main(["evaluate", manifest, "--model", model, "--out-dir", out + "/eval"])
+    config = "recipes/default_model/configs/e_x3_aux.toml"  # its frame rate, read lightly
+    checked = main(["data", "check", "--config", config, manifest])
+    hot = bundled.transcribe(sample, hotwords=["Zyxt"])[0].text  # a word the lexicon lacks
     import asr.tune
     cached = asr.tune.cache_log_probs(tiny, manifest)
     roots = {"torch", "torchaudio", "librosa"}
     print(json.dumps({
         "runners": [type(r.runner).__name__ for r in (bundled, tiny)],
         "text": text, "chunks": long.chunks, "code": code, "evaluated": evaluated,
-        "cached": len(cached.log_probs),
+        "cached": len(cached.log_probs), "checked": checked, "hot": hot,
         "loaded": sorted(m for m in sys.modules if m.split(".")[0] in roots),
+        "training": sorted(m for m in sys.modules if m.startswith("asr.training")),
     }))
     """
 )
@@ -185,7 +189,8 @@ def test_transcription_on_onnx_imports_no_torch(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["loaded"] == []
+    assert report["loaded"] == [] and report["training"] == []
+    assert report["checked"] == 1 and report["hot"]  # 1: the duration is wrong, said so
     assert report["runners"] == ["OnnxRunner", "OnnxRunner"]
     assert report["text"] and report["chunks"] >= 3 and report["code"] == 0
     assert (tmp_path / "srt" / "long.srt").is_file()

@@ -86,12 +86,14 @@ def check_config(experiment: str | Path | None = None, **fields) -> CheckConfig:
     CheckConfig's own) and `fields` (sample_rate, jobs, ...) set."""
     if experiment is None:
         return CheckConfig(**fields)
-    from asr.config import load_toml
-    from asr.training.loop import ExperimentConfig
+    from asr.config import load_toml_section
+    from asr.logmel import FeatureConfig
+    from asr.model_config import ModelConfig
 
-    cfg = load_toml(ExperimentConfig, experiment, [])
-    features = {"hop_length": cfg.features.hop_length, "feature_rate": cfg.features.sample_rate}
-    return CheckConfig(**features, subsampling=cfg.model.subsampling, **fields)
+    feats = load_toml_section(FeatureConfig, experiment, "features")
+    model = load_toml_section(ModelConfig, experiment, "model")
+    rate = {"hop_length": feats.hop_length, "feature_rate": feats.sample_rate}
+    return CheckConfig(**rate, subsampling=model.subsampling, **fields)
 
 
 def output_frames(duration: float, cfg: CheckConfig) -> int:

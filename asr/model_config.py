@@ -1,0 +1,48 @@
+"""The acoustic model's configuration, without torch: what checks and tools that only read
+a config (the frame rate, the units) need, on the light install too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from asr.frames import SUBSAMPLING_FACTORS
+from asr.text import UNITS
+
+__all__ = ["RNN_CELLS", "ModelConfig"]
+
+RNN_CELLS = ("lstm", "gru")  # the recurrent cells asr.model builds (its _RNN_TYPES)
+
+
+@dataclass
+class ModelConfig:
+    rnn_type: str = "lstm"  # a recurrent cell of RNN_CELLS: "lstm" or "gru"
+    num_layers: int = 3  # stacked bidirectional layers
+    hidden_size: int = 320  # units per direction
+    dropout: float = 0.1  # between recurrent layers and before the output layer
+    subsampling: int = 4  # time reduction of the front end: 1, 2, 3, 4 or 8
+    conv_channels: int = 32  # channels of each front-end convolution
+    # >0: an auxiliary phone CTC head reads the output of this recurrent layer (training
+    # only: hierarchical multitask CTC; asr export drops it)
+    aux_layer: int = 0
+    # what the model emits: "chars" (the default) or "phones" (39 ARPAbet phones; the
+    # lexicon beam search spells words from their pronunciations)
+    units: str = "chars"
+
+    def __post_init__(self) -> None:
+        if self.units not in UNITS:
+            raise ValueError(f"model.units must be one of {list(UNITS)}, got {self.units!r}")
+        if self.rnn_type not in RNN_CELLS:
+            raise ValueError(
+                f"model.rnn_type must be one of {list(RNN_CELLS)}, got {self.rnn_type!r}"
+            )
+        if self.subsampling not in SUBSAMPLING_FACTORS:
+            raise ValueError(
+                f"model.subsampling must be one of {SUBSAMPLING_FACTORS}, got {self.subsampling}"
+            )
+        if self.num_layers < 1 or self.hidden_size < 1:
+            raise ValueError("model.num_layers and model.hidden_size must be positive")
+        if not 0 <= self.aux_layer < self.num_layers:
+            raise ValueError(
+                f"model.aux_layer must be 0 (none) or a layer below the last "
+                f"(1..{self.num_layers - 1}), got {self.aux_layer}"
+            )
