@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from asr.files import expand_paths
+from asr.usererror import UserError
 
 SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au"}
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """An audio file that cannot be used: missing, unreadable, empty, truncated, or holding
     NaN or infinite samples."""
 

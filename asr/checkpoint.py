@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from asr.usererror import UserError
+
 __all__ = [
     "CheckpointError",
     "CheckpointWriteError",
@@ -32,7 +34,7 @@ VERSION = 1
 _REQUIRED = ("format", "version", "config", "vocab", "model", "features")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file that is not a usable checkpoint; the message names it."""
 
 

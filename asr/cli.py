@@ -26,7 +26,7 @@ from asr.config import ConfigError
 from asr.corpora import check, importers, synth
 from asr.corpora.tones import make_tone_corpus
 from asr.decode import DECODERS, DecodingOptions
-from asr.errors import user_message
+from asr.errors import exit_code, user_message
 from asr.evaluate import evaluate_manifest, report_dir
 from asr.hotwords import merge as merge_hotwords
 from asr.hotwords import read_hotwords_file
@@ -261,17 +261,13 @@ def _add_training(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from asr.training.loop import NonFiniteLossError, train
+    from asr.training.loop import train
 
     overrides = list(args.overrides)
     if args.max_batch_seconds is not None:
         overrides.append(f"data.max_batch_seconds={args.max_batch_seconds}")
-    try:
-        how = (args.resume, args.init_from, args.overwrite)
-        trainer = train(args.config, args.exp_dir, overrides, *how)
-    except NonFiniteLossError as err:
-        print(f"asr: error: {err}", file=sys.stderr)
-        return 1
+    how = (args.resume, args.init_from, args.overwrite)
+    trainer = train(args.config, args.exp_dir, overrides, *how)
     if trainer.dist.is_main:
         best = f"best validation WER {trainer.best_wer:.4f}"
         print(f"model: {trainer.exp_dir / 'model.pt'}  ({best})")
@@ -508,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         if message is None:
             raise
         print(f"asr: error: {message}", file=sys.stderr)
-        return 2
+        return exit_code(err)
 
 
 if __name__ == "__main__":

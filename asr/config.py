@@ -15,12 +15,14 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from asr.usererror import UserError
+
 __all__ = ["ConfigError", "apply_overrides", "from_dict", "load_toml", "to_dict", "to_toml"]
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value or key that does not fit the dataclass it is meant for."""
 
 

@@ -38,11 +38,12 @@ from asr.hotwords import (
     parse_hotwords,
 )
 from asr.text import Vocabulary
+from asr.usererror import UserError
 
 log = logging.getLogger(__name__)
 
 
-class DecodingError(ValueError):
+class DecodingError(UserError, ValueError):
     """A decoding resource (language model, lexicon) that cannot be used; names the file."""
 
 

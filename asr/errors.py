@@ -1,7 +1,8 @@
 """The one place where library errors become the command line's one-line messages.
 
-`user_message` turns an exception into what `asr` prints after "asr: error:" (exit 2), or
-None for a bug, which keeps its traceback. Operating-system errors name their path and
+`user_message` turns an exception into what `asr` prints after "asr: error:", or None for a
+bug, which keeps its traceback. The user's errors are every `asr.usererror.UserError` (the
+command exits with its `exit_code`) and operating-system errors, which name their path and
 say what went wrong in words (permission denied, disk full, not a folder).
 """
 
@@ -9,23 +10,9 @@ from __future__ import annotations
 
 import errno
 
-from asr.audio import AudioError
-from asr.checkpoint import CheckpointError
-from asr.config import ConfigError
-from asr.corpora.download import DownloadError
-from asr.corpora.importers import CorpusError
-from asr.corpora.synth import SynthError
-from asr.decode import DecodingError
-from asr.hotwords import HotwordError
-from asr.inference.formats import OutputError
-from asr.inference.lm import LMError
-from asr.manifest import ManifestError
+from asr.usererror import UserError
 
-__all__ = ["USER_ERRORS", "user_message"]
-
-# Errors whose message is already the user's: one line, no traceback.
-USER_ERRORS = (AudioError, CheckpointError, ConfigError, CorpusError, DownloadError, LMError)
-USER_ERRORS += (DecodingError, HotwordError, ManifestError, OutputError, SynthError)
+__all__ = ["exit_code", "user_message"]
 
 _OS_REASONS = {
     errno.EACCES: "permission denied",
@@ -41,7 +28,7 @@ _OS_REASONS = {
 
 def user_message(err: BaseException) -> str | None:
     """The message for an error the user can act on; None for anything else (a bug)."""
-    if isinstance(err, USER_ERRORS):
+    if isinstance(err, UserError):
         return _without_worker_traceback(str(err))
     if isinstance(err, UnicodeDecodeError):
         return f"not UTF-8 text ({err.reason} at byte {err.start})"
@@ -52,6 +39,11 @@ def user_message(err: BaseException) -> str | None:
             return f"{path}: {reason}"
         return f"{reason}" if reason else str(err)
     return None
+
+
+def exit_code(err: BaseException) -> int:
+    """The exit status for an error `user_message` words: its own, else 2."""
+    return getattr(err, "exit_code", 2) if isinstance(err, UserError) else 2
 
 
 def _without_worker_traceback(message: str) -> str:

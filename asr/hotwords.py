@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.text import normalize_text
+from asr.usererror import UserError
 
 __all__ = [
     "DEFAULT_BOOST",
@@ -40,7 +41,7 @@ MAX_BOOST = 30.0  # boosts lie in (0, MAX_BOOST]
 MAX_CHARS = 100  # longest entry, in characters
 
 
-class HotwordError(ValueError):
+class HotwordError(UserError, ValueError):
     """A hotword entry that cannot be used; the message names it (and its file and line)."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.audio import AudioError, audio_info
+from asr.usererror import UserError
 
 __all__ = [
     "ManifestError",
@@ -31,7 +32,7 @@ __all__ = [
 _REQUIRED = ("audio_filepath", "duration", "text")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest line that cannot be used; the message names the file and line."""
 
 

@@ -78,3 +78,18 @@ def test_python_m_asr_help():
         [sys.executable, "-m", "asr", "train", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "--config" in out and "--set" in out and "--exp-dir" in out
+
+
+def test_user_errors_share_one_base_and_carry_their_exit_code():
+    from asr.audio import AudioError
+    from asr.errors import exit_code, user_message
+    from asr.training.loop import NonFiniteLossError
+    from asr.usererror import UserError
+
+    assert issubclass(AudioError, UserError) and issubclass(AudioError, ValueError)
+    assert (exit_code(AudioError("a.wav: bad")), user_message(AudioError("a.wav: bad"))) == (
+        2,
+        "a.wav: bad",
+    )
+    assert exit_code(NonFiniteLossError("diverged")) == 1  # the run failed: exit 1
+    assert user_message(ValueError("a bug")) is None  # not the user's: a traceback

@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr.usererror import UserError
+
 __all__ = [
     "Archive",
     "DownloadError",
@@ -43,7 +45,7 @@ _CHUNK = 1 << 20
 _RETRIES = 5  # resumed attempts after a broken transfer
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download or extraction that failed; nothing unverified is left in place."""
 
 

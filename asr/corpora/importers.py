@@ -21,6 +21,7 @@ import soundfile as sf
 
 from asr.audio import AudioError, audio_info, load_audio
 from asr.manifest import Utterance, write_dropped, write_manifest
+from asr.usererror import UserError
 
 __all__ = [
     "CORPORA",
@@ -57,7 +58,7 @@ LIBRISPEECH_SUBSETS = (
 )
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A corpus that does not follow its layout; the message names the file and line."""
 
 

@@ -34,6 +34,7 @@ import soundfile as sf
 from asr.audio import SAMPLE_RATE
 from asr.manifest import Utterance, write_dropped, write_manifest
 from asr.text import Vocabulary, normalize_text
+from asr.usererror import UserError
 
 __all__ = [
     "ENGINES",
@@ -52,7 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class SynthError(RuntimeError):
+class SynthError(UserError, RuntimeError):
     """A synthesizer that is missing or cannot produce speech."""
 
 

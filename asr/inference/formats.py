@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asr.inference.align import WordTiming
+from asr.usererror import UserError
 
 if TYPE_CHECKING:
     from asr.decode import DecodingOptions
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class OutputError(ValueError):
+class OutputError(UserError, ValueError):
     """Transcripts that cannot be written where asked; raised before any transcription."""
 
 

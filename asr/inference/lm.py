@@ -25,6 +25,7 @@ from pathlib import Path
 
 from asr.files import expand_paths
 from asr.text import Vocabulary, normalize_text
+from asr.usererror import UserError
 
 __all__ = [
     "LMError",
@@ -55,7 +56,7 @@ _ABBREVIATIONS = {"mr.", "mrs.", "dr.", "st.", "messrs.", "mme.", "mlle.", "capt
 log = logging.getLogger(__name__)
 
 
-class LMError(RuntimeError):
+class LMError(UserError, RuntimeError):
     """A language model cannot be built or read (missing tool, bad input, tool failure)."""
 
 

@@ -59,6 +59,7 @@ from asr.training.feature_cache import (
 )
 from asr.training.sampler import DurationBatchSampler, ShardedBatchSampler, SortedBatchSampler
 from asr.training.state import load_init_weights, resume_state, save_epoch, save_last
+from asr.usererror import UserError
 
 __all__ = [
     "ExperimentConfig",
@@ -123,8 +124,10 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training kept producing non-finite losses or gradients."""
+class NonFiniteLossError(UserError, RuntimeError):
+    """Training kept producing non-finite losses or gradients (exit 1: the run failed)."""
+
+    exit_code = 1
 
 
 def seed_everything(seed: int) -> None:
