@@ -37,7 +37,7 @@ from asr.hotwords import (
     hotword_table,
     parse_hotwords,
 )
-from asr.text import Vocabulary
+from asr.text import WORD_BOUNDARY, Vocabulary
 from asr.usererror import UserError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ __all__ = [
     "greedy_search",
 ]
 
-_SIL = "|"  # flashlight's word-boundary token name; our vocabulary's " " maps to it
+_SIL = WORD_BOUNDARY  # flashlight's word-boundary token; our vocabulary's " " maps to it
 _NEVER = -1e4  # log-prob of a token a frame cannot emit (finite: the search adds them)
 _UNK = "<unk>"
 

@@ -15,6 +15,8 @@ __all__ = [
     "SUBSAMPLING_FACTORS",
     "ctc_min_frames",
     "ctc_min_frames_batch",
+    "frame_seconds",
+    "strided_length",
     "subsampled_length",
     "time_strides",
 ]
@@ -33,11 +35,22 @@ def time_strides(factor: int) -> tuple[int, ...]:
     return _TIME_STRIDES[factor]
 
 
+def strided_length(frames, stride: int):
+    """Frames after one front-end convolution (kernel 3, padding 1) of this time stride:
+    an int or an integer tensor."""
+    return (frames - 1) // stride + 1
+
+
 def subsampled_length(frames, factor: int):
     """Output frames for `frames` feature frames (an int or an integer tensor)."""
     for stride in time_strides(factor):
-        frames = (frames - 1) // stride + 1  # kernel 3, padding 1, this stride
+        frames = strided_length(frames, stride)
     return frames
+
+
+def frame_seconds(hop_length: int, subsampling: int, sample_rate: int) -> float:
+    """Seconds between two output frames of the acoustic model."""
+    return hop_length * subsampling / sample_rate
 
 
 def ctc_min_frames(target: Sequence) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.text import normalize_text
+from asr.text import WORD_BOUNDARY, normalize_text
 from asr.usererror import UserError
 
 __all__ = [
@@ -243,7 +243,7 @@ def hotword_spellings(
         if unknown or not found[word]:
             how = f"symbols the model lacks: {unknown}" if unknown else "no pronunciation"
             raise HotwordError(f"hotword {word!r}: cannot be spelled ({how})")
-        spellings.append((word, bytes(token_ids[t] for t in [*found[word], "|"])))
+        spellings.append((word, bytes(token_ids[t] for t in [*found[word], WORD_BOUNDARY])))
     return spellings
 
 
@@ -254,7 +254,7 @@ def _lexicon_lines(path: str | Path, words: set[str]) -> dict[str, list[str]]:
         for line in f:
             word, _, rest = line.partition(" ")
             if word in words and word not in found:
-                found[word] = [t for t in rest.split() if t != "|"]
+                found[word] = [t for t in rest.split() if t != WORD_BOUNDARY]
     return found
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asr.frames import subsampled_length, time_strides
+from asr.frames import strided_length, subsampled_length, time_strides
 from asr.model_config import RNN_CELLS, ModelConfig
 
 __all__ = ["AcousticModel", "ModelConfig", "drop_aux_head"]
@@ -43,7 +43,7 @@ class ConvSubsampling(nn.Module):
         lens = feat_lens
         for conv, stride in zip(self.convs, self.strides, strict=True):
             x = torch.relu(conv(x))  # (B, C, T', F')
-            lens = (lens - 1) // stride + 1
+            lens = strided_length(lens, stride)
             steps = torch.arange(x.shape[2], device=x.device)
             x = x * (steps[None, :] < lens[:, None]).to(x.dtype)[:, None, :, None]
         x = x.transpose(1, 2).flatten(2)  # (B, C, T', F') -> (B, T', C * F')

@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["BLANK", "Vocabulary", "normalize_text", "number_to_words"]
+__all__ = ["BLANK", "WORD_BOUNDARY", "Vocabulary", "normalize_text", "number_to_words"]
 
 BLANK = "<blank>"
 _DEFAULT_CHARS = " '" + "abcdefghijklmnopqrstuvwxyz"
@@ -30,6 +30,7 @@ _DEFAULT_CHARS = " '" + "abcdefghijklmnopqrstuvwxyz"
 # model (model.units = "phones") and of the auxiliary phone head.
 _ARPABET = "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH"
 PHONES = tuple(f"{_ARPABET} T TH UH UW V W Y Z ZH".split())
+WORD_BOUNDARY = "|"  # the word-boundary token of lexicon spellings, character LMs and the search
 PHONE_JOINER = "."  # phones of one word in phone text: "DH.AH K.AE.T" ("the cat")
 UNITS = ("chars", "phones")  # what a model emits: model.units
 

@@ -9,7 +9,8 @@ from conftest import VOCAB, ToneOracleRecognizer, text_log_probs
 
 from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions
-from asr.inference.align import align_words, frame_seconds
+from asr.frames import frame_seconds
+from asr.inference.align import align_words
 
 TOLERANCE = 0.1  # seconds
 

@@ -3,9 +3,9 @@
 The hypothesis is force-aligned to the log-probs (a Viterbi pass in numpy that picks the
 path torchaudio's `forced_align` picks, tests/test_light.py), so each character gets a span
 of frames; a word runs from its first character's first frame to its last character's last
-frame. Frames become seconds through the model's frame rate
-(`frame_seconds` = hop_length * subsampling / sample_rate). A word's confidence, in [0, 1],
-is the frame-weighted geometric mean of its characters' mean frame posteriors.
+frame. Frames become seconds through the model's frame rate (`asr.frames.frame_seconds`
+= hop_length * subsampling / sample_rate). A word's confidence, in [0, 1], is the
+frame-weighted geometric mean of its characters' mean frame posteriors.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from asr.frames import ctc_min_frames
 from asr.text import Vocabulary
 
-__all__ = ["TokenSpan", "WordTiming", "align_words", "forced_align", "frame_seconds"]
+__all__ = ["TokenSpan", "WordTiming", "align_words", "forced_align"]
 
 
 @dataclass
@@ -35,11 +35,6 @@ class WordTiming:
             "end": round(self.end, 3),
             "confidence": round(self.confidence, 4),
         }
-
-
-def frame_seconds(hop_length: int, subsampling: int, sample_rate: int) -> float:
-    """Seconds between two output frames of the acoustic model."""
-    return hop_length * subsampling / sample_rate
 
 
 @dataclass

@@ -18,7 +18,7 @@ from asr.checkpoint import load_checkpoint, save_checkpoint
 from asr.decode import TRIE_MAX_WORDS
 from asr.inference.lm import LEXICON
 from asr.model import drop_aux_head
-from asr.text import Vocabulary
+from asr.text import WORD_BOUNDARY, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def write_phone_lexicon(char_lexicon: Path, out: Path) -> None:
         phones = tuple(pronouncer.phones(word))  # once per word: misses are counted
         per_pronunciation[phones] += 1
         if phones and per_pronunciation[phones] <= TRIE_MAX_WORDS:
-            lines.append(f"{word} {' '.join(phones)} |\n")
+            lines.append(f"{word} {' '.join(phones)} {WORD_BOUNDARY}\n")
     out.write_text("".join(lines), encoding="utf-8")
     pronounced = len(words) - per_pronunciation[()]
     log.info(

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asr.files import expand_paths
-from asr.text import Vocabulary, normalize_text
+from asr.text import WORD_BOUNDARY, Vocabulary, normalize_text
 from asr.usererror import UserError
 
 __all__ = [
@@ -46,7 +46,6 @@ LM_BINARY = "lm.bin"
 LM_ARPA = "lm.arpa"
 LEXICON = "lexicon.txt"
 LM_INFO = "lm.json"
-_BOUNDARY = "|"  # word-boundary token in lexicon spellings and character LMs
 
 _SENTENCE_END_RE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+")
 _BOOK_ID_RE = re.compile(r"pg(\d+)")
@@ -290,7 +289,7 @@ def _write_char_text(text_path: Path, out_path: Path) -> None:
     """ "the cat" -> "t h e | c a t": each character an LM token, spaces as boundaries."""
     with text_path.open(encoding="utf-8") as f, out_path.open("w", encoding="utf-8") as out:
         for line in f:
-            out.write(f" {_BOUNDARY} ".join(" ".join(w) for w in line.split()) + "\n")
+            out.write(f" {WORD_BOUNDARY} ".join(" ".join(w) for w in line.split()) + "\n")
 
 
 def _run(cmd: list[str]) -> None:
@@ -304,7 +303,7 @@ def write_lexicon(words: Iterable[str], path: str | Path) -> None:
     """One 'word w o r d |' line per word: its spelling in vocabulary tokens, then a boundary."""
     with Path(path).open("w", encoding="utf-8") as f:
         for word in words:
-            f.write(f"{word} {' '.join(word)} {_BOUNDARY}\n")
+            f.write(f"{word} {' '.join(word)} {WORD_BOUNDARY}\n")
 
 
 def read_lm_info(lm_path: str | Path) -> LMInfo | None:

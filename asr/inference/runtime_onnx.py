@@ -17,7 +17,7 @@ import numpy as np
 
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError, from_dict
-from asr.inference.align import frame_seconds
+from asr.frames import frame_seconds
 from asr.logmel import FeatureConfig, LogMelExtractor
 from asr.text import Vocabulary
 

@@ -16,7 +16,7 @@ from asr.checkpoint import CheckpointError, load_checkpoint
 from asr.config import ConfigError, from_dict
 from asr.device import resolve_device
 from asr.features import FeatureConfig, FeatureExtractor, pad_sequences
-from asr.inference.align import frame_seconds
+from asr.frames import frame_seconds
 from asr.model import AcousticModel, ModelConfig, drop_aux_head
 from asr.text import Vocabulary
 
