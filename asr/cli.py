@@ -35,6 +35,7 @@ from asr.inference.batch import transcribe_files
 from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding
 from asr.inference.segment import SegmentConfig
 from asr.manifest import split_manifest
+from asr.serve_config import ServeConfig
 from asr.transcribe import RUNTIMES
 from asr.tune import LM_WEIGHTS, WORD_SCORES, tune
 
@@ -142,14 +143,14 @@ def _add_serve(sub) -> None:
     p = _command(sub, "serve", "HTTP transcription server (OpenAI-style API) and a page")
     p.description = "POST /v1/audio/transcriptions, GET /health, GET /; needs the serve extra."
     _add_model(p)
-    p.add_argument("--host", default="127.0.0.1", help="another than loopback exposes the server")
-    p.add_argument("--port", type=int, default=8000, help="TCP port")
-    p.add_argument("--workers", type=int, default=1, help="recognitions running at once")
-    p.add_argument("--max-queue", type=int, default=8, help="requests waiting; more get 503")
-    p.add_argument("--max-upload-mb", type=float, default=100.0, help="larger bodies get 413")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per request (504)")
-    p.add_argument("--max-seconds", type=float, default=SegmentConfig.max_seconds, help=_SPLIT)
-    p.add_argument("--max-hotwords", type=int, default=1000, help="per request; more get 400")
+    hints = typing.get_type_hints(ServeConfig)
+    for f in fields(ServeConfig):  # a flag per field, its help and default written there
+        if f.metadata["cli"]:
+            kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
+            flag = "--" + f.name.replace("_", "-")
+            p.add_argument(
+                flag, type=kind or hints[f.name], default=f.default, help=f.metadata["help"]
+            )
     p.set_defaults(func=_run_serve)
 
 
@@ -205,22 +206,20 @@ def _run_tune(args) -> int:
     return 0
 
 
-def serve_config(args):
+def serve_config(args) -> ServeConfig:
     """ServeConfig from the `asr serve` flags."""
+    given = {f.name: vars(args)[f.name] for f in fields(ServeConfig) if f.metadata["cli"]}
     try:
-        from asr.serve import ServeConfig
-    except ModuleNotFoundError as err:  # the optional 'serve' extra
-        raise ConfigError(f"asr serve needs {err.name}: pip install -e '.[serve]'") from err
-    names = ("host", "port", "workers", "max_queue", "max_upload_mb", "timeout", "max_seconds")
-    names += ("max_hotwords",)
-    try:
-        return ServeConfig(batch_size=args.batch_size, **{k: vars(args)[k] for k in names})
+        return ServeConfig(batch_size=args.batch_size, **given)
     except ValueError as err:
         raise ConfigError(str(err)) from err
 
 
 def _run_serve(args) -> int:
-    from asr.serve import run_server
+    try:
+        from asr.serve import run_server
+    except ModuleNotFoundError as err:  # the optional 'serve' extra
+        raise ConfigError(f"asr serve needs {err.name}: pip install -e '.[serve]'") from err
     from asr.transcribe import load_model
 
     config = serve_config(args)

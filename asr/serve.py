@@ -57,6 +57,7 @@ from asr.hotwords import Hotword, HotwordError, parse_hotwords
 from asr.hotwords import merge as merge_hotwords
 from asr.inference import formats
 from asr.inference.segment import SegmentConfig
+from asr.serve_config import ServeConfig
 from asr.text import normalize_text
 from asr.transcribe import Recognizer, Transcript
 
@@ -79,39 +80,6 @@ PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default 
 _PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
 _MAX_TEXT_FIELD = 20_000  # characters of the hotwords and prompt fields
 _LANGUAGES = ("en",)
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    host: str = "127.0.0.1"  # loopback only; another address exposes an unauthenticated server
-    port: int = 8000
-    workers: int = 1  # recognitions running at once (threads sharing the one model)
-    max_queue: int = 8  # requests waiting for a worker; more are answered 503
-    max_upload_mb: float = 100.0  # MiB; larger request bodies are answered 413, unread
-    timeout: float = 300.0  # seconds per request, waiting included; then 504
-    max_seconds: float = 30.0  # longer recordings are split at pauses, as by `asr transcribe`
-    batch_size: int = 8  # chunks of a long recording decoded together
-    upload_dir: str | None = None  # where uploads are spooled (None: the system's temp folder)
-    max_hotwords: int = 1000  # entries of a request's hotwords and prompt; more get 400
-
-    def __post_init__(self) -> None:
-        for name in ("workers", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_upload_mb", "timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"serve.{name} must be > 0, got {getattr(self, name)}")
-        if self.max_hotwords < 0:
-            raise ValueError(f"serve.max_hotwords must be >= 0, got {self.max_hotwords}")
-        if self.max_queue < 0:
-            raise ValueError(f"serve.max_queue must be >= 0, got {self.max_queue}")
-        if not 0 < self.port < 65536:
-            raise ValueError(f"serve.port must be in 1..65535, got {self.port}")
-        SegmentConfig(max_seconds=self.max_seconds)  # validates it
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 2**20)
 
 
 class ApiError(Exception):
@@ -496,10 +464,11 @@ async def _lifespan(app: Starlette):
 
 def create_app(
     recognizer: Recognizer,
-    config: ServeConfig = ServeConfig(),
+    config: ServeConfig | None = None,
     options: DecodingOptions | None = None,
 ) -> Starlette:
     """The ASGI application around a loaded Recognizer; `options` None: its own defaults."""
+    config = config or ServeConfig()
     routes = [
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/health", health, methods=["GET"]),

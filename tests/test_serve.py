@@ -431,6 +431,17 @@ def test_cli_serve_loads_the_model_once_and_runs_the_server(monkeypatch):
 def test_cli_rejects_bad_limits(capsys):
     assert main(["serve", "--workers", "0"]) == 2
     assert "serve.workers must be >= 1, got 0" in capsys.readouterr().err
+    for flag, value in (("--max-upload-mb", "nan"), ("--timeout", "inf"), ("--timeout", "-1")):
+        assert main(["serve", flag, value]) == 2
+        name = flag[2:].replace("-", "_")
+        assert f"serve.{name} must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_every_serve_flag_is_a_config_field():
+    """The flags are built from ServeConfig's fields: a new limit is one field."""
+    args = build_parser().parse_args(["serve", "--max-hotwords", "5", "--upload-dir", "/x"])
+    config = serve_config(args)
+    assert (config.max_hotwords, config.upload_dir) == (5, "/x")
 
 
 # --- the bundled model -------------------------------------------------------------------

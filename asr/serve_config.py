@@ -1,0 +1,53 @@
+"""`asr serve`'s limits and address, without the server's dependencies: the CLI builds the
+serve flags from these fields (their help and defaults written once, here)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from asr.inference.segment import SegmentConfig
+
+__all__ = ["ServeConfig"]
+
+
+def _flag(default, help: str, cli: bool = True):
+    """A ServeConfig field: its default and the help of its `--<name>` flag (`cli` False: no
+    flag of its own)."""
+    return field(default=default, metadata={"help": help, "cli": cli})
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = _flag("127.0.0.1", "another than loopback exposes the server")
+    port: int = _flag(8000, "TCP port")
+    workers: int = _flag(1, "recognitions running at once (threads sharing the one model)")
+    max_queue: int = _flag(8, "requests waiting for a worker; more get 503")
+    max_upload_mb: float = _flag(100.0, "MiB; larger request bodies get 413, unread")
+    timeout: float = _flag(300.0, "seconds per request, waiting included; then 504")
+    max_seconds: float = _flag(
+        SegmentConfig.max_seconds, "longer recordings are split at pauses (as asr transcribe)"
+    )
+    batch_size: int = _flag(8, "chunks of a long recording decoded together", cli=False)
+    upload_dir: str | None = _flag(None, "where uploads are spooled (default: the temp folder)")
+    max_hotwords: int = _flag(1000, "entries of a request's hotwords and prompt; more get 400")
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_upload_mb", "timeout"):  # NaN and infinity refused too
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"serve.{name} must be a finite number > 0, got {value}")
+        if self.max_hotwords < 0:
+            raise ValueError(f"serve.max_hotwords must be >= 0, got {self.max_hotwords}")
+        if self.max_queue < 0:
+            raise ValueError(f"serve.max_queue must be >= 0, got {self.max_queue}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"serve.port must be in 1..65535, got {self.port}")
+        SegmentConfig(max_seconds=self.max_seconds)  # validates it
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
