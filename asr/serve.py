@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
@@ -180,14 +180,20 @@ def _verbose_json(t: Transcript) -> Response:
     return JSONResponse(record)
 
 
+@dataclass(frozen=True)
+class ResponseFormat:
+    respond: Callable[[Transcript], Response]
+    timed: bool  # needs timed words (recognized with word_timestamps)
+
+
+# OpenAI's response formats; the subtitles are the CLI's own formats (formats.FORMATS).
 RESPONSE_FORMATS = {
-    "json": _json,
-    "text": _text,
-    "srt": _srt,
-    "vtt": _vtt,
-    "verbose_json": _verbose_json,
+    "json": ResponseFormat(_json, False),
+    "text": ResponseFormat(_text, formats.FORMATS["txt"].timed),
+    "srt": ResponseFormat(_srt, formats.FORMATS["srt"].timed),
+    "vtt": ResponseFormat(_vtt, formats.FORMATS["vtt"].timed),
+    "verbose_json": ResponseFormat(_verbose_json, True),
 }
-_TIMED_FORMATS = {"srt", "vtt", "verbose_json"}  # these need word timings
 
 
 def _error_body(status: int, message: str, param: str | None = None) -> JSONResponse:
@@ -314,7 +320,7 @@ def _client_message(err: AudioError, path: Path, name: str) -> str:
 
 async def _run_recognition(server: _Server, path: Path, params: _Params, deadline: float):
     """Queue the recognition and wait for it until `deadline` (event-loop time)."""
-    timed = params.response_format in _TIMED_FORMATS
+    timed = RESPONSE_FORMATS[params.response_format].timed
     options = server.decoding
     if params.hotwords:
         options = replace(options, hotwords=params.hotwords)
@@ -353,7 +359,7 @@ async def transcriptions(request: Request) -> Response:
             transcript, seconds = await _run_recognition(server, path, params, deadline)
     request.state.audio_seconds = transcript.duration
     request.state.recognition_seconds = seconds
-    return RESPONSE_FORMATS[params.response_format](transcript)
+    return RESPONSE_FORMATS[params.response_format].respond(transcript)
 
 
 # --- other endpoints ---------------------------------------------------------------------

@@ -139,14 +139,31 @@ class OutputFormat:
     render: Callable[[Transcript, DecodingOptions], str]  # one transcript -> the file's text
     timed: bool  # needs timed words (transcribe with word_timestamps)
     help: str  # what a file of it holds, for --help
+    # several transcripts printed as one text (asr transcribe without --output-dir); None:
+    # each rendered, one after another
+    join: Callable[[Sequence[Transcript], DecodingOptions], str] | None = None
+
+
+def _join_json(transcripts: Sequence[Transcript], options: DecodingOptions) -> str:
+    """One JSON record, or a list of them for several."""
+    records = [transcript_record(t, options) for t in transcripts]
+    return to_json(records if len(records) > 1 else records[0]).rstrip("\n")
+
+
+def _join_txt(transcripts: Sequence[Transcript], options: DecodingOptions) -> str:
+    """The text of one transcript; 'source<TAB>text' lines for several."""
+    if len(transcripts) == 1:
+        return to_txt(transcripts[0].text).rstrip("\n")
+    return "\n".join(f"{t.source}\t{t.text}" for t in transcripts)
 
 
 FORMATS = {
-    "txt": OutputFormat(lambda t, _: to_txt(t.text), False, "the transcript"),
+    "txt": OutputFormat(lambda t, _: to_txt(t.text), False, "the transcript", _join_txt),
     "json": OutputFormat(
         lambda t, options: to_json(transcript_record(t, options)),
         True,
         "text, duration, words with start, end, confidence, and the decoding options",
+        _join_json,
     ),
     "srt": OutputFormat(lambda t, _: to_srt(t.words, t.text, t.duration), True, "subtitles"),
     "vtt": OutputFormat(lambda t, _: to_vtt(t.words, t.text, t.duration), True, "subtitles"),
@@ -209,12 +226,9 @@ def write_transcripts(
 
 
 def join_transcripts(transcripts: Sequence[Transcript], name: str, options: DecodingOptions) -> str:
-    """Transcripts as one text in format `name`, as `asr transcribe` prints them: a JSON
-    record (a list of them for several), 'source<TAB>text' lines for several txt
-    transcripts, else one after another."""
-    if name == "json":
-        records = [transcript_record(t, options) for t in transcripts]
-        return to_json(records if len(records) > 1 else records[0]).rstrip("\n")
-    if name == "txt" and len(transcripts) > 1:
-        return "\n".join(f"{t.source}\t{t.text}" for t in transcripts)
-    return "\n".join(FORMATS[name].render(t, options).rstrip("\n") for t in transcripts)
+    """Transcripts as one text in format `name`, as `asr transcribe` prints them: the
+    format's `join`, else each rendered, one after another."""
+    fmt = FORMATS[name]
+    if fmt.join is not None:
+        return fmt.join(transcripts, options)
+    return "\n".join(fmt.render(t, options).rstrip("\n") for t in transcripts)
