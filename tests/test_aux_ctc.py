@@ -109,10 +109,12 @@ def test_training_with_a_phone_head_exports_and_transcribes_without_it(tmp_path)
     record = load_checkpoint(model_file)
     assert record["config"]["model"]["aux_layer"] == 0
     assert not any(k.startswith("aux_output.") for k in record["model"])
+    audio = sorted((tmp_path / "tones" / "wav").iterdir())[:3]
+    texts = []
     for source in (tmp_path / "exp" / "model.pt", model_file):  # with and without the head
         recognizer = Recognizer.from_checkpoint(source, device="cpu")
-        (result,) = recognizer.transcribe([str(next((tmp_path / "tones" / "wav").iterdir()))])
-        assert isinstance(result.text, str)
+        texts.append([r.text for r in recognizer.transcribe(audio)])
+    assert texts[0] == texts[1]  # the head changes nothing the model says
 
 
 def test_drop_aux_head_keeps_everything_else():

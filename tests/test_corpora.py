@@ -204,18 +204,3 @@ def test_cli_prepare_other_corpora(tmp_path, corpus, extra, manifest, count):
     out = tmp_path / "out"
     assert main(["data", "prepare", corpus, "--root", str(root), "--out", str(out), *extra]) == 0
     assert [u.text for u in read_manifest(out / manifest)] == ["hello"] * count
-
-
-SHARED = Path(__file__).resolve().parents[1] / "../shared/data/mini_librispeech"
-
-
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared Mini LibriSpeech not present")
-def test_shared_mini_librispeech_counts(tmp_path):
-    """The README's figures: train 1286 utterances / 4.456 h, dev 117 / 24.6 min."""
-    assert librispeech_subsets(SHARED) == ["dev", "train"]
-    train = import_librispeech(SHARED, "train")
-    dev = import_librispeech(SHARED, "dev")
-    assert len(train) == 1286
-    assert sum(u.duration for u in train) / 3600 == pytest.approx(4.456, abs=0.0005)
-    assert len(dev) == 117
-    assert sum(u.duration for u in dev) / 60 == pytest.approx(24.6, abs=0.05)

@@ -48,7 +48,8 @@ def test_mini_librispeech_all_stages(tmp_path):
     assert len(read_manifest(manifests / "dev.clean.jsonl")) == 3
     assert (exp / "model.pt").is_file()
     summary = json.loads((exp / "eval_dev/summary.json").read_text())
-    assert "WER" in out and summary  # scored, whatever the (untrained) model says
+    assert summary["utterances"] == 3  # every dev utterance scored, whatever the model says
+    assert f"WER {100 * summary['wer']:.2f}%" in out
 
 
 def test_librispeech_prepare_stage_on_fake_960h_layout(tmp_path):

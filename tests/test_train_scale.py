@@ -206,7 +206,6 @@ def test_init_from_checks_the_vocabulary_and_the_shapes(corpus, tmp_path):
     donor.extractor.set_global_stats(torch.full((40,), 3.0), torch.full((40,), 2.0))
     payload = model_payload(donor)
     save_checkpoint(tmp_path / "good.pt", payload)
-    save_checkpoint(tmp_path / "vocab.pt", {**payload, "vocab": payload["vocab"][:-1]})
     wide = build_trainer(_config(corpus, "model.hidden_size=24"), tmp_path)
     save_checkpoint(tmp_path / "shape.pt", model_payload(wide))
 
