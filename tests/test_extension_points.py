@@ -104,3 +104,25 @@ def test_a_new_corpus_is_a_prepare_command(monkeypatch, tmp_path, capsys):
     assert main(["data", "prepare", "pairs", "--root", str(root), "--out", str(out)]) == 0
     assert [u.text.strip() for u in read_manifest(out / "pairs.jsonl")] == ["hello there"]
     assert "pairs.jsonl: 1 utterances" in capsys.readouterr().out
+
+
+def test_inference_and_corpora_never_import_training():
+    """Training sits beside inference, not under it: nothing the light install runs
+    (inference/, corpora/, the stages) imports asr.training (cli.py and asr/__init__.py
+    name it only inside the training commands and lazily)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "asr"
+    light = [*root.glob("inference/*.py"), *root.glob("corpora/*.py")]
+    light += [p for p in root.glob("*.py") if p.name not in ("cli.py", "__init__.py")]
+    offenders = []
+    for path in light:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("asr.training")]
+    assert offenders == []
