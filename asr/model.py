@@ -79,7 +79,8 @@ class BidirectionalRNN(nn.Module):
     frames, so it cannot reach them); the backward direction runs on each sequence
     reversed within its own length. Real frames therefore see exactly what they would
     see alone: the result equals packed sequences, but uses the fused dense kernels,
-    which on CPU are 4-20x faster than PyTorch's packed-sequence path (benchmarks/speed.py).
+    which on CPU were 4-20x faster than PyTorch's packed-sequence path (measured when this
+    module replaced packing; benchmarks/speed.py times the padded path alone).
     """
 
     def __init__(
