@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from asr.layout import MODEL_FILE
 from asr.usererror import UserError
 
 __all__ = [
@@ -114,7 +115,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
 
     path = Path(path)
     if path.is_dir():
-        path = path / "model.pt"
+        path = path / MODEL_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:

@@ -32,7 +32,7 @@ from asr.hotwords import merge as merge_hotwords
 from asr.hotwords import read_hotwords_file
 from asr.inference import formats, lm
 from asr.inference.batch import transcribe_files
-from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding
+from asr.inference.model_folder import DEFAULT_MODEL
 from asr.inference.segment import SegmentConfig
 from asr.manifest import split_manifest
 from asr.serve_config import ServeConfig
@@ -158,12 +158,13 @@ def _run_transcribe(args) -> int:
     from asr.transcribe import load_model
 
     paths = expand_audio_paths(args.audio)
-    options = resolve_decoding(args.model, **_decoding(args))
     if args.output_dir:  # before any work: the folder, and no two outputs on one file
         formats.plan_outputs(paths, args.output_format, args.output_dir)
-    recognizer = load_model(args.model, args.device, args.runtime)
-    how = (args.output_format, args.output_dir, args.batch_size, SegmentConfig(args.max_seconds))
-    report = transcribe_files(recognizer, paths, options, *how, False if args.quiet else None)
+    recognizer = load_model(args.model, args.device, args.runtime, **_decoding(args))
+    options = recognizer.default_options
+    how = {"output_format": args.output_format, "out_dir": args.output_dir}
+    how |= {"batch_size": args.batch_size, "segment": SegmentConfig(args.max_seconds)}
+    report = transcribe_files(recognizer, paths, progress=False if args.quiet else None, **how)
     if args.output_dir:
         print(f"wrote {len(report.written)} {args.output_format} files to {args.output_dir}")
     elif report.transcripts:
@@ -178,10 +179,9 @@ def _run_transcribe(args) -> int:
 def _run_evaluate(args) -> int:
     from asr.transcribe import load_model
 
-    options = resolve_decoding(args.model, **_decoding(args))
-    recognizer = load_model(args.model, args.device, args.runtime)
+    recognizer = load_model(args.model, args.device, args.runtime, **_decoding(args))
     out_dir = Path(args.out_dir) if args.out_dir else report_dir(args.manifest, args.model)
-    result = evaluate_manifest(recognizer, args.manifest, out_dir, options, args.batch_size)
+    result = evaluate_manifest(recognizer, args.manifest, out_dir, batch_size=args.batch_size)
     print(f"utterances: {result.utterances}  audio: {result.audio_seconds / 60:.1f} min")
     for name, c in (("WER", result.words), ("CER", result.chars)):
         counts = f"S={c.substitutions} D={c.deletions} I={c.insertions} N={c.reference_length}"
@@ -223,8 +223,7 @@ def _run_serve(args) -> int:
     from asr.transcribe import load_model
 
     config = serve_config(args)
-    options = resolve_decoding(args.model, **_decoding(args))
-    run_server(load_model(args.model, args.device, args.runtime), config, options)
+    run_server(load_model(args.model, args.device, args.runtime, **_decoding(args)), config)
     return 0
 
 

@@ -131,15 +131,15 @@ class _Server:
     """What the request handlers share: the model, its decoding options and the limits."""
 
     recognizer: Recognizer
-    options: DecodingOptions | None  # None: the recognizer's own defaults
     config: ServeConfig
     queue: RecognitionQueue
     static: dict[str, tuple[bytes, str]]  # URL -> (contents, media type)
 
     @property
     def decoding(self) -> DecodingOptions:
-        """The options requests are decoded with (before their hotwords)."""
-        return self.options or self.recognizer.default_options
+        """The options requests are decoded with (before their hotwords): the recognizer's
+        own (`load_model(path, **decoding)` resolved them)."""
+        return self.recognizer.default_options
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -468,12 +468,9 @@ async def _lifespan(app: Starlette):
     app.state.server.queue.shutdown()
 
 
-def create_app(
-    recognizer: Recognizer,
-    config: ServeConfig | None = None,
-    options: DecodingOptions | None = None,
-) -> Starlette:
-    """The ASGI application around a loaded Recognizer; `options` None: its own defaults."""
+def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Starlette:
+    """The ASGI application around a loaded Recognizer, decoding with its own options
+    (`load_model(path, **decoding)`)."""
     config = config or ServeConfig()
     routes = [
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
@@ -486,7 +483,7 @@ def create_app(
         routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=_lifespan
     )
     queue = RecognitionQueue(config.workers, config.max_queue)
-    app.state.server = _Server(recognizer, options, config, queue, _load_static())
+    app.state.server = _Server(recognizer, config, queue, _load_static())
     return app
 
 
@@ -499,9 +496,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_server(
-    recognizer: Recognizer, config: ServeConfig, options: DecodingOptions | None = None
-) -> None:
+def run_server(recognizer: Recognizer, config: ServeConfig) -> None:
     """Serve until interrupted."""
     if not is_loopback(config.host):
         log.warning(
@@ -509,6 +504,6 @@ def run_server(
             "(it has no authentication)",
             config.host,
         )
-    app = create_app(recognizer, config, options)
+    app = create_app(recognizer, config)
     # access_log off: RequestLog writes the one line per request.
     uvicorn.run(app, host=config.host, port=config.port, access_log=False)

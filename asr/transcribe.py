@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from asr import layout
 from asr.audio import audio_info, load_audio
 from asr.checkpoint import CheckpointError
 from asr.decode import DecodingOptions, Hypothesis, as_array, decode, prepare_decoder
@@ -43,7 +44,7 @@ __all__ = [
 
 RUNTIMES = ("auto", "torch", "onnx")
 # The ONNX graph a model folder runs (the first present): fp32 compute, else int8 weights.
-ONNX_FILES = ("model.onnx", "model.int8.onnx")
+ONNX_FILES = layout.ONNX_FILES
 
 AudioInput = str | Path | np.ndarray
 
@@ -97,10 +98,9 @@ class Recognizer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Recognizer:
-        """The PyTorch runtime on a checkpoint file or folder (folder/model.pt)."""
-        from asr.inference.runtime_torch import TorchRunner
-
-        return cls(TorchRunner.from_checkpoint(path, device), str(path))
+        """The PyTorch runtime on a checkpoint file or folder (folder/model.pt), decoding
+        as `load_model` does (the folder's decoding.json or lm/)."""
+        return load_model(path, device, "torch")
 
     def log_probs(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Mono waveforms at `sample_rate` -> (B, T', V) float32 log-probs, (B,) lengths."""
@@ -222,18 +222,20 @@ def _source(item: AudioInput, index: int) -> str:
 
 
 def load_model(
-    path: str | Path | None = None, device: str = "auto", runtime: str = "auto"
+    path: str | Path | None = None, device: str = "auto", runtime: str = "auto", **decoding
 ) -> Recognizer:
     """A Recognizer from a model folder, checkpoint file or ONNX graph; the bundled model if
     None. `runtime`: "torch", "onnx" or "auto" (see `resolve_runtime`); `device` is torch's.
 
-    The Recognizer's default decoding options are `resolve_decoding(path)`: a folder's
-    decoding.json and lm/, so the bundled model decodes with its LM unless told otherwise.
+    The Recognizer's default decoding options are `resolve_decoding(path, **decoding)`, the
+    one place they are resolved: a folder's decoding.json and lm/, then `decoding`
+    (DecodingOptions fields), so the bundled model decodes with its LM unless told otherwise.
 
-        recognizer = load_model("exp/x", runtime="onnx")
+        recognizer = load_model("exp/x", runtime="onnx", beam_size=20)
         text = recognizer.transcribe("a.wav")[0].text
     """
     path = resolve_model_path(path)
+    options = resolve_decoding(path, **decoding)  # before the model: a bad option costs nothing
     if resolve_runtime(path, runtime, device) == "onnx":
         from asr.inference.runtime_onnx import OnnxRunner
 
@@ -242,7 +244,7 @@ def load_model(
         from asr.inference.runtime_torch import TorchRunner
 
         runner = TorchRunner.from_checkpoint(path, device)
-    return Recognizer(runner, str(path), resolve_decoding(path))
+    return Recognizer(runner, str(path), options)
 
 
 def onnx_graph(path: str | Path) -> Path | None:

@@ -178,10 +178,16 @@ def test_the_api_takes_hotwords(tone_setup):
 def test_the_cli_and_evaluate_take_hotwords(tone_setup, monkeypatch, capsys):
     import asr.transcribe
     from asr.cli import main
+    from asr.inference.model_folder import resolve_decoding
     from asr.manifest import Utterance, write_manifest
 
     recognizer, wav = tone_setup
-    monkeypatch.setattr(asr.transcribe, "load_model", lambda *a: recognizer)
+
+    def load(path, device, runtime, **decoding):  # load_model's contract, on the oracle
+        recognizer.default_options = resolve_decoding(path, **decoding)
+        return recognizer
+
+    monkeypatch.setattr(asr.transcribe, "load_model", load)
     search = ["--model", str(wav.parent), "--decoder", "beam"]
     search += ["--lexicon", str(wav.parent / "lexicon.txt")]
     assert main(["transcribe", str(wav), *search]) == 0

@@ -418,14 +418,15 @@ def test_cli_serve_loads_the_model_once_and_runs_the_server(monkeypatch):
 
     calls = []
     recognizer = OracleRecognizer()
-    monkeypatch.setattr(asr.transcribe, "load_model", lambda *a: calls.append(a) or recognizer)
+    load = lambda *a, **decoding: calls.append((a, decoding)) or recognizer  # noqa: E731
+    monkeypatch.setattr(asr.transcribe, "load_model", load)
     monkeypatch.setattr(asr.serve, "run_server", lambda *a: calls.append(a))
     argv = ["serve", "--decoder", "greedy", "--port", "8123", "--workers", "2"]
     assert main(argv) == 0
-    (load_args, (served, config, options)) = calls
+    ((load_args, decoding), (served, config)) = calls
     assert load_args == (None, "auto", "auto") and served is recognizer
+    assert decoding == {"decoder": "greedy"}  # resolved once, by load_model
     assert (config.port, config.workers, config.host) == (8123, 2, "127.0.0.1")
-    assert options.decoder == "greedy"
 
 
 def test_cli_rejects_bad_limits(capsys):

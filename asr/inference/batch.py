@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -24,12 +25,15 @@ from asr.decode import DecodingOptions
 from asr.inference import formats
 from asr.inference.segment import SegmentConfig
 
+if TYPE_CHECKING:  # transcribe.py does not import this module; the type alone is needed
+    from asr.transcribe import Recognizer, Transcript
+
 __all__ = ["BatchReport", "transcribe_files"]
 
 
 @dataclass
 class BatchReport:
-    transcripts: list = field(default_factory=list)  # Transcript per good file, input order
+    transcripts: list[Transcript] = field(default_factory=list)  # per good file, input order
     written: list[Path] = field(default_factory=list)  # output files (with out_dir)
     failures: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
     audio_seconds: float = 0.0  # audio transcribed
@@ -47,9 +51,9 @@ class BatchReport:
 
 
 def transcribe_files(
-    recognizer,
+    recognizer: Recognizer,
     paths: Sequence[str | Path],
-    options: DecodingOptions,
+    options: DecodingOptions | None = None,
     output_format: str = "txt",
     out_dir: str | Path | None = None,
     batch_size: int = 8,
@@ -59,13 +63,14 @@ def transcribe_files(
     """Transcribe `paths` with `recognizer`, each bad file recorded in `failures` rather than
     raised. With `out_dir`, each transcript is written there in `output_format` (paths
     planned, and the folder checked, before any decoding). progress: a tqdm bar on stderr;
-    None: only when stderr is a terminal."""
+    None: only when stderr is a terminal. options: None, the recognizer's own."""
+    options = recognizer.default_options if options is None else options
     paths = [Path(p) for p in paths]
     outputs = formats.plan_outputs(paths, output_format, out_dir) if out_dir else None
     timed = formats.FORMATS[output_format].timed
     report, start = BatchReport(), time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    done: dict[int, object] = {}
+    done: dict[int, Transcript] = {}
     with tqdm(total=len(paths), desc="transcribe", unit="file", disable=not show) as bar:
         for group in _groups(paths, batch_size, segment, report):
             for i, transcript in _run_group(
@@ -89,10 +94,10 @@ def transcribe_files(
     return report
 
 
-def _groups(paths, batch_size, segment, report):
+def _groups(paths: list[Path], batch_size: int, segment: SegmentConfig, report: BatchReport):
     """Lists of (index, path, duration): a long file alone, short files `batch_size` at once;
     files whose header cannot be read go to `report.failures`."""
-    group = []
+    group: list[tuple[int, Path, float]] = []
     for i, path in enumerate(paths):
         try:
             duration = audio_info(path).duration
@@ -110,7 +115,9 @@ def _groups(paths, batch_size, segment, report):
         yield group
 
 
-def _run_group(recognizer, group, options, batch_size, timed, segment, report):
+def _run_group(
+    recognizer: Recognizer, group, options, batch_size: int, timed: bool, segment, report
+) -> list[tuple[int, Transcript]]:
     """(index, Transcript) for each file of the group that decodes; failures recorded."""
     if len(group) == 1 and group[0][2] > segment.max_seconds:
         i, path, _ = group[0]
@@ -121,7 +128,8 @@ def _run_group(recognizer, group, options, batch_size, timed, segment, report):
             return []
         long.source = str(path)
         return [(i, long)]
-    good, waves = [], []
+    good: list[tuple[int, Path]] = []
+    waves = []
     for i, path, _ in group:
         try:
             waves.append(load_audio(path, recognizer.sample_rate))

@@ -16,7 +16,7 @@ import torch
 
 from asr.checkpoint import load_checkpoint, save_checkpoint
 from asr.decode import TRIE_MAX_WORDS
-from asr.inference.lm import LEXICON
+from asr.layout import LEXICON, LM_DIR, LM_FILES, MODEL_FILE
 from asr.model import drop_aux_head
 from asr.text import WORD_BOUNDARY, Vocabulary
 
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 __all__ = ["export_model"]
 
 _INFERENCE_KEYS = ("config", "vocab", "features", "model")
-_LM_FILES = ("lm.bin", LEXICON, "lm.json")
 
 
 def export_model(
@@ -49,10 +48,10 @@ def export_model(
             k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()
         }
     out_dir = Path(out_dir)
-    model_file = out_dir / "model.pt"
+    model_file = out_dir / MODEL_FILE
     save_checkpoint(model_file, payload)
     if lm_dir is not None:
-        _copy_lm(Path(lm_dir), out_dir / "lm", Vocabulary.from_list(record["vocab"]).phonetic)
+        _copy_lm(Path(lm_dir), out_dir / LM_DIR, Vocabulary.from_list(record["vocab"]).phonetic)
     if onnx or int8:
         from asr.inference.onnx_export import export_onnx
 
@@ -62,11 +61,11 @@ def export_model(
 
 def _copy_lm(lm_dir: Path, target: Path, phonetic: bool) -> None:
     """The LM files into `target`; for a phone model the lexicon is respelled in phones."""
-    missing = [name for name in _LM_FILES[:2] if not (lm_dir / name).is_file()]
+    missing = [name for name in LM_FILES[:2] if not (lm_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{lm_dir}: LM folder lacks {missing} (made by `asr lm build`)")
     target.mkdir(parents=True, exist_ok=True)
-    for name in _LM_FILES:
+    for name in LM_FILES:
         if name == LEXICON and phonetic:
             write_phone_lexicon(lm_dir / name, target / name)
         elif (lm_dir / name).is_file():

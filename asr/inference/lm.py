@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asr.files import expand_paths
+from asr.layout import LEXICON, LM_ARPA, LM_BINARY, LM_INFO
 from asr.text import WORD_BOUNDARY, Vocabulary, normalize_text
 from asr.usererror import UserError
 
@@ -42,10 +43,6 @@ __all__ = [
 ]
 
 INSTALL_SCRIPT = "scripts/install_kenlm.sh"
-LM_BINARY = "lm.bin"
-LM_ARPA = "lm.arpa"
-LEXICON = "lexicon.txt"
-LM_INFO = "lm.json"
 
 _SENTENCE_END_RE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+")
 _BOOK_ID_RE = re.compile(r"pg(\d+)")

@@ -17,7 +17,8 @@ from pathlib import Path
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.decode import DecodingOptions
-from asr.inference.lm import LEXICON, LM_BINARY, LMError, read_lm_info
+from asr.inference.lm import LMError, read_lm_info
+from asr.layout import DECODING_FILE, LEXICON, LM_BINARY, LM_DIR
 
 __all__ = [
     "DECODING_FILE",
@@ -34,7 +35,6 @@ __all__ = [
 # The bundled model, shipped inside the package (asr/models/en-default links to the one
 # copy in the source tree, data/models/en-default; a wheel carries the files themselves).
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "en-default"
-DECODING_FILE = "decoding.json"
 NO_LEXICON = "none"  # a lexicon_path asking for lexicon-free search even beside a word LM
 _OPTIONS = {f.name: f for f in fields(DecodingOptions)}
 _SAVED_FIELDS = tuple(name for name, f in _OPTIONS.items() if f.metadata["saved"])
@@ -116,8 +116,8 @@ def saved_decoding(model: str | Path | None) -> dict:
             if settings.get(key):
                 settings[key] = str(folder / settings[key])  # an absolute path stays as it is
         return settings
-    if (folder / "lm" / LM_BINARY).is_file():
-        lm = folder / "lm" / LM_BINARY
+    if (folder / LM_DIR / LM_BINARY).is_file():
+        lm = folder / LM_DIR / LM_BINARY
         return {"decoder": "beam", "lm_path": str(lm), "lexicon_path": lexicon_for(lm)}
     return {}
 

@@ -28,11 +28,10 @@ from torch import nn
 
 from asr.inference.runtime_onnx import GRAPH_INPUTS, GRAPH_OUTPUTS, METADATA_KEY, graph_metadata
 from asr.inference.runtime_torch import load_torch_model
+from asr.layout import INT8_FILE, ONNX_FILE
 
 __all__ = ["INT8_FILE", "ONNX_FILE", "export_onnx"]
 
-ONNX_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
 OPSET = 17
 _DYNAMIC_AXES = {
     "feats": {0: "batch", 1: "frames"},
