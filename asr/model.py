@@ -12,7 +12,7 @@ from torch import nn
 from asr.frames import strided_length, subsampled_length, time_strides
 from asr.model_config import RNN_CELLS, ModelConfig
 
-__all__ = ["AcousticModel", "ModelConfig", "drop_aux_head"]
+__all__ = ["ENCODERS", "AcousticModel", "ModelConfig", "drop_aux_head"]
 
 _RNN_TYPES = dict(zip(RNN_CELLS, (nn.LSTM, nn.GRU), strict=True))  # ModelConfig.rnn_type
 
@@ -92,6 +92,12 @@ class BidirectionalRNN(nn.Module):
         self.forward_layers = nn.ModuleList(rnn(n, hidden_size, batch_first=True) for n in sizes)
         self.backward_layers = nn.ModuleList(rnn(n, hidden_size, batch_first=True) for n in sizes)
         self.dropout = Dropout(dropout)
+        self.output_size = 2 * hidden_size  # both directions
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> BidirectionalRNN:
+        """The encoder of `cfg` (ENCODERS["birnn"]): its input is the front end's output."""
+        return cls(cfg.rnn_type, cfg.hidden_size, cfg.hidden_size, cfg.num_layers, cfg.dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, tap: int = 0) -> tuple:
         """(B, T, input_size), (B,) -> (B, T, 2H) output and, with `tap` > 0, the (B, T, 2H)
@@ -108,6 +114,12 @@ class BidirectionalRNN(nn.Module):
         return x, tapped
 
 
+# Encoders by name (model.encoder): each builds from a ModelConfig a module with an
+# `output_size` and forward(x (B, T', hidden_size), lengths (B,), tap) -> (B, T', output_size)
+# output and the output of layer `tap` (or None), the auxiliary head's input.
+ENCODERS = {"birnn": BidirectionalRNN.from_config}
+
+
 class AcousticModel(nn.Module):
     """(B, T, n_mels) features -> (B, T', vocab_size) log-probs, with T' = T / subsampling.
 
@@ -121,14 +133,14 @@ class AcousticModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.frontend = ConvSubsampling(n_mels, cfg.subsampling, cfg.conv_channels, cfg.hidden_size)
-        self.rnn = BidirectionalRNN(
-            cfg.rnn_type, cfg.hidden_size, cfg.hidden_size, cfg.num_layers, cfg.dropout
-        )
+        if cfg.encoder not in ENCODERS:
+            raise ValueError(f"model.encoder must be one of {list(ENCODERS)}, got {cfg.encoder!r}")
+        self.rnn = ENCODERS[cfg.encoder](cfg)  # named "rnn": checkpoints' weights say so
         self.dropout = Dropout(cfg.dropout)
-        self.output = nn.Linear(2 * cfg.hidden_size, vocab_size)
+        self.output = nn.Linear(self.rnn.output_size, vocab_size)
         self.aux_output = None
         if cfg.aux_layer and aux_vocab_size:
-            self.aux_output = nn.Linear(2 * cfg.hidden_size, aux_vocab_size)
+            self.aux_output = nn.Linear(self.rnn.output_size, aux_vocab_size)
 
     def output_lengths(self, feat_lens: torch.Tensor) -> torch.Tensor:
         """Output frames for input frame counts (B,) -> (B,)."""

@@ -15,6 +15,10 @@ RNN_CELLS = ("lstm", "gru")  # the recurrent cells asr.model builds (its _RNN_TY
 
 @dataclass
 class ModelConfig:
+    # the layers between the front end and the output: a name in asr.model.ENCODERS
+    # ("birnn": stacked bidirectional LSTM/GRU layers of rnn_type); checked there, where the
+    # table is
+    encoder: str = "birnn"
     rnn_type: str = "lstm"  # a recurrent cell of RNN_CELLS: "lstm" or "gru"
     num_layers: int = 3  # stacked bidirectional layers
     hidden_size: int = 320  # units per direction

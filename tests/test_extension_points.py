@@ -8,6 +8,7 @@ import argparse
 from dataclasses import fields
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from asr.cli import build_parser, main
@@ -126,3 +127,26 @@ def test_inference_and_corpora_never_import_training():
                 names = [a.name for a in node.names]
             offenders += [f"{path.name}: {n}" for n in names if n.startswith("asr.training")]
     assert offenders == []
+
+
+def test_a_new_encoder_is_a_table_entry(monkeypatch):
+    import torch
+
+    import asr.model
+    from asr.model import AcousticModel, ModelConfig
+
+    class Linear(torch.nn.Module):
+        def __init__(self, cfg):
+            super().__init__()
+            self.output_size = 5
+            self.layer = torch.nn.Linear(cfg.hidden_size, 5)
+
+        def forward(self, x, lengths, tap=0):
+            return self.layer(x), None
+
+    monkeypatch.setitem(asr.model.ENCODERS, "linear", Linear)
+    model = AcousticModel(ModelConfig(encoder="linear", hidden_size=8, conv_channels=4), 40, 29)
+    log_probs, out_lens = model(torch.randn(2, 20, 40), torch.tensor([20, 12]))
+    assert log_probs.shape == (2, 5, 29) and out_lens.tolist() == [5, 3]
+    with pytest.raises(ValueError, match="model.encoder must be one of"):
+        AcousticModel(ModelConfig(encoder="conformer"), 40, 29)
