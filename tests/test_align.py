@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import VOCAB, ToneOracleRecognizer, text_log_probs
+from helpers import VOCAB, ToneOracleRecognizer, text_log_probs
 
 from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions

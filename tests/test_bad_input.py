@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import needs_kenlm
+from helpers import needs_kenlm
 
 from asr.checkpoint import CheckpointError, inference_payload, save_checkpoint
 from asr.cli import main

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import MODEL_FOLDER_FILES, ROOT, SAMPLE, SAMPLE_TEXT, folder_file_sizes
+from helpers import MODEL_FOLDER_FILES, ROOT, SAMPLE, SAMPLE_TEXT, folder_file_sizes
 
 import asr
 from asr.audio import load_audio, resample

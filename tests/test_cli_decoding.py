@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import needs_kenlm
-from test_formats import parse_srt, parse_vtt
+from helpers import needs_kenlm, parse_srt, parse_vtt
 
 from asr.checkpoint import inference_payload, save_checkpoint
 from asr.cli import main

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
+from helpers import make_librispeech, write_tone
 
 from asr.cli import main
 from asr.corpora.importers import (
@@ -22,29 +21,6 @@ from asr.corpora.importers import (
 from asr.manifest import Utterance, read_manifest
 
 RATE = 16_000
-
-
-def write_tone(path: Path, seconds: float, rate: int = RATE, fmt: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * rate)) / rate
-    subtype = None
-    if path.suffix == ".opus":
-        fmt, subtype = "OGG", "OPUS"
-    sf.write(path, 0.3 * np.sin(2 * np.pi * 220 * t), rate, format=fmt, subtype=subtype)
-
-
-def make_librispeech(
-    root: Path, subset: str, chapters: dict[tuple[str, str], list[float]], ext: str = ".flac"
-) -> None:
-    """<root>/<subset>/<spk>/<chap>/<spk>-<chap>-NNNN<ext> plus the chapter's trans.txt."""
-    for (speaker, chapter), durations in chapters.items():
-        folder = root / subset / speaker / chapter
-        lines = []
-        for i, seconds in enumerate(durations):
-            utt_id = f"{speaker}-{chapter}-{i:04d}"
-            write_tone(folder / f"{utt_id}{ext}", seconds)
-            lines.append(f"{utt_id} WORDS NUMBER {i}")
-        (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize("ext", [".flac", ".wav", ".opus"])

@@ -7,7 +7,7 @@ import functools
 
 import pytest
 import torch
-from conftest import VOCAB, needs_kenlm, peaky_log_probs, text_log_probs
+from helpers import VOCAB, needs_kenlm, peaky_log_probs, text_log_probs
 
 from asr.decode import DecodingOptions, decode
 from asr.inference.lm import build_lm, write_lexicon

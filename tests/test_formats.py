@@ -3,47 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
+from helpers import parse_srt, parse_vtt
 
 from asr.inference.align import WordTiming
 from asr.inference.formats import make_cues, to_json, to_srt, to_vtt
-
-SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"
-VTT_TIME = r"(\d{2}):(\d{2}):(\d{2})\.(\d{3})"
-
-
-def _seconds(h, m, s, ms) -> float:
-    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
-
-
-def parse_srt(text: str) -> list[tuple[float, float, str]]:
-    """Strict SubRip parser: numbered from 1, 'a --> b' with a < b, non-empty text."""
-    cues = []
-    for i, block in enumerate(text.strip().split("\n\n"), start=1):
-        number, timing, *lines = block.split("\n")
-        assert number == str(i)
-        m = re.fullmatch(f"{SRT_TIME} --> {SRT_TIME}", timing)
-        assert m, timing
-        start, end = _seconds(*m.groups()[:4]), _seconds(*m.groups()[4:])
-        assert start < end and lines and all(lines)
-        cues.append((start, end, " ".join(lines)))
-    return cues
-
-
-def parse_vtt(text: str) -> list[tuple[float, float, str]]:
-    header, *blocks = text.strip().split("\n\n")
-    assert header == "WEBVTT"
-    cues = []
-    for block in blocks:
-        timing, *lines = block.split("\n")
-        m = re.fullmatch(f"{VTT_TIME} --> {VTT_TIME}", timing)
-        assert m, timing
-        start, end = _seconds(*m.groups()[:4]), _seconds(*m.groups()[4:])
-        assert start < end and lines
-        cues.append((start, end, " ".join(lines)))
-    return cues
 
 
 def _words(spec: list[tuple[str, float, float]]) -> list[WordTiming]:

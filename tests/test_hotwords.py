@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import VOCAB, needs_kenlm, peaky_log_probs
+from helpers import VOCAB, needs_kenlm, peaky_log_probs
 
 from asr.decode import DecodingError, DecodingOptions, decode
 from asr.hotwords import (
@@ -151,7 +151,7 @@ def tone_setup(tmp_path):
     """The tone oracle (certain acoustics) searching a lexicon of the tone words without
     "mat" and "look", and a recording of "a red mat"."""
     import soundfile as sf
-    from conftest import ToneOracleRecognizer
+    from helpers import ToneOracleRecognizer
 
     from asr.corpora.tones import _WORDS, ToneConfig, render_tones
 

@@ -17,8 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
-from conftest import VOCAB
-from test_onnx import MODELS, tiny_checkpoint
+from helpers import MODELS, VOCAB, tiny_checkpoint
 
 from asr.audio import load_audio, resample
 from asr.corpora.tones import ToneConfig, render_tones

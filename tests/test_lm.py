@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import needs_kenlm
+from helpers import needs_kenlm
 
 from asr.inference.lm import LMError, build_lm, find_kenlm_tool, prepare_text, split_sentences
 

@@ -3,23 +3,21 @@ end, describes itself, is chosen by one rule, and transcribes as the PyTorch pat
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import VOCAB
+from helpers import MODELS, VOCAB, tiny_checkpoint
 
 from asr.audio import load_audio
-from asr.checkpoint import CheckpointError, inference_payload, save_checkpoint
+from asr.checkpoint import CheckpointError
 from asr.corpora.tones import ToneConfig, render_tones
 from asr.decode import DecodingOptions
 from asr.inference.onnx_export import INT8_FILE, ONNX_FILE, export_onnx
 from asr.inference.runtime_onnx import OnnxRunner
 from asr.inference.runtime_torch import TorchRunner, load_torch_model
-from asr.logmel import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
+from asr.model import ModelConfig
 from asr.transcribe import DEFAULT_MODEL, load_model, resolve_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,31 +27,12 @@ SAMPLE = ROOT / "data" / "samples" / "sample.wav"
 TOLERANCE = 1e-4
 
 
-# Every front end the model config accepts (x3 is a stride-3 first convolution), both cells.
-MODELS = [
-    ModelConfig(rnn_type=rnn, num_layers=2, hidden_size=24, conv_channels=4, subsampling=factor)
-    for rnn, factor in [("lstm", 4), ("gru", 2), ("lstm", 8), ("gru", 1), ("lstm", 3)]
-]
-
-
 def test_the_models_cover_every_front_end_and_cell():
     from asr.frames import SUBSAMPLING_FACTORS
     from asr.model_config import RNN_CELLS
 
     assert {m.subsampling for m in MODELS} == set(SUBSAMPLING_FACTORS)
     assert {m.rnn_type for m in MODELS} == set(RNN_CELLS)
-
-
-def tiny_checkpoint(folder: Path, cfg: ModelConfig, half: bool = False) -> Path:
-    """A random model's checkpoint, folder/model.pt (fp16-rounded weights with `half`)."""
-    torch.manual_seed(0)
-    model = AcousticModel(cfg, 80, len(VOCAB))
-    weights = {k: v.half() if half else v for k, v in model.state_dict().items()}
-    mean, std = torch.randn(80) - 5.0, torch.rand(80) + 1.0
-    config = {"features": asdict(FeatureConfig()), "model": asdict(cfg)}
-    payload = inference_payload(config, VOCAB.to_list(), mean, std, weights)
-    save_checkpoint(folder / "model.pt", payload)
-    return folder / "model.pt"
 
 
 def padded_batch(lengths: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@ model whose lexicon search spells words from pronunciations. Within the size bud
 lexicon in the model's phones, and it transcribes the sample on both runtimes alike."""
 
 import pytest
-from conftest import MODEL_FOLDER_FILES, ROOT, SAMPLE, SAMPLE_TEXT, folder_file_sizes
+from helpers import MODEL_FOLDER_FILES, ROOT, SAMPLE, SAMPLE_TEXT, folder_file_sizes
 
 import asr
 from asr.metrics import error_counts

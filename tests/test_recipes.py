@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import FAKE_FLITE, make_librispeech
 
 from asr.manifest import read_manifest
-from tests.test_corpora import make_librispeech
-from tests.test_synth import FAKE_FLITE
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_TRAINING = (

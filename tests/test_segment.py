@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ToneOracleRecognizer
+from helpers import ToneOracleRecognizer
 
 from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ToneOracleRecognizer
+from helpers import ToneOracleRecognizer
 from starlette.testclient import TestClient
 
 from asr.audio import AudioError, load_audio

@@ -13,23 +13,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from helpers import FAKE_FLITE
 
 from asr.corpora.synth import SynthConfig, SynthError, plan_jobs, read_sentences, synthesize_corpus
 from asr.manifest import read_manifest
-
-FAKE_FLITE = """#!{python}
-# Fake flite: a 440 Hz tone, 0.1 s per word; "silence" -> zeros, "fail" -> exit 1.
-import sys
-import numpy as np
-import soundfile as sf
-args = sys.argv[1:]
-text = open(args[args.index("-f") + 1]).read()
-if "fail" in text:
-    sys.exit("cannot speak this")
-n = int(0.1 * len(text.split()) * 8000)
-wave = 0.0 * np.arange(n) if "silence" in text else 0.5 * np.sin(np.arange(n) * 0.3)
-sf.write(args[args.index("-o") + 1], wave, 8000)
-"""
 
 
 @pytest.fixture
