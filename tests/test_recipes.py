@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import FAKE_FLITE, make_librispeech
+from helpers import FAKE_FLITE, make_librispeech, needs_kenlm
 
 from asr.manifest import read_manifest
 
@@ -49,6 +49,41 @@ def test_mini_librispeech_all_stages(tmp_path):
     summary = json.loads((exp / "eval_dev/summary.json").read_text())
     assert summary["utterances"] == 3  # every dev utterance scored, whatever the model says
     assert f"WER {100 * summary['wer']:.2f}%" in out
+
+
+@needs_kenlm
+def test_default_model_all_stages(tmp_path):
+    """recipes/default_model/run.sh, data to model folder to reports, on a tiny corpus:
+    E, its CTC-CRF fine-tuning L, a word LM, the folder tuned on the held-out speaker."""
+    shared = tmp_path / "mini"
+    for speaker in ("1", "2", "3", "4"):
+        make_librispeech(shared, "train", {(speaker, "10"): [1.5] * 3})
+    make_librispeech(shared, "dev", {("5", "50"): [1.5] * 2})
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "pg1.txt").write_text("Words number one. Words number two, number three.\n" * 20)
+    manifests, exp, out = tmp_path / "manifests", tmp_path / "exp", tmp_path / "folder"
+    tiny = f"{TINY_TRAINING} model.aux_layer=0 train.average_last=1 data.early_batch_epochs=0"
+    run_recipe(
+        "default_model",
+        {"SHARED": str(shared), "GUTENBERG": str(books), "MANIFESTS": str(manifests),
+         "EXP": str(exp), "OUT": str(out), "SPEAKERS": "4", "TRAIN_SET": tiny,
+         "LM_BUILD": "--order 2", "LM_WEIGHTS": "1", "WORD_SCORES": "0"},
+    )  # fmt: skip
+    assert len(read_manifest(manifests / "mini_spk" / "held_out.jsonl")) == 3
+    crf = json.loads((exp / "ft_crf" / "train.log").read_text().splitlines()[-1])
+    assert crf["epoch"] == 1 and crf["train_loss"] > 0
+    assert 'loss = "ctc_crf"' in (exp / "ft_crf" / "config.toml").read_text()
+    decoding = json.loads((out / "decoding.json").read_text())
+    assert (decoding["decoder"], decoding["lexicon_words"], decoding["lm_weight"]) == (
+        "beam",
+        30000,
+        1,
+    )
+    for split in ("valid", "dev"):
+        summary = json.loads((exp / "eval_l" / f"{split}-lm" / "summary.json").read_text())
+        assert summary["utterances"] == (3 if split == "valid" else 2)
+        assert summary["decoding"]["decoder"] == "beam"
 
 
 def test_librispeech_prepare_stage_on_fake_960h_layout(tmp_path):

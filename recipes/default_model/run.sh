@@ -1,65 +1,79 @@
 #!/usr/bin/env bash
 # The bundled English model (data/models/en-default), from the data to the model folder:
-# configuration E (recipes/default_model/README.md), chosen on three validation speakers.
+# configuration E, then L (E fine-tuned with the CTC-CRF loss), chosen on three validation
+# speakers (recipes/default_model/README.md).
 #   bash recipes/default_model/run.sh            # every stage, from the repository root
 #   STAGE=3 bash recipes/default_model/run.sh    # from stage 3 on
-#   RESUME=1 STAGE=2 bash recipes/default_model/run.sh   # continue an interrupted training
-# Training takes about 40 min on 2 CPU cores (the feature cache, 48 s then 192 s batches;
-# issue 20 in the README), plus 96 s to build the cache the first time; run it with nohup,
-# alone on the machine (a second busy process slows the training loop down many times).
+#   RESUME=1 STAGE=2 STOP_STAGE=2 bash recipes/default_model/run.sh   # continue E's training
+# Training takes about 40 min (E: the feature cache, 48 s then 192 s batches) plus 11 min
+# (L) on 2 CPU cores, and 96 s to build the cache the first time; run it with nohup, alone
+# on the machine (a second busy process slows the training loop down many times).
+# tests/test_recipes.py runs every stage on a tiny corpus (the variables below).
 set -euo pipefail
 
 ASR=${ASR:-python -m asr}
-STAGE=${STAGE:-1}  # 1 data, 2 train E, 3 LM, 4 model folder, 5 evaluate
-STOP_STAGE=${STOP_STAGE:-5}
+STAGE=${STAGE:-1}  # 1 data, 2 train E, 3 fine-tune L (CTC-CRF), 4 LM, 5 model folder, 6 evaluate
+STOP_STAGE=${STOP_STAGE:-6}
 SHARED=${SHARED:-../shared/data/mini_librispeech}
 GUTENBERG=${GUTENBERG:-../shared/data/gutenberg/books ../shared/data/gutenberg_extra/books}
 CONFIGS=recipes/default_model/configs
-CHECKPOINT=${CHECKPOINT:-model.pt}  # E's best epoch (20; the average of the last 5 was 0.1 worse)
-OUT=${OUT:-exp/en-e}  # the model folder
-SHIP=${SHIP:-0}  # 1: stage 4 also copies it to data/models/en-default
+MANIFESTS=${MANIFESTS:-data/manifests}
+EXP=${EXP:-exp}
+SPEAKERS=${SPEAKERS:-1898 3242 6272}  # the validation speakers (both sexes)
+TRAIN_SET=${TRAIN_SET:-}  # extra "key=value" overrides for both trainings, space-separated
+LM_BUILD=${LM_BUILD:---order 4 --prune 0 2 4 6 --vocab-size 100000 --memory 8G --quantize 8}
+LM_WEIGHTS=${LM_WEIGHTS:-2 2.5 3}
+WORD_SCORES=${WORD_SCORES:--2 -1 0}
+OUT=${OUT:-$EXP/en-l}  # the model folder
+SHIP=${SHIP:-0}  # 1: stage 5 also copies it to data/models/en-default
 RESUME=${RESUME:-0}
-VALID=data/manifests/mini_spk/held_out.jsonl
+VALID=$MANIFESTS/mini_spk/held_out.jsonl
+DEV=$MANIFESTS/mini/dev.jsonl
 resume=()
 ((RESUME)) && resume=(--resume)
+sets=(--set "data.train_manifest=\"$MANIFESTS/mini_spk/train.jsonl\"" --set "data.valid_manifest=\"$VALID\"")
+for item in $TRAIN_SET; do sets+=(--set "$item"); done
 
 if ((STAGE <= 1 && 1 <= STOP_STAGE)); then
-    # Manifests (durations from the headers); three whole training speakers (both sexes)
-    # held out for choosing configurations, checkpoints and decoding weights. dev/ is only
-    # ever the report.
-    $ASR data prepare librispeech --root "$SHARED" --subsets train dev --out data/manifests/mini
-    $ASR data split data/manifests/mini/train.jsonl --speakers 1898 3242 6272 \
-        --out-dir data/manifests/mini_spk
+    # Manifests (durations from the headers); three whole training speakers held out for
+    # choosing configurations, checkpoints and decoding weights. dev/ is only the report.
+    $ASR data prepare librispeech --root "$SHARED" --subsets train dev --out "$MANIFESTS/mini"
+    # shellcheck disable=SC2086
+    $ASR data split "$MANIFESTS/mini/train.jsonl" --speakers $SPEAKERS --out-dir "$MANIFESTS/mini_spk"
 fi
-if ((STAGE <= 2 && 2 <= STOP_STAGE)); then  # configuration E: x3, phone head, aug, 20 epochs
-    $ASR train --config $CONFIGS/e_x3_aux.toml --exp-dir exp/dm_e "${resume[@]}"
+if ((STAGE <= 2 && 2 <= STOP_STAGE)); then  # E: x3, phone head, aug, 20 epochs, plain CTC
+    $ASR train --config $CONFIGS/e_x3_aux.toml --exp-dir "$EXP/dm_e_fast4" "${sets[@]}" "${resume[@]}"
 fi
-if ((STAGE <= 3 && 3 <= STOP_STAGE)); then
+if ((STAGE <= 3 && 3 <= STOP_STAGE)); then  # L: E + 6 epochs of CTC-CRF, last 3 averaged
+    $ASR train --config $CONFIGS/l_crf_ft.toml --exp-dir "$EXP/ft_crf" \
+        --init-from "$EXP/dm_e_fast4/model.pt" "${sets[@]}"
+fi
+if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
     # Word 4-gram from both Gutenberg folders (1,104 books, 68.7M words; the books dev/
     # speakers read are left out), pruned to fit the folder: 26 MB at 8 bits (~4 min).
     # shellcheck disable=SC2086
-    $ASR lm prepare-text $GUTENBERG --exclude-ids 3659,14851,135 --out exp/lm/text_big.txt
-    $ASR lm build --text exp/lm/text_big.txt --order 4 --prune 0 2 4 6 --vocab-size 100000 \
-        --memory 8G --quantize 8 --out exp/lm/big
+    $ASR lm prepare-text $GUTENBERG --exclude-ids 3659,14851,135 --out "$EXP/lm/text_big.txt"
+    # shellcheck disable=SC2086
+    $ASR lm build --text "$EXP/lm/text_big.txt" $LM_BUILD --out "$EXP/lm/big"
 fi
-if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
-    # fp16 weights + ONNX graph (the light runtime's) + LM + lexicon; LM weight and word
-    # score tuned on the validation speakers at the shipped beam 100 (recipe README: rows
-    # "E search" and "E + big LM").
-    $ASR export "exp/dm_e/$CHECKPOINT" --out "$OUT" --half --onnx --lm exp/lm/big
-    $ASR decode tune "$OUT" "$VALID" --beam-size 100 --lm-weights 1.25 1.5 1.75 2 \
-        --word-scores -1 -0.5 0 0.5
+if ((STAGE <= 5 && 5 <= STOP_STAGE)); then
+    # fp16 weights + ONNX graph (the light runtime's) + LM + lexicon; the trie holds the 30k
+    # commonest words; LM weight and word score tuned on the validation speakers at beam 100.
+    $ASR export "$EXP/ft_crf/averaged.pt" --out "$OUT" --half --onnx --lm "$EXP/lm/big"
+    # shellcheck disable=SC2086
+    $ASR decode tune "$OUT" "$VALID" --beam-size 100 --lexicon-words 30000 \
+        --lm-weights $LM_WEIGHTS --word-scores $WORD_SCORES
     if ((SHIP)); then
         rm -rf data/models/en-default && mkdir -p data/models/en-default/lm
         cp "$OUT/model.pt" "$OUT/model.onnx" "$OUT/decoding.json" data/models/en-default/
         cp "$OUT"/lm/{lm.bin,lexicon.txt,lm.json} data/models/en-default/lm/
     fi
 fi
-if ((STAGE <= 5 && 5 <= STOP_STAGE)); then
+if ((STAGE <= 6 && 6 <= STOP_STAGE)); then
     for split in valid dev; do
         manifest=$VALID
-        [[ $split == dev ]] && manifest=data/manifests/mini/dev.jsonl
-        $ASR evaluate "$manifest" --model "$OUT" --decoder greedy --out-dir "exp/eval_e/$split-greedy"
-        $ASR evaluate "$manifest" --model "$OUT" --out-dir "exp/eval_e/$split-lm"
+        [[ $split == dev ]] && manifest=$DEV
+        $ASR evaluate "$manifest" --model "$OUT" --decoder greedy --out-dir "$EXP/eval_l/$split-greedy"
+        $ASR evaluate "$manifest" --model "$OUT" --out-dir "$EXP/eval_l/$split-lm"
     done
 fi
