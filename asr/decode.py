@@ -65,6 +65,23 @@ _NEVER = -1e4  # log-prob of a token a frame cannot emit (finite: the search add
 _UNK = "<unk>"
 
 
+# Every number a user can give (flags, decoding.json, the API), [low, high]: NaN lies in none,
+# infinity only in unk_score's (-inf: an out-of-lexicon word is never emitted). The upper
+# bounds keep the search's memory finite (a beam of 10^9 asked for 6 GB, then crashed).
+_RANGES = {
+    "beam_size": (1, 10_000),
+    "beam_size_token": (1, 10_000),
+    "beam_threshold": (1e-6, 1e4),
+    "lexicon_words": (0, 10_000_000),
+    "lm_weight": (0.0, 100.0),
+    "word_score": (-100.0, 100.0),
+    "unk_score": (-math.inf, 100.0),
+    "sil_score": (-100.0, 100.0),
+    "nbest": (1, 1_000),
+    "num_workers": (1, 256),
+}
+
+
 def _option(default, help: str, flag: str | None = None, saved: bool = True, parse=None):
     """A DecodingOptions field: its default; the help of its command-line flag, which is
     `--<field name>` unless `flag` names another, and reads its value with `parse` (else the
@@ -116,15 +133,14 @@ class DecodingOptions:
         object.__setattr__(self, "hotwords", tuple(self.hotwords))
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
-        if self.lexicon_words < 0:
-            raise ValueError(f"decoding.lexicon_words must be >= 0, got {self.lexicon_words}")
-        for name in ("beam_size", "nbest", "num_workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"decoding.{name} must be >= 1, got {getattr(self, name)}")
+        for name, (low, high) in _RANGES.items():
+            value = getattr(self, name)
+            if value is None and name == "beam_size_token":  # none: every token
+                continue
+            if isinstance(value, bool) or not low <= value <= high:  # NaN is in no range
+                raise ValueError(f"decoding.{name} must be in [{low:g}, {high:g}], got {value}")
         if self.nbest > self.beam_size:
             raise ValueError(f"decoding.nbest {self.nbest} > beam_size {self.beam_size}")
-        if self.beam_threshold <= 0:
-            raise ValueError(f"decoding.beam_threshold must be > 0, got {self.beam_threshold}")
 
     def to_dict(self) -> dict:
         """Fields as JSON-safe values (an infinite score becomes None, a hotword its

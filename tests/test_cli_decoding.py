@@ -112,3 +112,14 @@ def test_bad_decoding_flag_is_a_clear_error(workspace, capsys):
             "--decoder", "beam", "--lm", str(workspace / "missing.bin")]  # fmt: skip
     assert main(argv) == 2
     assert "missing.bin" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags", [["--beam-size-token", "-1"], ["--lm-weight", "nan"], ["--word-score", "inf"]]
+)
+def test_bad_numbers_are_one_line_errors(flags, capsys):
+    from helpers import SAMPLE
+
+    assert main(["transcribe", str(SAMPLE), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asr: error: decoding options: decoding.") and "Traceback" not in err

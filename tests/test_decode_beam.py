@@ -4,6 +4,7 @@ the LM when they are not, batches and parallel workers change nothing."""
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -113,6 +114,14 @@ def test_missing_lm_file_is_named(tmp_path):
         ("num_workers", 0),
         ("beam_threshold", 0),
         ("lexicon_words", -1),
+        ("beam_size_token", -1),  # once: free(): invalid pointer, exit 134
+        ("beam_size", 10**9),  # once: 71 s, 6 GB, then std::bad_alloc
+        ("lm_weight", float("nan")),  # once: "" with exit 0
+        ("beam_threshold", float("nan")),
+        ("word_score", float("inf")),  # once: word salad
+        ("lm_weight", -math.inf),
+        ("sil_score", math.nan),
+        ("unk_score", math.inf),
     ],
 )
 def test_bad_options_are_rejected(field, value):
