@@ -66,7 +66,9 @@ def _add_model(p: argparse.ArgumentParser, named: bool = True) -> None:
         runtimes = "torch, or onnx (the folder's ONNX graph, no torch); auto: onnx if it has one"
         p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=runtimes)
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=8, help="files (or chunks) decoded together")
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="files (or chunks) decoded together"
+    )
     group = p.add_argument_group(
         "decoding", "unset: the model folder's decoding.json or <model>/lm, else the built-in"
     )
@@ -88,6 +90,17 @@ def _add_model(p: argparse.ArgumentParser, named: bool = True) -> None:
         help="hotwords, a word or phrase a line, an optional boost after a tab or ':' "
         "(added to --hotwords)",
     )
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _flag_parser(parse):
@@ -243,8 +256,8 @@ def _add_training(sub) -> None:
     p.description = "Averages epoch checkpoints (<exp-dir>/epochs/epoch-NNN.pt) into one model."
     p.add_argument("exp_dir", help="experiment folder written by asr train")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--last", type=int, metavar="N", help="average the last N epochs")
-    which.add_argument("--best", type=int, metavar="N", help="average the N of lowest WER")
+    which.add_argument("--last", type=_positive_int, metavar="N", help="average the last N epochs")
+    which.add_argument("--best", type=_positive_int, metavar="N", help="average the N of lowest WER")
     p.add_argument("--out", help="output file (default: <exp-dir>/averaged.pt)")
     p.set_defaults(func=_run_average)
     p = _command(sub, "export", "write a model folder for shipping (weights, LM, lexicon)")

@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from asr.config import ConfigError
+
 __all__ = ["autocast", "resolve_device", "resolve_precision"]
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -16,8 +18,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return torch.device(name)
+        raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA device")
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch's own words list every device type it knows
+        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:

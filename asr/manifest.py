@@ -8,6 +8,7 @@ importers, checks, evaluation and tuning read manifests on the light install too
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -71,8 +72,11 @@ def parse_manifest_line(raw: str, lineno: int, manifest: Path) -> Utterance:
     if missing:
         raise ManifestError(f"{where}: missing field(s) {missing}")
     duration = record["duration"]
-    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
-        raise ManifestError(f"{where}: duration must be a non-negative number, got {duration!r}")
+    number = not isinstance(duration, bool) and isinstance(duration, int | float)
+    if not number or not 0 <= duration < math.inf:  # NaN and Infinity (json.dumps writes them)
+        raise ManifestError(
+            f"{where}: duration must be a finite non-negative number, got {duration!r}"
+        )
     if not isinstance(record["text"], str) or not isinstance(record["audio_filepath"], str):
         raise ManifestError(f"{where}: audio_filepath and text must be strings")
     path = Path(record["audio_filepath"])
@@ -195,10 +199,13 @@ def split_manifest(
     of `speakers` held out when named (`split_by_speakers`), else `held_out` drawn with
     `seed` (`split_held_out`). Returns (path, utterances) of each."""
     utterances = read_manifest(manifest)
-    if speakers:
-        kept, held = split_by_speakers(utterances, speakers)
-    else:
-        kept, held = split_held_out(utterances, held_out, seed)
+    try:
+        if speakers:
+            kept, held = split_by_speakers(utterances, speakers)
+        else:
+            kept, held = split_held_out(utterances, held_out, seed)
+    except ValueError as err:  # the user's numbers or speakers: a message naming the file
+        raise ManifestError(f"{manifest}: {err}") from err
     out_dir = Path(out_dir)
     write_manifest(out_dir / "train.jsonl", kept)
     write_manifest(out_dir / "held_out.jsonl", held)

@@ -75,6 +75,12 @@ def make_workspace(root: Path) -> Path:
     (bad / "random.wav").write_bytes(random.Random(1).randbytes(3000))
     write_manifest(root / "nan.jsonl", [Utterance(str(bad / "nan.wav"), 1.0, "a cat")])
     (root / "empty.jsonl").write_text("")
+    good_line = json.loads((root / "good.jsonl").read_text().splitlines()[0])
+    for name, duration in (("dur_nan", "NaN"), ("dur_inf", "Infinity")):  # what json.dumps writes
+        text = json.dumps(good_line).replace(
+            f'"duration": {good_line["duration"]}', f'"duration": {duration}'
+        )
+        (root / f"{name}.jsonl").write_text(text + "\n")
     line = json.dumps({"audio_filepath": str(good / "utt0.wav"), "duration": 1.0, "text": "x"})
     (root / "latin1.jsonl").write_bytes(line.encode()[:-2] + 'é"}\n'.encode("latin-1"))
     (root / "a_file").write_text("not a folder")
@@ -214,6 +220,60 @@ CASES = [
         "train --config {ws}/cfg_nan.toml --exp-dir {ws}/exp_nan --set data.num_workers=0",
         2,
         ("nan.wav", "NaN"),
+    ),
+    Case(
+        "beam_size_token -1",
+        f"transcribe {{ws}}/good {M} --beam-size-token -1",
+        2,
+        ("beam_size_token",),
+    ),
+    Case("lm_weight NaN", f"transcribe {{ws}}/good {M} --lm-weight nan", 2, ("lm_weight", "nan")),
+    Case("word_score inf", f"transcribe {{ws}}/good {M} --word-score inf", 2, ("word_score",)),
+    Case("beam of 10^9", f"transcribe {{ws}}/good {M} --beam-size 1000000000", 2, ("beam_size",)),
+    Case("--batch-size 0", f"transcribe {{ws}}/good {M} --batch-size 0", 2, ("batch-size", ">= 1")),
+    Case("--batch-size -1", f"transcribe {{ws}}/good {M} --batch-size -1", 2, ("batch-size",)),
+    Case(
+        "--device bogus",
+        f"transcribe {{ws}}/good {M} --runtime torch --device bogus",
+        2,
+        ("bogus",),
+    ),
+    Case(
+        "data.batch_size=0",
+        "train --config {ws}/cfg_empty.toml --exp-dir {ws}/exp_b0 --set data.batch_size=0",
+        2,
+        ("data.batch_size must be >= 1",),
+    ),
+    Case(
+        "optim.lr=nan",
+        "train --config {ws}/cfg_empty.toml --exp-dir {ws}/exp_nanlr --set optim.lr=nan",
+        2,
+        ("optim.lr", "nan"),
+    ),
+    Case("average --last 0", "average {ws}/trained_exp --last 0", 2, ("--last", ">= 1")),
+    Case(
+        "split: more held out than exist",
+        "data split {ws}/good.jsonl --held-out 99 --out-dir {ws}/split99",
+        2,
+        ("good.jsonl", "cannot hold out 99"),
+    ),
+    Case(
+        "split: speakers of a manifest without any",
+        "data split {ws}/good.jsonl --speakers 99 --out-dir {ws}/split_spk",
+        2,
+        ("good.jsonl", "without a speaker"),
+    ),
+    Case(
+        "duration NaN (check)",
+        "data check {ws}/dur_nan.jsonl",
+        1,
+        ("dur_nan.jsonl:line 1", "duration", "finite"),
+    ),
+    Case(
+        "duration Infinity (evaluate)",
+        "evaluate {ws}/dur_inf.jsonl --model {ws}/model",
+        2,
+        ("dur_inf.jsonl:1", "finite"),
     ),
     Case(
         "trained folder, no --resume",

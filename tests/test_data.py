@@ -29,8 +29,8 @@ def test_relative_paths_resolve_against_manifest_folder(tmp_path):
             json.dumps({"audio_filepath": "a.wav", "text": "x"}),
             r"missing field\(s\) \['duration'\]",
         ),
-        (json.dumps({**GOOD, "duration": "long"}), "duration must be a non-negative number"),
-        (json.dumps({**GOOD, "duration": -1}), "duration must be a non-negative number"),
+        (json.dumps({**GOOD, "duration": "long"}), "duration must be a finite non-negative number"),
+        (json.dumps({**GOOD, "duration": -1}), "duration must be a finite non-negative number"),
         (json.dumps({**GOOD, "text": 5}), "audio_filepath and text must be strings"),
     ],
 )

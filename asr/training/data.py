@@ -6,6 +6,7 @@ Manifests themselves (`Utterance`, reading, writing) are asr/manifest.py's.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ class DataConfig:
     # (asr/training/feature_cache.py), instead of decoding audio every epoch.
     feature_cache: bool = True
     feature_cache_dir: str = ""  # empty: $ASR_FEATURE_CACHE, else ~/.cache/asr/features
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "num_buckets", "sort_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_workers", "early_batch_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"data.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("max_batch_seconds", "early_batch_seconds"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"data.{name} must be a finite number >= 0 (0: off)")
+        if not self.max_duration > 0:
+            raise ValueError(f"data.max_duration must be > 0, got {self.max_duration}")
 
 
 def prepare_targets(

@@ -90,6 +90,19 @@ class OptimConfig:
     # batches (0.5: square-root scaling; 0: the same lr)
     batch_lr_exponent: float = 0.5
 
+    def __post_init__(self) -> None:
+        finite = ("lr", "weight_decay", "final_lr_ratio", "grad_clip", "batch_lr_exponent")
+        for name in finite:
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"optim.{name} must be a finite number >= 0")
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        for name in ("epochs", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"optim.{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+
 
 @dataclass
 class TrainConfig:
