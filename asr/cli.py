@@ -257,7 +257,7 @@ def _add_training(sub) -> None:
     p.add_argument("exp_dir", help="experiment folder written by asr train")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--last", type=_positive_int, metavar="N", help="average the last N epochs")
-    which.add_argument("--best", type=_positive_int, metavar="N", help="average the N of lowest WER")
+    which.add_argument("--best", type=_positive_int, metavar="N", help="the N of lowest WER")
     p.add_argument("--out", help="output file (default: <exp-dir>/averaged.pt)")
     p.set_defaults(func=_run_average)
     p = _command(sub, "export", "write a model folder for shipping (weights, LM, lexicon)")

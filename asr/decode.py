@@ -349,6 +349,9 @@ def _lexicon_entries(path: str, tokens: tuple[str, ...], max_words: int = 0) -> 
             len(skipped),
             ", ".join(skipped[:5]),
         )
+    if not entries:  # a search over no words can only say "": refuse it instead
+        why = "every word uses a token the model cannot emit" if skipped else "it has no words"
+        raise DecodingError(f"{path}: the lexicon cannot be searched: {why}")
     return entries
 
 

@@ -380,6 +380,30 @@ def test_two_outputs_on_one_file_refused_before_work(ws, tmp_path, monkeypatch, 
     assert code == 2 and "x.flac and" in err and "would both be written" in err
 
 
+def test_an_output_path_that_is_a_folder_is_refused_before_work(ws, tmp_path, monkeypatch, capsys):
+    import asr.transcribe
+
+    (tmp_path / "o" / "utt1.txt").mkdir(parents=True)  # in the way of the second file
+    monkeypatch.setattr(asr.transcribe, "load_model", _no_work)
+    argv = ["transcribe", str(ws / "good"), "--model", str(ws / "model")]
+    code, _, err = run_cli([*argv, "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 2 and "utt1.txt: cannot be written, it is a folder" in err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["utt1.txt"]  # nothing written
+
+
+def test_an_empty_lexicon_is_refused(tmp_path):
+    from helpers import VOCAB
+
+    from asr.decode import DecodingError, DecodingOptions, decode
+
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "unspellable.txt").write_text("naïve n a ï v e |\n")
+    for name, why in (("empty.txt", "no words"), ("unspellable.txt", "cannot emit")):
+        opts = DecodingOptions(decoder="beam", lexicon_path=str(tmp_path / name))
+        with pytest.raises(DecodingError, match=f"{name}: the lexicon cannot be searched: .*{why}"):
+            decode(np.zeros((1, 4, len(VOCAB)), np.float32), np.array([4]), VOCAB, opts)
+
+
 def test_read_only_output_folder_refused_before_work(ws, tmp_path, monkeypatch, capsys):
     import asr.inference.formats
     import asr.transcribe

@@ -108,6 +108,12 @@ def test_kaldi_plain_and_segments(tmp_path):
     utts = import_kaldi(data, tmp_path / "cuts")
     assert [u.duration for u in utts] == pytest.approx([1.25, 1.5])
     assert Path(utts[0].audio_filepath).parent == (tmp_path / "cuts").resolve()
+    for bad in ("../../escaped", "a/b", ".hidden"):  # ids become file names only if safe
+        (data / "text").write_text(f"{bad} one\n")
+        (data / "segments").write_text(f"{bad} r2 0.0 1.25\n")
+        with pytest.raises(CorpusError, match=r"segments:1: segment id .* cannot be a file name"):
+            import_kaldi(data, tmp_path / "cuts2")
+    assert not (tmp_path / "escaped.wav").exists() and not list((tmp_path / "cuts2").glob("*"))
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +249,10 @@ def import_kaldi(data_dir: str | Path, segments_dir: str | Path | None = None) -
     return utterances
 
 
+# What a segment id may be to become <segments_dir>/<id>.wav: no separators, no "..".
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+
+
 def _kaldi_segments(
     data_dir: Path,
     wavs: dict[str, tuple[str, int]],
@@ -268,6 +273,11 @@ def _kaldi_segments(
             raise CorpusError(f"{where}: recording {fields[0]!r} is not in wav.scp")
         if utt_id not in texts:
             raise CorpusError(f"{where}: utterance {utt_id!r} has no line in text")
+        if not _SAFE_NAME.fullmatch(utt_id):  # it becomes a file name below
+            raise CorpusError(
+                f"{where}: segment id {utt_id!r} cannot be a file name (letters, digits, "
+                "'.', '_' and '-' only, not starting with '.')"
+            )
         try:
             start, end = float(fields[1]), float(fields[2])
         except ValueError as err:

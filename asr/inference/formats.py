@@ -174,10 +174,22 @@ def plan_outputs(sources: Sequence[str | Path], name: str, out_dir: str | Path) 
     """Where each source's transcript goes, decided before any work: <out_dir>/<stem>.<name>,
     or, when two sources share a stem, the source's path relative to the sources' common
     folder (a/x.wav -> out/a/x.txt). Raises OutputError for two sources that would still
-    write one file, and for an out_dir that cannot be written (see `check_output_dir`)."""
+    write one file, for an output path that is a folder (or under a file), and for an
+    out_dir that cannot be written (see `check_output_dir`)."""
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
     sources = [Path(s) for s in sources]
+    paths = _output_paths(sources, name, out_dir)
+    for path in paths:
+        blocker = next((p for p in [path, *path.parents] if p.exists()), None)
+        if blocker is not None and blocker != path and not blocker.is_dir():
+            raise OutputError(f"{path}: cannot be written, {blocker} is a file")
+        if path.is_dir():
+            raise OutputError(f"{path}: cannot be written, it is a folder")
+    return paths
+
+
+def _output_paths(sources: list[Path], name: str, out_dir: Path) -> list[Path]:
     stems = [s.stem for s in sources]
     if len(set(stems)) == len(stems):
         return [out_dir / f"{stem}.{name}" for stem in stems]
