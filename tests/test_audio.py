@@ -73,3 +73,41 @@ def test_info_reads_header(wav_file, noise):
     info = audio_info(wav_file(noise(1.5, 8_000), 8_000))
     assert (info.sample_rate, info.channels, info.frames) == (8_000, 1, 12_000)
     assert info.duration == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("rate", [16001, 44101, 11127, 22254, 7996])
+def test_odd_rates_resample_in_bounded_memory(rate, tmp_path):
+    """Once, 1 s at 16001 Hz took 6.1 GB (a filter per output phase of 16000/gcd); now the
+    ratio is the nearest one with at most MAX_PHASES filters, within 0.05% of the speed."""
+    import tracemalloc
+
+    from asr.audio import MAX_PHASES, load_audio, resampling_ratio
+
+    t = np.arange(rate) / rate
+    sf.write(tmp_path / "odd.wav", 0.5 * np.sin(2 * np.pi * 440 * t), rate)
+    tracemalloc.start()
+    wave = load_audio(tmp_path / "odd.wav", 16_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20, peak
+    orig, new = resampling_ratio(rate, 16_000)
+    assert new <= MAX_PHASES and abs(orig / new - rate / 16_000) <= 5.01e-4 * rate / 16_000
+    assert abs(len(wave) - 16_000) <= 16  # one second, near enough
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    assert abs(np.argmax(spectrum) * 16_000 / len(wave) - 440) < 2  # the tone kept its pitch
+
+
+def test_common_rates_keep_their_exact_ratio():
+    from asr.audio import resampling_ratio
+
+    exact = {8000: (1, 2), 11025: (441, 640), 22050: (441, 320), 44100: (441, 160), 48000: (3, 1)}
+    assert {r: resampling_ratio(r, 16_000) for r in exact} == exact
+
+
+@pytest.mark.parametrize("rate", [1, 999])
+def test_rates_below_audio_are_refused_from_the_header(rate, tmp_path):
+    from asr.audio import AudioError, audio_info
+
+    sf.write(tmp_path / "slow.wav", np.zeros(6000, np.float32), rate)  # 6000 s at 1 Hz
+    with pytest.raises(AudioError, match=f"slow.wav: sample rate {rate} Hz is not audio"):
+        audio_info(tmp_path / "slow.wav")
