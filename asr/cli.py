@@ -158,12 +158,14 @@ def _add_serve(sub) -> None:
     _add_model(p)
     hints = typing.get_type_hints(ServeConfig)
     for f in fields(ServeConfig):  # a flag per field, its help and default written there
-        if f.metadata["cli"]:
-            kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
-            flag = "--" + f.name.replace("_", "-")
-            p.add_argument(
-                flag, type=kind or hints[f.name], default=f.default, help=f.metadata["help"]
-            )
+        if not f.metadata["cli"]:
+            continue
+        flag, help = "--" + f.name.replace("_", "-"), f.metadata["help"]
+        if isinstance(f.default, tuple):  # a repeatable flag
+            p.add_argument(flag, action="append", default=[], help=help)
+            continue
+        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
+        p.add_argument(flag, type=kind or hints[f.name], default=f.default, help=help)
     p.set_defaults(func=_run_serve)
 
 
@@ -222,6 +224,7 @@ def _run_tune(args) -> int:
 def serve_config(args) -> ServeConfig:
     """ServeConfig from the `asr serve` flags."""
     given = {f.name: vars(args)[f.name] for f in fields(ServeConfig) if f.metadata["cli"]}
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
     try:
         return ServeConfig(batch_size=args.batch_size, **given)
     except ValueError as err:

@@ -47,11 +47,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from asr.audio import AudioError
+from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
 from asr.hotwords import Hotword, HotwordError, parse_hotwords
 from asr.hotwords import merge as merge_hotwords
@@ -212,6 +212,12 @@ async def _http_error(_request: Request, err: Exception) -> Response:
     return _error_body(err.status_code, str(err.detail))
 
 
+async def _client_gone(request: Request, err: Exception) -> Response:
+    """The client left mid-request: its own doing, one quiet line (RequestLog's), no trace."""
+    request.scope.setdefault("state", {})["note"] = "client disconnected"
+    return _error_body(400, "client disconnected")
+
+
 async def _internal_error(_request: Request, err: Exception) -> Response:
     log.error("internal error", exc_info=err)
     return _error_body(500, f"internal error ({type(err).__name__}); see the server log")
@@ -341,9 +347,20 @@ async def _run_recognition(server: _Server, path: Path, params: _Params, deadlin
         raise ApiError(400, _client_message(err, path, params.name), "file") from err
 
 
+def _check_duration(path: Path, name: str, limit: float) -> None:
+    """413 for audio that decodes to more than `limit` seconds, read from its header before
+    any decoding (a 12 KB file can claim hours); 400 for a header that cannot be read."""
+    try:
+        seconds = audio_info(path).duration
+    except AudioError as err:
+        raise ApiError(400, _client_message(err, path, name), "file") from err
+    if seconds > limit:
+        message = f"{name}: {seconds:.0f} s of audio; this server transcribes at most {limit:g} s"
+        raise ApiError(413, message + " (asr serve --max-audio-seconds)", "file")
+
+
 async def transcriptions(request: Request) -> Response:
     server: _Server = request.app.state.server
-    deadline = asyncio.get_running_loop().time() + server.config.timeout
     if server.queue.full:  # refuse before reading the upload
         raise ApiError(503, "server busy: every worker and queue place is taken; try later")
     content_type = request.headers.get("content-type", "")
@@ -356,6 +373,9 @@ async def transcriptions(request: Request) -> Response:
             size = await run_in_threadpool(_copy_upload, params.upload, path)
             if size == 0:
                 raise ApiError(400, f"{params.name}: the uploaded file is empty", "file")
+            _check_duration(path, params.name, server.config.max_audio_seconds)
+            # --timeout counts from here: a slow upload is --read-timeout's to judge
+            deadline = asyncio.get_running_loop().time() + server.config.timeout
             transcript, seconds = await _run_recognition(server, path, params, deadline)
     request.state.audio_seconds = transcript.duration
     request.state.recognition_seconds = seconds
@@ -381,13 +401,19 @@ async def static_file(request: Request) -> Response:
 
 
 class _LimitedReceive:
-    """An ASGI `receive` that raises 413 once the body passes `max_bytes`."""
+    """An ASGI `receive` that raises 413 once the body passes `max_bytes`, and 408 when
+    the client sends nothing for `timeout` seconds (a stalled upload holds no connection)."""
 
-    def __init__(self, receive, max_bytes: int) -> None:
+    def __init__(self, receive, max_bytes: int, timeout: float) -> None:
         self.receive, self.max_bytes, self.received = receive, max_bytes, 0
+        self.timeout = timeout
 
     async def __call__(self):
-        message = await self.receive()
+        try:
+            message = await asyncio.wait_for(self.receive(), self.timeout)
+        except TimeoutError:
+            message = f"the upload stalled: nothing received for {self.timeout:g} s"
+            raise ApiError(408, message + " (asr serve --read-timeout)") from None
         self.received += len(message.get("body", b""))
         if self.received > self.max_bytes:
             raise ApiError(413, _too_large(self.max_bytes))
@@ -402,8 +428,8 @@ class BodyLimit:
     """413 for bodies over `max_bytes`: at once when Content-Length says so (nothing is
     read), else as soon as the bytes received pass the limit (chunked uploads)."""
 
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, timeout: float) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -414,7 +440,73 @@ class BodyLimit:
         if declared is not None and int(declared) > self.max_bytes:
             response = _error_body(413, _too_large(self.max_bytes))
             return await response(scope, receive, send)
-        await self.app(scope, _LimitedReceive(receive, self.max_bytes), send)
+        await self.app(scope, _LimitedReceive(receive, self.max_bytes, self.timeout), send)
+
+
+class OriginGuard:
+    """Only the names the server is bound to (Host), and only its own page or the allowed
+    origins (Origin): no other web page can make it work, and a DNS-rebound name reads
+    nothing. Browsers send Origin on every cross-origin request and on POSTs; a request
+    without one (curl, an app, the OpenAI client) is not a page's and passes. Preflight
+    (OPTIONS) of an allowed origin is answered with what it may send."""
+
+    def __init__(self, app, hosts: frozenset[str] | None, origins: frozenset[str]) -> None:
+        self.app, self.hosts, self.origins = app, hosts, origins  # hosts None: any
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        if self.hosts is not None and _host_name(host) not in self.hosts:
+            message = f"Host {host!r} is not a name this server answers (asr serve --allow-host)"
+            return await _error_body(403, message)(scope, receive, send)
+        origin = headers.get(b"origin", b"").decode("latin-1").lower().rstrip("/")
+        allowed = not origin or origin == f"http://{host}" or origin in self.origins
+        if not allowed:
+            message = f"cross-origin request from {origin} refused (asr serve --allow-origin)"
+            return await _error_body(403, message)(scope, receive, send)
+        if scope["method"] == "OPTIONS":
+            return await _preflight(origin)(scope, receive, send)
+        await self.app(scope, receive, _with_cors(send, origin) if origin else send)
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header without its port ("[::1]:8000" -> "::1")."""
+    if host.startswith("["):
+        return host[1 : host.find("]")]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _preflight(origin: str) -> Response:
+    headers = {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "GET, POST",
+        "Access-Control-Allow-Headers": "content-type, authorization",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+    return Response(status_code=204, headers=headers)
+
+
+def _with_cors(send, origin: str):
+    """An ASGI `send` adding the allowed origin to the response's headers."""
+
+    async def cors_send(message) -> None:
+        if message["type"] == "http.response.start":
+            extra = [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return cors_send
+
+
+def allowed_hosts(config: ServeConfig) -> frozenset[str] | None:
+    """The Host names the server answers: loopback names, --host, --allow-host; None (any)
+    when it listens on every address (0.0.0.0, ::) and no --allow-host narrows it."""
+    if config.host in ("0.0.0.0", "::") and not config.allow_host:
+        return None
+    return frozenset({"localhost", "127.0.0.1", "::1", config.host.lower(), *config.allow_host})
 
 
 class _StatusSend:
@@ -447,6 +539,8 @@ class RequestLog:
         finally:
             seconds = time.perf_counter() - started
             line = f"{scope['method']} {scope['path']} {status_send.status} in {seconds:.3f} s"
+            if state.get("note"):
+                line += f" ({state['note']})"
             audio = state.get("audio_seconds")
             if audio:
                 rtf = state["recognition_seconds"] / audio
@@ -477,8 +571,13 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Sta
         Route("/health", health, methods=["GET"]),
         *(Route(url, static_file, methods=["GET"]) for url in _STATIC_FILES),
     ]
-    middleware = [Middleware(RequestLog), Middleware(BodyLimit, config.max_upload_bytes)]
-    handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
+    middleware = [
+        Middleware(RequestLog),
+        Middleware(OriginGuard, allowed_hosts(config), frozenset(config.allow_origin)),
+        Middleware(BodyLimit, config.max_upload_bytes, config.read_timeout),
+    ]
+    handlers = {ApiError: _api_error, HTTPException: _http_error, ClientDisconnect: _client_gone}
+    handlers[Exception] = _internal_error
     app = Starlette(
         routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=_lifespan
     )
@@ -506,4 +605,5 @@ def run_server(recognizer: Recognizer, config: ServeConfig) -> None:
         )
     app = create_app(recognizer, config)
     # access_log off: RequestLog writes the one line per request.
-    uvicorn.run(app, host=config.host, port=config.port, access_log=False)
+    limits = {"limit_concurrency": config.max_connections, "timeout_keep_alive": 5}
+    uvicorn.run(app, host=config.host, port=config.port, access_log=False, **limits)

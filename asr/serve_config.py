@@ -31,17 +31,34 @@ class ServeConfig:
     batch_size: int = _flag(8, "chunks of a long recording decoded together", cli=False)
     upload_dir: str | None = _flag(None, "where uploads are spooled (default: the temp folder)")
     max_hotwords: int = _flag(1000, "entries of a request's hotwords and prompt; more get 400")
+    max_audio_seconds: float = _flag(
+        7200.0, "longest audio a request may decode to, read from its header (413)"
+    )
+    read_timeout: float = _flag(30.0, "seconds an upload may send nothing; then 408, closed")
+    max_connections: int = _flag(64, "connections at once; more are answered 503")
+    allow_host: tuple[str, ...] = _flag(
+        (), "another Host name to answer (repeatable; loopback names and --host always are)"
+    )
+    allow_origin: tuple[str, ...] = _flag(
+        (), "a web origin whose pages may call the server (repeatable; e.g. http://app:3000)"
+    )
 
     def __post_init__(self) -> None:
         for name in ("workers", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_upload_mb", "timeout"):  # NaN and infinity refused too
+        for name in ("max_upload_mb", "timeout", "max_audio_seconds", "read_timeout"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"serve.{name} must be a finite number > 0, got {value}")
         if self.max_hotwords < 0:
             raise ValueError(f"serve.max_hotwords must be >= 0, got {self.max_hotwords}")
+        if self.max_connections < 1:
+            raise ValueError(f"serve.max_connections must be >= 1, got {self.max_connections}")
+        object.__setattr__(self, "allow_host", tuple(h.lower() for h in self.allow_host))
+        object.__setattr__(
+            self, "allow_origin", tuple(o.lower().rstrip("/") for o in self.allow_origin)
+        )
         if self.max_queue < 0:
             raise ValueError(f"serve.max_queue must be >= 0, got {self.max_queue}")
         if not 0 < self.port < 65536:

@@ -27,6 +27,7 @@ SAMPLE = ROOT / "data" / "samples" / "sample.wav"  # flite's slt voice, made wit
 SAMPLE_TEXT = (  # flite -voice slt -t "<this, capitalized and punctuated>" -o sample.wav
     "the old man walked slowly along the river thinking of the long winter that was coming"
 )
+LOCAL = "http://127.0.0.1:8000"  # the server's default address, a Host it answers
 MODEL_FOLDER_FILES = {"model.pt", "model.onnx", "decoding.json", "lm/lm.bin", "lm/lexicon.txt"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import VOCAB, needs_kenlm, peaky_log_probs
+from helpers import LOCAL, VOCAB, needs_kenlm, peaky_log_probs
 
 from asr.decode import DecodingError, DecodingOptions, decode
 from asr.hotwords import (
@@ -226,7 +226,7 @@ def test_the_server_takes_a_hotwords_field_and_the_prompt(tone_setup):
     def post(**fields):
         return client.post(url, files={"file": ("mat.wav", data, "audio/wav")}, data=fields)
 
-    with TestClient(create_app(recognizer, config)) as client:
+    with TestClient(create_app(recognizer, config), base_url=LOCAL) as client:
         assert "mat" not in post().json()["text"].split()
         assert post(hotwords="mat").json() == {"text": "a red mat"}
         data = (wav.parent / "look.wav").read_bytes()  # "look a red mat"
@@ -240,7 +240,7 @@ def test_the_server_takes_a_hotwords_field_and_the_prompt(tone_setup):
         many = post(hotwords="look, all, mat")
         assert many.status_code == 400 and "at most 2" in many.json()["error"]["message"]
     recognizer.default_options = DecodingOptions()  # greedy: no search to give them to
-    with TestClient(create_app(recognizer, config)) as client:
+    with TestClient(create_app(recognizer, config), base_url=LOCAL) as client:
         assert post(prompt="a red mat").status_code == 200  # a hint, dropped
         refused = post(hotwords="mat")
         assert refused.status_code == 400 and "lexicon beam search" in refused.text

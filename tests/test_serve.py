@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import ToneOracleRecognizer
+from helpers import LOCAL, ToneOracleRecognizer
 from starlette.testclient import TestClient
 
 from asr.audio import AudioError, load_audio
@@ -76,7 +76,7 @@ def upload_dir(tmp_path):
 
 def _client(recognizer, upload_dir, **limits) -> TestClient:
     config = ServeConfig(upload_dir=str(upload_dir), **limits)
-    return TestClient(create_app(recognizer, config))
+    return TestClient(create_app(recognizer, config), base_url=LOCAL)
 
 
 def _post(client, data: bytes, name="a.wav", **fields):
@@ -291,7 +291,7 @@ def _call_asgi(app, headers: list, chunks: list[bytes]) -> tuple[int, int]:
         "raw_path": URL.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": headers,
+        "headers": [(b"host", b"127.0.0.1:8000"), *headers],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 8000),
     }
@@ -336,7 +336,7 @@ def test_full_queue_is_503_and_queued_requests_finish(upload_dir):
     app = create_app(recognizer, ServeConfig(workers=1, max_queue=1, upload_dir=str(upload_dir)))
     queue = app.state.server.queue
     responses = []
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         threads = [
             threading.Thread(target=lambda: responses.append(_post(client, data))) for _ in range(2)
         ]
@@ -359,7 +359,7 @@ def test_time_limit_is_504_and_the_upload_is_removed_at_once(upload_dir):
     data, _, _ = _tone_recording("we go")
     recognizer = GatedRecognizer()
     app = create_app(recognizer, ServeConfig(timeout=0.3, upload_dir=str(upload_dir)))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         started = time.monotonic()
         response = _post(client, data, name="slow.wav")
         waited = time.monotonic() - started
@@ -456,3 +456,104 @@ def test_bundled_model_transcribes_the_sample_as_the_api_does(upload_dir):
     assert response.status_code == 200
     assert response.text == direct.text + "\n"
     assert "river" in direct.text  # the sample's words, not an empty transcript
+
+
+# --- what a web page or a hostile client can make it do ---------------------------------
+
+
+def test_a_page_of_another_origin_cannot_drive_the_server(upload_dir):
+    data, _, _ = _tone_recording("a cat")
+    files = {"file": ("a.wav", data, "audio/wav")}
+    with _client(OracleRecognizer(), upload_dir) as client:
+        evil = client.post(URL, files=files, headers={"Origin": "http://evil.example"})
+        assert (
+            evil.status_code == 403 and "cross-origin request from http://evil.example" in evil.text
+        )
+        page = client.post(URL, files=files, headers={"Origin": LOCAL})  # the server's own page
+        assert page.status_code == 200 and page.json() == {"text": "a cat"}
+        assert client.post(URL, files=files).status_code == 200  # curl, apps: no Origin
+        preflight = client.options(URL, headers={"Origin": "http://evil.example"})
+        assert preflight.status_code == 403
+    config = {"allow_origin": ("http://app.example:3000",)}
+    with _client(OracleRecognizer(), upload_dir, **config) as client:
+        origin = {"Origin": "http://app.example:3000"}
+        preflight = client.options(URL, headers=origin)
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "http://app.example:3000"
+        allowed = client.post(URL, files=files, headers=origin)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "http://app.example:3000"
+
+
+@pytest.mark.parametrize("host", ["attacker.example:8765", "192.168.1.5:8000", ""])
+def test_only_the_names_it_is_bound_to_are_answered(host, upload_dir):
+    """A DNS-rebound name (Host: attacker.example) reads nothing, /health included."""
+    with _client(OracleRecognizer(), upload_dir) as client:
+        refused = client.get("/health", headers={"Host": host})
+        assert refused.status_code == 403 and "--allow-host" in refused.text
+        for name in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000"):
+            assert client.get("/health", headers={"Host": name}).status_code == 200
+    with _client(OracleRecognizer(), upload_dir, allow_host=("attacker.example",)) as client:
+        assert client.get("/health", headers={"Host": "Attacker.example:8765"}).status_code == 200
+
+
+def test_audio_longer_than_the_limit_is_refused_from_its_header(upload_dir):
+    data, _, _ = _tone_recording("a cat")  # about 1 s
+    with _client(OracleRecognizer(), upload_dir, max_audio_seconds=0.5) as client:
+        response = _post(client, data)
+    assert response.status_code == 413 and "--max-audio-seconds" in response.text
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_a_stalled_upload_is_closed_with_408(upload_dir):
+    """A client that sends headers and a few body bytes, then nothing."""
+
+    class Stalling:
+        def __init__(self):
+            self.calls = 0
+
+        async def __call__(self):
+            self.calls += 1
+            if self.calls == 1:
+                return {"type": "http.request", "body": b"--b0und\r\n", "more_body": True}
+            await asyncio.sleep(60)
+
+    scope_headers = [(b"content-type", b"multipart/form-data; boundary=b0und")]
+    app = create_app(OracleRecognizer(), ServeConfig(read_timeout=0.2, upload_dir=str(upload_dir)))
+    sent = _Sent()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": URL, "raw_path": URL.encode(), "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"127.0.0.1:8000"), *scope_headers],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}  # fmt: skip
+    started = time.perf_counter()
+    asyncio.run(app(scope, Stalling(), sent))
+    assert time.perf_counter() - started < 5
+    assert sent[0]["status"] == 408
+    assert b"nothing received for 0.2 s" in b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_a_client_that_leaves_mid_upload_is_one_quiet_line(upload_dir, caplog):
+    class Leaving:
+        def __init__(self):
+            self.calls = 0
+
+        async def __call__(self):
+            self.calls += 1
+            if self.calls == 1:
+                return {"type": "http.request", "body": b"--b0und\r\n", "more_body": True}
+            return {"type": "http.disconnect"}
+
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"multipart/form-data; boundary=b0und"),
+    ]
+    app = create_app(OracleRecognizer(), ServeConfig(upload_dir=str(upload_dir)))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": URL, "raw_path": URL.encode(), "query_string": b"",
+             "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 8000)}  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="asr.serve"):
+        asyncio.run(app(scope, Leaving(), _Sent()))
+    records = [r for r in caplog.records if r.name == "asr.serve"]
+    assert len(records) == 1 and "(client disconnected)" in records[0].getMessage()
+    assert records[0].levelno == logging.INFO and records[0].exc_info is None

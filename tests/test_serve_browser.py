@@ -42,6 +42,7 @@ class SpyRecognizer:
     def __init__(self, recognizer) -> None:
         self.recognizer = recognizer
         self.source = recognizer.source
+        self.default_options = recognizer.default_options
         self.seen: list[AudioInfo] = []
 
     def transcribe(self, inputs, *args, **kwargs):
