@@ -2,6 +2,7 @@
 processes against one process with the same global batches, non-finite steps,
 --init-from, checkpoint averaging."""
 
+import json
 import math
 import os
 import random
@@ -375,3 +376,41 @@ def test_schedule_follows_epochs_when_batches_grow():
     assert factors[79] == pytest.approx(0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * 1.975 / 4)))
     assert factors[80] == pytest.approx(2 * (0.05 + 0.95 * 0.5))  # epoch 2.0 of 4: halfway
     assert factors[85] == pytest.approx(2 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * 2.5 / 4))))
+
+
+def test_a_second_run_on_the_folder_is_refused_naming_the_first(corpus, tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock").write_text(
+            json.dumps({"pid": holder.pid, "host": _host(), "since": 0})
+        )
+        with pytest.raises(ConfigError, match=f"in use: `asr train` process {holder.pid}"):
+            fit(_config(corpus, "optim.epochs=1"), tmp_path)
+        assert not (tmp_path / "config.toml").exists()  # nothing of the second run written
+    finally:
+        holder.kill()
+        holder.wait()
+    fit(_config(corpus, "optim.epochs=1"), tmp_path)  # its process gone: the lock is stale
+    assert (tmp_path / "model.pt").is_file() and not (tmp_path / ".lock").exists()
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def test_a_refused_resume_changes_nothing_and_a_new_lr_is_used(corpus, tmp_path):
+    fit(_config(corpus, "optim.epochs=1"), tmp_path)
+    before = (tmp_path / "config.toml").read_text()
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        fit(_config(corpus, "optim.epochs=2", "model.hidden_size=24"), tmp_path, resume=True)
+    assert (tmp_path / "config.toml").read_text() == before
+    tr = build_trainer(_config(corpus, "optim.epochs=2", "optim.lr=0.1"), tmp_path)
+    resume_state(tr, tmp_path / "last.pt")
+    factor = tr.scheduler.lr_lambdas[0](tr.scheduler.last_epoch)
+    assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * factor)
+    assert tr.scheduler.base_lrs == [0.1]

@@ -58,7 +58,13 @@ from asr.training.feature_cache import (
     default_cache_dir,
 )
 from asr.training.sampler import DurationBatchSampler, ShardedBatchSampler, SortedBatchSampler
-from asr.training.state import load_init_weights, resume_state, save_epoch, save_last
+from asr.training.state import (
+    experiment_lock,
+    load_init_weights,
+    resume_state,
+    save_epoch,
+    save_last,
+)
 from asr.usererror import UserError
 
 __all__ = [
@@ -838,9 +844,13 @@ def fit(
         )
     if dist.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
-        (exp_dir / "config.toml").write_text(to_toml(cfg))
     if not dist.is_main:
         logging.getLogger("asr").setLevel(logging.WARNING)  # one voice: rank 0's
+    with experiment_lock(exp_dir, dist.is_main):
+        return _fit_locked(cfg, exp_dir, dist, device, resume, init_from)
+
+
+def _fit_locked(cfg, exp_dir: Path, dist, device, resume: bool, init_from) -> Trainer:
     tr = build_trainer(cfg, exp_dir, dist, device, estimate_stats=not resume)
     handler = _attach_logs(tr)
     try:
@@ -865,6 +875,8 @@ def _run(tr: Trainer, resume: bool, init_from: str | Path | None) -> None:
         resume_state(tr, tr.exp_dir / "last.pt")
     elif init_from:
         load_init_weights(tr, init_from)
+    if tr.dist.is_main:  # once what it continues from is accepted: a refusal changes nothing
+        (tr.exp_dir / "config.toml").write_text(to_toml(cfg))
     params = sum(p.numel() for p in tr.model.parameters())
     log.info(
         "model: %.2fM parameters; device %s, %s; %d process(es)",

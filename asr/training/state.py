@@ -10,10 +10,13 @@ them back to resume a run or to start from another model's weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
+import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,13 +24,14 @@ import numpy as np
 import torch
 
 from asr.checkpoint import CheckpointError, inference_payload, load_checkpoint, save_checkpoint
-from asr.config import to_dict
+from asr.config import ConfigError, to_dict
 from asr.training.distributed import barrier, gather_objects
 
 if TYPE_CHECKING:
     from asr.training.loop import Trainer
 
 __all__ = [
+    "experiment_lock",
     "load_init_weights",
     "model_payload",
     "resume_state",
@@ -174,6 +178,18 @@ def load_init_weights(tr: Trainer, path: str | Path) -> None:
     log.info("initialized the model from %s", path)
 
 
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}")
+    return changed
+
+
 def resume_state(tr: Trainer, path: Path) -> None:
     """Restore everything `training_payload` wrote, so training continues where it stopped."""
     record = load_checkpoint(path)
@@ -186,12 +202,24 @@ def resume_state(tr: Trainer, path: Path) -> None:
             f"{path}: written by {world_size} process(es), resumed with "
             f"{tr.dist.world_size}; mid-epoch positions only carry over to the same count"
         )
-    if record["config"] != to_dict(tr.cfg):
-        log.warning("%s: config differs from the one given; continuing with the given one", path)
+    changed = _changed_keys(record["config"], to_dict(tr.cfg))
+    if changed:
+        log.warning(
+            "%s: the given config changes %s; continuing with the given values (the "
+            "schedule keeps its position, at the given optim.lr)",
+            path,
+            ", ".join(changed),
+        )
     _load_weights(tr, record, path)
     tr.extractor.set_global_stats(record["features"]["mean"], record["features"]["std"])
     tr.optimizer.load_state_dict(state["optimizer"])
     tr.scheduler.load_state_dict(state["scheduler"])
+    # The restored scheduler would keep the old peak lr: the given one is what was asked for.
+    tr.scheduler.base_lrs = [tr.cfg.optim.lr] * len(tr.optimizer.param_groups)
+    factor = tr.scheduler.lr_lambdas[0](tr.scheduler.last_epoch)  # as LambdaLR computes it
+    for group in tr.optimizer.param_groups:
+        group["initial_lr"] = tr.cfg.optim.lr
+        group["lr"] = tr.cfg.optim.lr * factor
     if state.get("scaler"):
         tr.scaler.load_state_dict(state["scaler"])
     tr.epoch, tr.step, tr.best_wer = state["epoch"], state["step"], state["best_wer"]
@@ -211,3 +239,61 @@ def _load_weights(tr: Trainer, record: dict, path: str | Path) -> None:
         raise CheckpointError(
             f"{path}: weights do not fit this run's [model] config ({err})"
         ) from err
+
+
+LOCK_FILE = ".lock"  # in an experiment folder while a run trains there
+
+
+@contextlib.contextmanager
+def experiment_lock(exp_dir: Path, take: bool = True):
+    """Hold `exp_dir`'s lock for the duration: a second `asr train` on the same folder is
+    refused, naming the process that holds it, instead of mixing two runs' files. A lock
+    whose process is gone (killed, the machine restarted) is taken over. `take` False (the
+    other ranks of a torchrun job): nothing to hold."""
+    if not take:
+        yield
+        return
+    path = Path(exp_dir) / LOCK_FILE
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            _refuse_or_clear(path)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _refuse_or_clear(path: Path) -> None:
+    """ConfigError when the lock's process still runs here; else remove the stale lock."""
+    try:
+        held = json.loads(path.read_text())
+        pid, host = int(held["pid"]), str(held["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        held, pid, host = {}, -1, ""  # unreadable: a crash mid-write
+    alive = host == socket.gethostname() and _running(pid)
+    if alive or (host and host != socket.gethostname()):
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.get("since", 0)))
+        raise ConfigError(
+            f"{path.parent} is in use: `asr train` process {pid} on {host} holds it since "
+            f"{since}; wait for it, or remove {path} if that process is gone"
+        )
+    log.warning("%s: taking over a stale lock (process %d is gone)", path, pid)
+    path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
