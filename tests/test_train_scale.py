@@ -3,6 +3,7 @@ processes against one process with the same global batches, non-finite steps,
 --init-from, checkpoint averaging."""
 
 import json
+import logging
 import math
 import os
 import random
@@ -414,3 +415,21 @@ def test_a_refused_resume_changes_nothing_and_a_new_lr_is_used(corpus, tmp_path)
     factor = tr.scheduler.lr_lambdas[0](tr.scheduler.last_epoch)
     assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * factor)
     assert tr.scheduler.base_lrs == [0.1]
+
+
+def test_transcripts_too_long_for_their_audio_are_named_and_none_fitting_is_an_error(
+    corpus, tmp_path, caplog
+):
+    from asr.manifest import ManifestError, read_manifest, write_manifest
+
+    utts = read_manifest(corpus)
+    long = "a b " * 200  # far more symbols than a second or two gives frames
+    mixed = [utts[0].__class__(**{**vars(utts[0]), "text": long}), *utts[1:6]]
+    write_manifest(tmp_path / "mixed.jsonl", mixed)
+    with caplog.at_level(logging.WARNING):
+        tr = build_trainer(_config(tmp_path / "mixed.jsonl"), tmp_path / "exp")
+    assert len(tr.train_loader.dataset) == 5
+    assert "mixed.jsonl:1: transcript too long for its audio, left out" in caplog.text
+    write_manifest(tmp_path / "none.jsonl", [mixed[0]])
+    with pytest.raises(ManifestError, match="none.jsonl: no utterance's transcript fits"):
+        fit(_config(tmp_path / "none.jsonl", "optim.epochs=1"), tmp_path / "exp_none")

@@ -38,7 +38,8 @@ from asr.config import ConfigError, load_toml, to_toml
 from asr.decode import decode
 from asr.device import autocast, resolve_device, resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
-from asr.frames import ctc_min_frames_batch
+from asr.frames import ctc_min_frames, ctc_min_frames_batch, subsampled_length
+from asr.logmel import frame_count
 from asr.manifest import ManifestError, find_unreadable, read_manifest
 from asr.metrics import error_counts
 from asr.model import AcousticModel, ModelConfig
@@ -456,10 +457,36 @@ def load_splits(cfg: ExperimentConfig, vocab: Vocabulary, pronouncer):
     split = {"vocab": vocab, "sample_rate": cfg.features.sample_rate, "pronouncer": pronouncer}
     split["skip_unreadable"] = cfg.data.skip_unreadable
     train_set = load_split(cfg.data.train_manifest, cfg.data.max_duration, **split)
+    drop_unfit(train_set, cfg, cfg.data.train_manifest)
     valid_set = None
     if cfg.data.valid_manifest:
         valid_set = load_split(cfg.data.valid_manifest, math.inf, **split)
     return train_set, valid_set
+
+
+def drop_unfit(dataset: SpeechDataset, cfg: ExperimentConfig, path: str) -> None:
+    """Keep the utterances whose transcript fits the output frames of their audio (CTC
+    needs a frame per symbol and one between repeats), naming each one left out once (with
+    its manifest line); ManifestError when none fits: training on nothing is no run."""
+    hop, rate, factor = cfg.features.hop_length, cfg.features.sample_rate, cfg.model.subsampling
+    fits = []
+    for utt, target in zip(dataset.utterances, dataset.targets, strict=True):
+        frames = subsampled_length(frame_count(int(round(utt.duration * rate)), hop), factor)
+        fits.append(ctc_min_frames(target) <= frames)
+    unfit = [u for u, ok in zip(dataset.utterances, fits, strict=True) if not ok]
+    if len(unfit) == len(fits):
+        raise ManifestError(
+            f"{path}: no utterance's transcript fits its audio at model.subsampling={factor} "
+            f"({len(fits)} tried; `asr data check --config` names each)"
+        )
+    for utt in unfit[:20]:
+        log.warning("%s:%d: transcript too long for its audio, left out", path, utt.line)
+    if len(unfit) > 20:
+        log.warning("%s: %d more utterances left out for the same reason", path, len(unfit) - 20)
+    keep = [i for i, ok in enumerate(fits) if ok]
+    dataset.utterances = [dataset.utterances[i] for i in keep]
+    dataset.references = [dataset.references[i] for i in keep]
+    dataset.targets = [dataset.targets[i] for i in keep]
 
 
 def epoch_steps(loader: DataLoader, cfg: ExperimentConfig) -> list[int]:
@@ -675,7 +702,7 @@ def train_one_epoch(tr: Trainer, ctc: nn.CTCLoss) -> dict:
     if isinstance(tr.train_loader.dataset, AugmentedDataset):
         tr.train_loader.dataset.epoch = tr.epoch
     accum = max(1, tr.cfg.optim.grad_accum)
-    stats, group = EpochStats(), []
+    stats, group, skipped_before = EpochStats(), [], tr.skipped
     start = time.perf_counter()
     bar = tqdm(
         tr.train_loader,
@@ -700,7 +727,7 @@ def train_one_epoch(tr: Trainer, ctc: nn.CTCLoss) -> dict:
         "train_loss": stats.loss_sum / max(1, stats.utterances),
         "audio_seconds_per_second": audio / elapsed,
         "nonpadding_fraction": stats.audio_seconds / max(1e-9, stats.padded_seconds),
-        "skipped_too_long_transcripts": tr.skipped,
+        "skipped_too_long_transcripts": tr.skipped - skipped_before,  # this epoch's
         "nonfinite_steps": tr.nonfinite_steps,
     }
 
