@@ -205,7 +205,11 @@ def _run_evaluate(args) -> int:
         rates = (f"{k} {100 * c.rate:.1f}%" for k, c in result.speakers.items())
         print("WER per speaker: " + ", ".join(rates))
     print(f"report: {out_dir / 'report.txt'}  summary: {out_dir / 'summary.json'}")
-    return 0
+    for line, _audio, reason in result.failures:
+        print(f"asr: error: {args.manifest}:{line}: {reason}", file=sys.stderr)
+    if result.failures:
+        print(f"{len(result.failures)} utterance(s) not transcribed, not scored", file=sys.stderr)
+    return 1 if result.failures else 0
 
 
 def _run_tune(args) -> int:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
 from asr.inference.formats import check_output_dir
 from asr.inference.model_folder import model_dir
-from asr.manifest import read_manifest
+from asr.manifest import ManifestError, read_manifest
 from asr.metrics import ErrorCounts, error_counts, score_utterance
 from asr.text import normalize_text
 from asr.transcribe import Recognizer
@@ -34,6 +35,9 @@ class EvaluationResult:
     chars: ErrorCounts
     audio_seconds: float
     speakers: dict[str, ErrorCounts] = field(default_factory=dict)  # word counts per speaker
+    # utterances that could not be transcribed: (manifest line, audio path, reason); the
+    # counts above are over the others
+    failures: list[tuple[int, str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -47,6 +51,7 @@ class EvaluationResult:
             "speakers": {
                 k: {"wer": c.rate, "words": c.to_dict()} for k, c in self.speakers.items()
             },
+            "failed": [{"line": n, "audio": a, "reason": r} for n, a, r in self.failures],
         }
 
 
@@ -83,15 +88,24 @@ def evaluate_manifest(
     utterances = read_manifest(manifest, allow_empty=False)
     if out_dir is not None:  # before the work: a report that cannot be written loses it
         check_output_dir(out_dir)
-    refs, hyps, seconds = [], [], 0.0
+    failures = _unreadable(utterances)  # headers checked up front: a bad line costs itself
+    failed = {line for line, _, _ in failures}
+    utterances = [u for u in utterances if u.line not in failed]
+    refs, hyps, seconds, kept = [], [], 0.0, []
     for start in tqdm(
         range(0, len(utterances), batch_size), desc="evaluate", unit="batch", disable=None
     ):
         chunk = utterances[start : start + batch_size]
-        results = recognizer.transcribe([u.audio_filepath for u in chunk], options, batch_size)
-        refs += [normalize_text(u.text) for u in chunk]
-        hyps += [r.text for r in results]
-        seconds += sum(r.duration for r in results)
+        for utt, result in _transcribe_chunk(recognizer, chunk, options, batch_size, failures):
+            kept.append(utt)
+            refs.append(normalize_text(utt.text))
+            hyps.append(result.text)
+            seconds += result.duration
+    if not kept:
+        reasons = "; ".join(f"line {n}: {r}" for n, _, r in sorted(failures)[:3])
+        raise ManifestError(f"{manifest}: no utterance could be transcribed ({reasons})")
+    utterances = kept
+    failures.sort()
     result = EvaluationResult(
         str(manifest),
         len(utterances),
@@ -99,10 +113,40 @@ def evaluate_manifest(
         error_counts(refs, hyps, "char"),
         seconds,
         speaker_word_counts(utterances, refs, hyps),
+        failures,
     )
     if out_dir is not None:
         _write_reports(Path(out_dir), utterances, refs, hyps, result, options)
     return result
+
+
+def _unreadable(utterances) -> list[tuple[int, str, str]]:
+    """(line, audio, reason) of each utterance whose audio header cannot be read."""
+    bad = []
+    for utt in utterances:
+        try:
+            audio_info(utt.audio_filepath)
+        except AudioError as err:
+            bad.append((utt.line, utt.audio_filepath, str(err)))
+    return bad
+
+
+def _transcribe_chunk(recognizer, chunk, options, batch_size, failures):
+    """(utterance, transcript) of each utterance of the chunk that decodes; one that does
+    not (truncated past a good header, NaN samples) goes to `failures` and the rest of its
+    chunk is transcribed one by one."""
+    paths = [u.audio_filepath for u in chunk]
+    try:
+        return list(zip(chunk, recognizer.transcribe(paths, options, batch_size), strict=True))
+    except AudioError:
+        pass
+    done = []
+    for utt in chunk:
+        try:
+            done.append((utt, recognizer.transcribe([utt.audio_filepath], options)[0]))
+        except AudioError as err:
+            failures.append((utt.line, utt.audio_filepath, str(err)))
+    return done
 
 
 def _write_reports(out_dir, utterances, refs, hyps, result, options) -> None:
@@ -116,6 +160,8 @@ def _write_reports(out_dir, utterances, refs, hyps, result, options) -> None:
                 f"words: S={w.substitutions} D={w.deletions} I={w.insertions} "
                 f"N={w.reference_length}\n\n"
             )
+        for line, audio, reason in result.failures:
+            f.write(f"line {line}: {audio}\nnot transcribed, not scored: {reason}\n\n")
     summary = {**result.to_dict(), "decoding": options.to_dict()}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 

@@ -646,3 +646,25 @@ def test_lm_built_from_raw_text_decodes(ws, tmp_path, capsys):
         [*argv, "--decoder", "beam", "--lm", str(tmp_path / "lm" / "lm.bin")], capsys
     )
     assert code == 0, err
+
+
+def test_a_bad_line_costs_evaluate_only_itself(ws, tmp_path, capsys):
+    from asr.manifest import Utterance, read_manifest, write_manifest
+
+    good = read_manifest(ws / "good.jsonl")
+    bad = [
+        Utterance(str(ws / "bad" / "truncated.wav"), 1.0, "a cat"),  # its header says more
+        Utterance(str(ws / "bad" / "nan.wav"), 1.0, "a cat"),  # a good header, NaN samples
+    ]
+    write_manifest(tmp_path / "mixed.jsonl", [good[0], bad[0], good[1], bad[1], good[2]])
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(tmp_path / "mixed.jsonl"), "--model", str(ws / "model")]
+    code, _, err = run_cli([*argv, "--out-dir", str(out)], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "mixed.jsonl:2: " in err and "truncated" in err and "mixed.jsonl:4: " in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["utterances"] == 3 and [f["line"] for f in summary["failed"]] == [2, 4]
+    assert (out / "report.txt").read_text().count("not transcribed, not scored") == 2
+    write_manifest(tmp_path / "all_bad.jsonl", bad)
+    code, _, err = run_cli(["evaluate", str(tmp_path / "all_bad.jsonl"), *argv[2:]], capsys)
+    assert code == 2 and "no utterance could be transcribed" in err
