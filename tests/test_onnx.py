@@ -198,3 +198,32 @@ def test_bundled_transcripts_are_the_same_on_both_runtimes(bundled, decoder):
     expected = [t.text for t in pytorch.transcribe(inputs, options, word_timestamps=True)]
     assert got == expected
     assert got[0]  # the sample is speech: something was recognized
+
+
+def test_a_graph_that_disagrees_with_its_vocabulary_or_is_not_finite_is_refused(tmp_path):
+    import json
+
+    import onnx
+
+    from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from asr.inference.runtime_onnx import METADATA_KEY
+
+    tiny_checkpoint(tmp_path, MODELS[0])
+    export_onnx(tmp_path / "model.pt", tmp_path / "good")
+    graph = onnx.load(str(tmp_path / "good" / ONNX_FILE))
+    for prop in graph.metadata_props:
+        if prop.key == METADATA_KEY:
+            record = json.loads(prop.value)
+            record["vocab"] = record["vocab"][:-1]  # one token fewer than the output's width
+            prop.value = json.dumps(record)
+    onnx.save(graph, str(tmp_path / "narrow.onnx"))
+    with pytest.raises(CheckpointError, match=r"narrow.onnx: the graph's output has shape"):
+        OnnxRunner.from_file(tmp_path / "narrow.onnx")
+    record = load_checkpoint(tmp_path / "model.pt")
+    weights = dict(record["model"])
+    key = next(k for k in weights if k.startswith("output.") and k.endswith("bias"))
+    weights[key] = torch.full_like(weights[key], float("nan"))
+    save_checkpoint(tmp_path / "nan" / "model.pt", {**record, "model": weights})
+    export_onnx(tmp_path / "nan" / "model.pt", tmp_path / "nan")
+    with pytest.raises(CheckpointError, match="log-probs are not finite"):
+        OnnxRunner.from_file(tmp_path / "nan" / ONNX_FILE)

@@ -88,7 +88,26 @@ class OnnxRunner:
             subsampling = int(record["config"]["model"]["subsampling"])
         except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise CheckpointError(f"{path}: inconsistent graph metadata ({err})") from err
-        return cls(session, extractor, vocab, subsampling)
+        runner = cls(session, extractor, vocab, subsampling)
+        runner.check_output(path)
+        return runner
+
+    def check_output(self, path: str | Path) -> None:
+        """Run the graph once on a second of low noise: its log-probs must be (B, T', V)
+        for the vocabulary it carries, and finite. A graph that disagrees (another
+        vocabulary's width, a damaged weight) would decode to garbage or to nothing."""
+        probe = np.random.default_rng(0).normal(0, 1e-3, self.sample_rate).astype(np.float32)
+        try:
+            log_probs, _ = self.log_probs([probe])
+        except Exception as err:  # onnxruntime's own errors for a graph that cannot run
+            raise CheckpointError(f"{path}: the graph does not run ({err})") from err
+        if log_probs.ndim != 3 or log_probs.shape[-1] != len(self.vocab):
+            raise CheckpointError(
+                f"{path}: the graph's output has shape {list(log_probs.shape)}, not "
+                f"(batch, frames, {len(self.vocab)}) for its vocabulary of {len(self.vocab)}"
+            )
+        if not np.isfinite(log_probs).all():
+            raise CheckpointError(f"{path}: the graph's log-probs are not finite (NaN or inf)")
 
     def log_probs(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Mono waveforms at `sample_rate` -> (B, T', V) float32 log-probs, (B,) lengths."""
