@@ -110,3 +110,17 @@ def test_vocab_size_limits_lm_and_lexicon(tmp_path):
     words = [line.split()[0] for line in (tmp_path / "lm" / "lexicon.txt").read_text().splitlines()]
     assert words == ["the", "cat"]
     assert "bird" not in (tmp_path / "lm" / "lm.arpa").read_text()
+
+
+@needs_kenlm
+def test_a_failed_build_leaves_the_folder_as_it_was(tmp_path):
+    from asr.inference.lm import LMError, build_lm
+
+    (tmp_path / "good.txt").write_text("the cat sat\nthe dog ran\n" * 5)
+    build_lm(tmp_path / "good.txt", tmp_path / "lm", order=2)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "lm").iterdir()}
+    (tmp_path / "bad.txt").write_text("?! ...\n")  # normalizes to no words
+    with pytest.raises(LMError, match="no words"):
+        build_lm(tmp_path / "bad.txt", tmp_path / "lm", order=3)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "lm").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "good.txt", "lm"]

@@ -206,6 +206,23 @@ def build_lm(
         raise LMError(f"{text_path}: no such text file")
     lmplz, build_binary = find_kenlm_tool("lmplz"), find_kenlm_tool("build_binary")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Everything is built beside the folder and moved in only once all of it is: a failed
+    # build leaves an existing LM (lm.arpa, lm.bin, lexicon.txt, lm.json) as it was.
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as staging:
+        info = _build_into(Path(staging), text_path, order, prune, unit, vocab_size, memory,
+                           quantize_bits, lmplz, build_binary)  # fmt: skip
+        for name in (LM_ARPA, LM_BINARY, LEXICON, LM_INFO):
+            built = Path(staging) / name
+            if built.is_file():
+                os.replace(built, out_dir / name)
+            elif name == LEXICON:  # a character LM has none: an old one would mislead
+                (out_dir / name).unlink(missing_ok=True)
+    return info
+
+
+def _build_into(out_dir: Path, text_path, order, prune, unit, vocab_size, memory,
+                quantize_bits, lmplz, build_binary) -> LMInfo:  # fmt: skip
+    """`build_lm`'s work, every file written into `out_dir` (a staging folder)."""
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         corpus = Path(tmp) / "normalized.txt"
         _write_normalized(text_path, corpus)
