@@ -70,6 +70,12 @@ _ORDINAL_WORDS = {
 _SYMBOL_WORDS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
 _QUOTES = {"\u2018": "'", "\u2019": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"}
 
+_CURRENCIES = {"$": ("dollar", "cent"), "\u00a3": ("pound", "penny"), "\u20ac": ("euro", "cent")}
+_MONEY_RE = re.compile(r"([$\u00a3\u20ac])\s?(\d+(?:,\d{3})*)(?:\.(\d{2}))?\b")
+# Digit by digit: phone numbers (555-1234), numbers with a leading zero (007), N11 codes.
+_DIGITWISE_RE = re.compile(r"\b\d{3}(?:-\d{2,4})+\b|(?<![\d,.])\b(?:0\d+|[2-9]11)\b(?![,.]\d)")
+_DECADE_RE = re.compile(r"\b(1[1-9]|20)(\d)0s\b")
+_YEAR_RE = re.compile(r"(?<![\d,.])\b(1[1-9]\d\d|20\d\d)\b(?!,\d{3}|\.\d)")
 _ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _DECIMAL_RE = re.compile(r"\b(\d+)\.(\d+)\b")
 _THOUSANDS_RE = re.compile(r"\b(\d{1,3}(?:,\d{3})+)\b")
@@ -115,7 +121,51 @@ def _ordinal(number: int) -> str:
     return " ".join(words)
 
 
+def _money(m: re.Match) -> str:
+    """"$2.50" -> "two dollars and fifty cents", "$1" -> "one dollar"."""
+    unit, cent = _CURRENCIES[m.group(1)]
+    whole = int(m.group(2).replace(",", ""))
+    words = f"{number_to_words(whole)} {unit}{'' if whole == 1 else 's'}"
+    cents = int(m.group(3) or 0)
+    if cents:
+        plural = "pence" if cent == "penny" else "cents"
+        words += f" and {number_to_words(cents)} {cent if cents == 1 else plural}"
+    return f" {words} "
+
+
+def _digitwise(m: re.Match) -> str:
+    """"555-1234" -> "five five five one two three four"; "007" -> "oh oh seven"."""
+    digits = [d for d in m.group(0) if d.isdigit()]
+    return " " + " ".join("oh" if d == "0" else _ONES[int(d)] for d in digits) + " "
+
+
+def _year(number: int) -> str:
+    """A year as it is said: 1998 "nineteen ninety eight", 1905 "nineteen oh five", 1900
+    "nineteen hundred", 2005 "two thousand and five", 2019 "twenty nineteen"."""
+    high, low = divmod(number, 100)
+    if 2000 <= number < 2010:
+        return number_to_words(number)
+    if low == 0:
+        return f"{number_to_words(high)} hundred"
+    rest = f"oh {_ONES[low]}" if low < 10 else number_to_words(low)
+    return f"{number_to_words(high)} {rest}"
+
+
+def _decade(m: re.Match) -> str:
+    """"1990s" -> "nineteen nineties", "1900s" -> "nineteen hundreds", "2000s" ->
+    "two thousands"."""
+    century, tens = int(m.group(1)), int(m.group(2))
+    if tens == 0:
+        return f" {number_to_words(century * 100) if century == 20 else _year(century * 100)}s "
+    plural = _TENS[tens][:-1] + "ies" if tens > 1 else "tens"
+    return f" {number_to_words(century)} {plural} "
+
+
 def _spell_numbers(text: str) -> str:
+    text = _MONEY_RE.sub(_money, text)
+    text = _DIGITWISE_RE.sub(_digitwise, text)
+    text = _DECADE_RE.sub(_decade, text)
+    text = _YEAR_RE.sub(lambda m: " " + _year(int(m.group(1))) + " ", text)
     text = _THOUSANDS_RE.sub(lambda m: m.group(1).replace(",", ""), text)
     text = _ORDINAL_RE.sub(lambda m: " " + _ordinal(int(m.group(1))) + " ", text)
     text = _DECIMAL_RE.sub(

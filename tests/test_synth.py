@@ -41,14 +41,12 @@ def test_read_sentences_normalizes_and_reports(tmp_path):
     assert kept == ["the cafe served creme brulee to everyone who came"]
     assert rejected == [
         ("CHAPTER I", "2 word(s) < 3"),
-        ("It was 1984, and the clocks were striking thirteen.", "15 words > 9"),
+        ("It was 1984, and the clocks were striking thirteen.", "11 words > 9"),
         ("Hi!", "1 word(s) < 3"),
         ("Straße has a letter we lack.", "characters ['ß']"),
     ]
     kept, _ = read_sentences([book], min_words=3, max_words=20)
-    assert kept[0] == (
-        "it was one thousand nine hundred and eighty four and the clocks were striking thirteen"
-    )
+    assert kept[0] == ("it was nineteen eighty four and the clocks were striking thirteen")
 
 
 def test_plan_is_seeded_per_index(tmp_path):
