@@ -39,6 +39,7 @@ __all__ = [
 # Rates read at all: below 1 kHz a header describes no speech (a 12 KB file at 1 Hz claims
 # 6,000 s); above 384 kHz none is recorded.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
+MAX_CHANNELS = 64  # a block of a 1,000-channel file would be 2 GB before the downmix
 MAX_PHASES = 1_000  # polyphase filters a resampling ratio may need (`resampling_ratio`)
 
 
@@ -84,6 +85,8 @@ def audio_info(path: str | Path) -> AudioInfo:
             f"{path}: sample rate {info.samplerate} Hz is not audio this reads "
             f"({MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)"
         )
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioError(f"{path}: {info.channels} channels; at most {MAX_CHANNELS} are read")
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames))
 
 

@@ -150,6 +150,24 @@ def memory(folder: Path, model: str, short: float, long: float) -> list[tuple]:
     return rows
 
 
+def odd_rates(folder: Path, model: str) -> list[tuple]:
+    """Peak memory of 1 s files at rates whose exact resampling ratio needs thousands of
+    filters (issue 25: 16001 Hz once took 6.1 GB); (rate, loaded, peak, seconds)."""
+    rows = []
+    for rate in (16_001, 44_101, 11_127, 22_254):
+        path = folder / f"odd_{rate}.wav"
+        write_noise(path, 1 / 60, rate, 1)
+        done = subprocess.run(
+            [PYTHON, "-c", _MEASURE, str(path), model], capture_output=True, text=True, cwd=ROOT
+        )
+        path.unlink()
+        if done.returncode != 0:
+            raise SystemExit(f"measuring {path.name} failed:\n{done.stderr[-2000:]}")
+        loaded, peak, _, seconds = map(float, done.stdout.split()[-4:])
+        rows.append((rate, loaded, peak, seconds))
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default="bundled", help="model folder for part 2")
@@ -177,6 +195,10 @@ def main() -> None:
         if args.skip_memory:
             return
         rows = memory(Path(tmp), args.model, args.short_minutes, args.long_minutes)
+        odd = odd_rates(Path(tmp), args.model)
+    print("\npeak memory of 1 s at odd rates (MiB): rate, model loaded, peak, above, seconds")
+    for rate, loaded, peak, seconds in odd:
+        print(f"  {rate:>6} Hz {loaded:8.0f} {peak:7.0f} {peak - loaded:7.0f} {seconds:8.2f}")
     print("\npeak memory, `asr transcribe` of one file (MiB; model: " + args.model + ")")
     print(
         f"{'format':<18} {'minutes':>7} {'model loaded':>12} {'peak':>7} {'above':>7} "

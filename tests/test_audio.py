@@ -111,3 +111,11 @@ def test_rates_below_audio_are_refused_from_the_header(rate, tmp_path):
     sf.write(tmp_path / "slow.wav", np.zeros(6000, np.float32), rate)  # 6000 s at 1 Hz
     with pytest.raises(AudioError, match=f"slow.wav: sample rate {rate} Hz is not audio"):
         audio_info(tmp_path / "slow.wav")
+
+
+def test_a_file_of_hundreds_of_channels_is_refused_from_the_header(tmp_path):
+    from asr.audio import AudioError, audio_info
+
+    sf.write(tmp_path / "wide.wav", np.zeros((10, 200), np.float32), 16_000)
+    with pytest.raises(AudioError, match="wide.wav: 200 channels; at most 64"):
+        audio_info(tmp_path / "wide.wav")
