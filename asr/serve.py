@@ -249,13 +249,11 @@ def _parse_hotwords(form: FormData, limit: int, searchable: bool) -> tuple[Hotwo
     if entries and not searchable:
         message = "hotwords need the lexicon beam search, which this server does not run"
         raise ApiError(400, message, "hotwords")
+    if len(entries) > limit:
+        raise ApiError(400, f"{len(entries)} hotwords; at most {limit}", "hotwords")
     hinted = [w for w in normalize_text(prompt).split() if len(w) >= _PROMPT_MIN_LETTERS]
-    hints = [Hotword((w,), PROMPT_BOOST) for w in hinted] if searchable else []
-    merged = merge_hotwords([*entries, *hints])
-    if len(merged) > limit:
-        message = f"{len(merged)} hotwords (the hotwords and prompt fields); at most {limit}"
-        raise ApiError(400, message, "hotwords")
-    return merged
+    hints = [Hotword((w,), PROMPT_BOOST) for w in dict.fromkeys(hinted)] if searchable else []
+    return merge_hotwords([*entries, *hints[: limit - len(entries)]])  # a long prompt: its first
 
 
 def _parse_form(form: FormData, max_hotwords: int = 1000, searchable: bool = False) -> _Params:

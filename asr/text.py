@@ -122,7 +122,7 @@ def _ordinal(number: int) -> str:
 
 
 def _money(m: re.Match) -> str:
-    """"$2.50" -> "two dollars and fifty cents", "$1" -> "one dollar"."""
+    """ "$2.50" -> "two dollars and fifty cents", "$1" -> "one dollar"."""
     unit, cent = _CURRENCIES[m.group(1)]
     whole = int(m.group(2).replace(",", ""))
     words = f"{number_to_words(whole)} {unit}{'' if whole == 1 else 's'}"
@@ -134,7 +134,7 @@ def _money(m: re.Match) -> str:
 
 
 def _digitwise(m: re.Match) -> str:
-    """"555-1234" -> "five five five one two three four"; "007" -> "oh oh seven"."""
+    """ "555-1234" -> "five five five one two three four"; "007" -> "oh oh seven"."""
     digits = [d for d in m.group(0) if d.isdigit()]
     return " " + " ".join("oh" if d == "0" else _ONES[int(d)] for d in digits) + " "
 
@@ -152,7 +152,7 @@ def _year(number: int) -> str:
 
 
 def _decade(m: re.Match) -> str:
-    """"1990s" -> "nineteen nineties", "1900s" -> "nineteen hundreds", "2000s" ->
+    """ "1990s" -> "nineteen nineties", "1900s" -> "nineteen hundreds", "2000s" ->
     "two thousands"."""
     century, tens = int(m.group(1)), int(m.group(2))
     if tens == 0:

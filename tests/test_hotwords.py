@@ -239,6 +239,8 @@ def test_the_server_takes_a_hotwords_field_and_the_prompt(tone_setup):
         assert "boost '0'" in bad.json()["error"]["message"]
         many = post(hotwords="look, all, mat")
         assert many.status_code == 400 and "at most 2" in many.json()["error"]["message"]
+        long = post(prompt="Look! " + "Bonaparte Napoleon " * 500)  # hints beyond 2: dropped
+        assert long.status_code == 200 and long.json()["text"].split()[0] == "look"
     recognizer.default_options = DecodingOptions()  # greedy: no search to give them to
     with TestClient(create_app(recognizer, config), base_url=LOCAL) as client:
         assert post(prompt="a red mat").status_code == 200  # a hint, dropped
