@@ -54,7 +54,7 @@ def test_mini_librispeech_all_stages(tmp_path):
 @needs_kenlm
 def test_default_model_all_stages(tmp_path):
     """recipes/default_model/run.sh, data to model folder to reports, on a tiny corpus:
-    E, its CTC-CRF fine-tuning L, a word LM, the folder tuned on the held-out speaker."""
+    N (CTC-CRF), its fine-tuning O, a word LM, the folder tuned on the held-out speaker."""
     shared = tmp_path / "mini"
     for speaker in ("1", "2", "3", "4"):
         make_librispeech(shared, "train", {(speaker, "10"): [1.5] * 3})
@@ -71,9 +71,11 @@ def test_default_model_all_stages(tmp_path):
          "LM_BUILD": "--order 2", "LM_WEIGHTS": "1", "WORD_SCORES": "0"},
     )  # fmt: skip
     assert len(read_manifest(manifests / "mini_spk" / "held_out.jsonl")) == 3
-    crf = json.loads((exp / "ft_crf" / "train.log").read_text().splitlines()[-1])
+    crf = json.loads((exp / "ft_crf_n_utt" / "train.log").read_text().splitlines()[-1])
     assert crf["epoch"] == 1 and crf["train_loss"] > 0
-    assert 'loss = "ctc_crf"' in (exp / "ft_crf" / "config.toml").read_text()
+    config = (exp / "ft_crf_n_utt" / "config.toml").read_text()
+    assert 'loss = "ctc_crf"' in config and 'normalization = "utterance"' in config
+    assert 'loss = "ctc_crf"' in (exp / "dm_crf" / "config.toml").read_text()
     decoding = json.loads((out / "decoding.json").read_text())
     assert (decoding["decoder"], decoding["lexicon_words"], decoding["lm_weight"]) == (
         "beam",
@@ -81,7 +83,7 @@ def test_default_model_all_stages(tmp_path):
         1,
     )
     for split in ("valid", "dev"):
-        summary = json.loads((exp / "eval_l" / f"{split}-lm" / "summary.json").read_text())
+        summary = json.loads((exp / "eval_o" / f"{split}-lm" / "summary.json").read_text())
         assert summary["utterances"] == (3 if split == "valid" else 2)
         assert summary["decoding"]["decoder"] == "beam"
 

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The bundled English model (data/models/en-default), from the data to the model folder:
-# configuration E, then L (E fine-tuned with the CTC-CRF loss), chosen on three validation
-# speakers (recipes/default_model/README.md).
+# configuration N (E's recipe from scratch with the CTC-CRF loss), then O (N fine-tuned with
+# CTC-CRF and per-utterance normalization), chosen on three validation speakers
+# (recipes/default_model/README.md, issue 21).
 #   bash recipes/default_model/run.sh            # every stage, from the repository root
 #   STAGE=3 bash recipes/default_model/run.sh    # from stage 3 on
-#   RESUME=1 STAGE=2 STOP_STAGE=2 bash recipes/default_model/run.sh   # continue E's training
-# Training takes about 40 min (E: the feature cache, 48 s then 192 s batches) plus 11 min
-# (L) on 2 CPU cores, and 96 s to build the cache the first time; run it with nohup, alone
+#   RESUME=1 STAGE=2 STOP_STAGE=2 bash recipes/default_model/run.sh   # continue N's training
+# Training takes about 50 min (N: the feature cache, 48 s then 192 s batches) plus 10 min
+# (O) on 2 CPU cores, and 96 s to build the cache the first time; run it with nohup, alone
 # on the machine (a second busy process slows the training loop down many times).
 # tests/test_recipes.py runs every stage on a tiny corpus (the variables below).
 set -euo pipefail
 
 ASR=${ASR:-python -m asr}
-STAGE=${STAGE:-1}  # 1 data, 2 train E, 3 fine-tune L (CTC-CRF), 4 LM, 5 model folder, 6 evaluate
+STAGE=${STAGE:-1}  # 1 data, 2 train N, 3 fine-tune O, 4 LM, 5 model folder, 6 evaluate
 STOP_STAGE=${STOP_STAGE:-6}
 SHARED=${SHARED:-../shared/data/mini_librispeech}
 GUTENBERG=${GUTENBERG:-../shared/data/gutenberg/books ../shared/data/gutenberg_extra/books}
@@ -22,9 +23,9 @@ EXP=${EXP:-exp}
 SPEAKERS=${SPEAKERS:-1898 3242 6272}  # the validation speakers (both sexes)
 TRAIN_SET=${TRAIN_SET:-}  # extra "key=value" overrides for both trainings, space-separated
 LM_BUILD=${LM_BUILD:---order 4 --prune 0 2 4 6 --vocab-size 100000 --memory 8G --quantize 8}
-LM_WEIGHTS=${LM_WEIGHTS:-2 2.5 3}
-WORD_SCORES=${WORD_SCORES:--2 -1 0}
-OUT=${OUT:-$EXP/en-l}  # the model folder
+LM_WEIGHTS=${LM_WEIGHTS:-1.5 2 2.5}
+WORD_SCORES=${WORD_SCORES:--4 -3 -2}
+OUT=${OUT:-$EXP/en-o}  # the model folder
 SHIP=${SHIP:-0}  # 1: stage 5 also copies it to data/models/en-default
 RESUME=${RESUME:-0}
 VALID=$MANIFESTS/mini_spk/held_out.jsonl
@@ -41,12 +42,12 @@ if ((STAGE <= 1 && 1 <= STOP_STAGE)); then
     # shellcheck disable=SC2086
     $ASR data split "$MANIFESTS/mini/train.jsonl" --speakers $SPEAKERS --out-dir "$MANIFESTS/mini_spk"
 fi
-if ((STAGE <= 2 && 2 <= STOP_STAGE)); then  # E: x3, phone head, aug, 20 epochs, plain CTC
-    $ASR train --config $CONFIGS/e_x3_aux.toml --exp-dir "$EXP/dm_e_fast4" "${sets[@]}" "${resume[@]}"
+if ((STAGE <= 2 && 2 <= STOP_STAGE)); then  # N: E's recipe, CTC-CRF from scratch, 20 epochs
+    $ASR train --config $CONFIGS/n_crf_scratch.toml --exp-dir "$EXP/dm_crf" "${sets[@]}" "${resume[@]}"
 fi
-if ((STAGE <= 3 && 3 <= STOP_STAGE)); then  # L: E + 6 epochs of CTC-CRF, last 3 averaged
-    $ASR train --config $CONFIGS/l_crf_ft.toml --exp-dir "$EXP/ft_crf" \
-        --init-from "$EXP/dm_e_fast4/model.pt" "${sets[@]}"
+if ((STAGE <= 3 && 3 <= STOP_STAGE)); then  # O: N + 6 CTC-CRF epochs, per-utterance norm
+    $ASR train --config $CONFIGS/o_crf_utt_ft.toml --exp-dir "$EXP/ft_crf_n_utt" \
+        --init-from "$EXP/dm_crf/averaged.pt" "${sets[@]}"
 fi
 if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
     # Word 4-gram from both Gutenberg folders (1,104 books, 68.7M words; the books dev/
@@ -59,7 +60,7 @@ fi
 if ((STAGE <= 5 && 5 <= STOP_STAGE)); then
     # fp16 weights + ONNX graph (the light runtime's) + LM + lexicon; the trie holds the 30k
     # commonest words; LM weight and word score tuned on the validation speakers at beam 100.
-    $ASR export "$EXP/ft_crf/averaged.pt" --out "$OUT" --half --onnx --lm "$EXP/lm/big"
+    $ASR export "$EXP/ft_crf_n_utt/averaged.pt" --out "$OUT" --half --onnx --lm "$EXP/lm/big"
     # shellcheck disable=SC2086
     $ASR decode tune "$OUT" "$VALID" --beam-size 100 --lexicon-words 30000 \
         --lm-weights $LM_WEIGHTS --word-scores $WORD_SCORES
@@ -73,7 +74,7 @@ if ((STAGE <= 6 && 6 <= STOP_STAGE)); then
     for split in valid dev; do
         manifest=$VALID
         [[ $split == dev ]] && manifest=$DEV
-        $ASR evaluate "$manifest" --model "$OUT" --decoder greedy --out-dir "$EXP/eval_l/$split-greedy"
-        $ASR evaluate "$manifest" --model "$OUT" --out-dir "$EXP/eval_l/$split-lm"
+        $ASR evaluate "$manifest" --model "$OUT" --decoder greedy --out-dir "$EXP/eval_o/$split-greedy"
+        $ASR evaluate "$manifest" --model "$OUT" --out-dir "$EXP/eval_o/$split-lm"
     done
 fi
