@@ -133,20 +133,26 @@ def write_noise(path: Path, minutes: float, sample_rate: int, channels: int) -> 
             f.write(wave)
 
 
+def measure(path: Path, model: str) -> tuple[float, float, float, float]:
+    """(model loaded MiB, peak MiB, audio s, seconds) of `_MEASURE` on one file, in a fresh
+    process; the file is removed afterwards."""
+    done = subprocess.run(
+        [PYTHON, "-c", _MEASURE, str(path), model], capture_output=True, text=True, cwd=ROOT
+    )
+    path.unlink()
+    if done.returncode != 0:
+        raise SystemExit(f"measuring {path.name} failed:\n{done.stderr[-2000:]}")
+    loaded, peak, audio, seconds = map(float, done.stdout.split()[-4:])
+    return loaded, peak, audio, seconds
+
+
 def memory(folder: Path, model: str, short: float, long: float) -> list[tuple]:
     rows = []
     for rate, channels in ((44_100, 2), (16_000, 1)):
         for minutes in (short, long):
             path = folder / f"noise_{rate}_{channels}ch_{minutes:g}min.wav"
             write_noise(path, minutes, rate, channels)
-            done = subprocess.run(
-                [PYTHON, "-c", _MEASURE, str(path), model], capture_output=True, text=True, cwd=ROOT
-            )
-            path.unlink()
-            if done.returncode != 0:
-                raise SystemExit(f"measuring {path.name} failed:\n{done.stderr[-2000:]}")
-            loaded, peak, audio, seconds = map(float, done.stdout.split()[-4:])
-            rows.append((rate, channels, minutes, loaded, peak, audio, seconds))
+            rows.append((rate, channels, minutes, *measure(path, model)))
     return rows
 
 
@@ -157,13 +163,7 @@ def odd_rates(folder: Path, model: str) -> list[tuple]:
     for rate in (16_001, 44_101, 11_127, 22_254):
         path = folder / f"odd_{rate}.wav"
         write_noise(path, 1 / 60, rate, 1)
-        done = subprocess.run(
-            [PYTHON, "-c", _MEASURE, str(path), model], capture_output=True, text=True, cwd=ROOT
-        )
-        path.unlink()
-        if done.returncode != 0:
-            raise SystemExit(f"measuring {path.name} failed:\n{done.stderr[-2000:]}")
-        loaded, peak, _, seconds = map(float, done.stdout.split()[-4:])
+        loaded, peak, _, seconds = measure(path, model)
         rows.append((rate, loaded, peak, seconds))
     return rows
 

@@ -279,9 +279,12 @@ class _Sent(list):
         self.append(message)
 
 
-def _call_asgi(app, headers: list, chunks: list[bytes]) -> tuple[int, int]:
-    """POST `chunks` to the app as an ASGI server would; (status, chunks the app read)."""
-    scope = {
+_MULTIPART = [(b"content-type", b"multipart/form-data; boundary=b0und")]
+
+
+def _post_scope(headers: list) -> dict:
+    """The ASGI scope of a POST to the endpoint from 127.0.0.1, Host the server's own."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -295,6 +298,11 @@ def _call_asgi(app, headers: list, chunks: list[bytes]) -> tuple[int, int]:
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 8000),
     }
+
+
+def _call_asgi(app, headers: list, chunks: list[bytes]) -> tuple[int, int]:
+    """POST `chunks` to the app as an ASGI server would; (status, chunks the app read)."""
+    scope = _post_scope(headers)
     receive, sent = _ChunkedBody(chunks), _Sent()
     asyncio.run(app(scope, receive, sent))
     return sent[0]["status"], receive.read
@@ -518,15 +526,10 @@ def test_a_stalled_upload_is_closed_with_408(upload_dir):
                 return {"type": "http.request", "body": b"--b0und\r\n", "more_body": True}
             await asyncio.sleep(60)
 
-    scope_headers = [(b"content-type", b"multipart/form-data; boundary=b0und")]
     app = create_app(OracleRecognizer(), ServeConfig(read_timeout=0.2, upload_dir=str(upload_dir)))
     sent = _Sent()
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": URL, "raw_path": URL.encode(), "query_string": b"",
-             "root_path": "", "headers": [(b"host", b"127.0.0.1:8000"), *scope_headers],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}  # fmt: skip
     started = time.perf_counter()
-    asyncio.run(app(scope, Stalling(), sent))
+    asyncio.run(app(_post_scope(_MULTIPART), Stalling(), sent))
     assert time.perf_counter() - started < 5
     assert sent[0]["status"] == 408
     assert b"nothing received for 0.2 s" in b"".join(m.get("body", b"") for m in sent[1:])
@@ -543,15 +546,8 @@ def test_a_client_that_leaves_mid_upload_is_one_quiet_line(upload_dir, caplog):
                 return {"type": "http.request", "body": b"--b0und\r\n", "more_body": True}
             return {"type": "http.disconnect"}
 
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"content-type", b"multipart/form-data; boundary=b0und"),
-    ]
     app = create_app(OracleRecognizer(), ServeConfig(upload_dir=str(upload_dir)))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": URL, "raw_path": URL.encode(), "query_string": b"",
-             "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 8000)}  # fmt: skip
+    scope = _post_scope(_MULTIPART)
     with caplog.at_level(logging.INFO, logger="asr.serve"):
         asyncio.run(app(scope, Leaving(), _Sent()))
     records = [r for r in caplog.records if r.name == "asr.serve"]
