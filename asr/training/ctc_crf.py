@@ -163,7 +163,7 @@ class LogPartition(torch.autograd.Function):
         peak = emit.amax(-1, keepdim=True)  # (B, T, 1)
         weights = (emit - peak).exp()  # (B, T, S), the largest 1 in each frame
         step = trans.exp()  # (S, S)
-        batch, frames, _ = emit.shape
+        frames = emit.shape[1]
         first = initial + emit[:, 0]  # (B, S)
         top = first.amax(-1, keepdim=True)
         alpha, scale = _normalize((first - top).exp())
@@ -218,6 +218,7 @@ class CtcCrfLoss(nn.Module):
         self.den = den
         self.ctc_weight = ctc_weight
         self.ctc = nn.CTCLoss(blank=blank, reduction="none", zero_infinity=True)
+        self.plain = nn.CTCLoss(blank=blank, reduction="sum", zero_infinity=True)  # aux heads
 
     def forward(self, log_probs, targets, out_lens, target_lens):
         ctc = self.ctc(log_probs, targets, out_lens, target_lens)  # (B,)
@@ -226,11 +227,9 @@ class CtcCrfLoss(nn.Module):
         return ((1 + self.ctc_weight) * ctc - lm + log_z).sum()
 
 
-def plain_ctc(criterion: nn.Module, blank: int) -> nn.Module:
-    """The plain summed CTC loss for an auxiliary head beside `criterion`."""
-    if isinstance(criterion, nn.CTCLoss):
-        return criterion
-    return nn.CTCLoss(blank=blank, reduction="sum", zero_infinity=True)
+def plain_ctc(criterion: nn.Module) -> nn.Module:
+    """The plain summed CTC loss for an auxiliary head beside `criterion` (built once)."""
+    return criterion.plain if isinstance(criterion, CtcCrfLoss) else criterion
 
 
 def _ctc(train, vocab, sequences) -> nn.Module:

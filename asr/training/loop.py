@@ -248,7 +248,7 @@ def compute_loss(
     if with_aux and aux_log_probs:
         aux_targets, aux_lens = aux
         aux_ok = ok & ctc_feasible(out_lens, aux_targets, aux_lens)
-        aux_ctc = plain_ctc(ctc, blank=0)  # the phone head's blank is PHONE_TOKENS[0]
+        aux_ctc = plain_ctc(ctc)  # both vocabularies' blank is id 0
         aux_loss = _masked_ctc(aux_ctc, aux_log_probs[0], out_lens, aux_targets, aux_lens, aux_ok)
         loss = (1 - aux_weight) * loss + aux_weight * aux_loss
     return StepResult(loss / count, count, len(ok) - count, log_probs, out_lens)
@@ -326,7 +326,7 @@ class Trainer:
     bad_steps: int = 0  # consecutive non-finite steps
     nonfinite_steps: int = 0  # non-finite steps skipped in the whole run
     writer: object | None = None  # TensorBoard SummaryWriter on rank 0
-    criterion: nn.Module | None = None  # train.loss's; None: plain CTC
+    criterion: nn.Module | None = None  # train.loss's (ctc_crf.make_criterion)
 
     @property
     def raw_model(self) -> AcousticModel:
@@ -912,7 +912,7 @@ def _run(tr: Trainer, resume: bool, init_from: str | Path | None) -> None:
         tr.dtype,
         tr.dist.world_size,
     )
-    ctc = tr.criterion or nn.CTCLoss(blank=tr.vocab.blank_id, reduction="sum", zero_infinity=True)
+    ctc = tr.criterion  # build_trainer's make_criterion: train.loss
     log.info("loss: %s", cfg.train.loss)
     while tr.epoch < cfg.optim.epochs:
         metrics = {"epoch": tr.epoch + 1, **train_one_epoch(tr, ctc)}
