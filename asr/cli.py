@@ -38,6 +38,7 @@ from asr.manifest import split_manifest
 from asr.serve_config import ServeConfig
 from asr.transcribe import RUNTIMES
 from asr.tune import LM_WEIGHTS, WORD_SCORES, tune
+from asr.usererror import UserError
 
 __all__ = ["build_parser", "main", "serve_config"]
 
@@ -133,6 +134,14 @@ def _add_inference(sub) -> None:
     p.add_argument("--output-dir", help="write <audio name>.<format> per input here, not stdout")
     p.add_argument("--max-seconds", type=float, default=SegmentConfig.max_seconds, help=_SPLIT)
     p.add_argument("--quiet", action="store_true", help="no progress bar (none unless a tty)")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="decode each file as a live stream read at real-time pace: partial text as it "
+        "comes (on stderr), each utterance's final text at its pause (needs a streaming "
+        "model, e.g. data/models/en-stream)",
+    )
+    p.add_argument("--fast", action="store_true", help="with --stream: do not wait for real time")
     p.set_defaults(func=_run_transcribe)
     p = _command(sub, "evaluate", "WER and CER of a model on a manifest")
     p.description = "Writes report.txt (REF/HYP alignment per utterance) and summary.json."
@@ -176,6 +185,8 @@ def _run_transcribe(args) -> int:
     if args.output_dir:  # before any work: the folder, and no two outputs on one file
         formats.plan_outputs(paths, args.output_format, args.output_dir)
     recognizer = load_model(args.model, args.device, args.runtime, **_decoding(args))
+    if args.stream:
+        return _stream_files(recognizer, paths, not args.fast)
     options = recognizer.default_options
     how = {"output_format": args.output_format, "out_dir": args.output_dir}
     how |= {"batch_size": args.batch_size, "segment": SegmentConfig(args.max_seconds)}
@@ -189,6 +200,35 @@ def _run_transcribe(args) -> int:
     if report.failures or len(paths) > 1:
         print(report.summary, file=sys.stderr)
     return 1 if report.failures else 0
+
+
+def _stream_files(recognizer, paths: list, realtime: bool) -> int:
+    """`asr transcribe --stream`: partials overwrite one line of stderr (on a terminal; one
+    line each otherwise), final results go to stdout as "[start - end] text"."""
+    from asr.inference.stream import stream_file
+
+    live, failed = sys.stderr.isatty(), 0
+    for path in paths:
+        if len(paths) > 1:
+            print(f"== {path}")
+        try:
+            for event in stream_file(recognizer.stream(), path, realtime):
+                _print_event(event, live)
+        except UserError as err:  # one bad file; the others still get their results
+            print(f"asr: error: {err}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def _print_event(event, live: bool) -> None:
+    if event.kind == "partial":
+        end = "" if live else "\n"
+        print(("\r\033[K" if live else "") + event.text, end=end, file=sys.stderr, flush=True)
+        return
+    if live:
+        print("\r\033[K", end="", file=sys.stderr)
+    if event.text:
+        print(f"[{event.start:7.2f} - {event.end:7.2f}] {event.text}", flush=True)
 
 
 def _run_evaluate(args) -> int:

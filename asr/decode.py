@@ -52,6 +52,7 @@ __all__ = [
     "DecodingError",
     "DecodingOptions",
     "Hypothesis",
+    "StreamSearch",
     "as_array",
     "beam_decode",
     "beam_search",
@@ -215,8 +216,9 @@ def _check_file(path: str | None, what: str) -> None:
 class _BeamDecoder:
     """A flashlight decoder with what it needs kept alive beside it (the LM, the words)."""
 
-    def __init__(self, decoder, blank_id: int, lm, words, silence_id: int = -1) -> None:
-        self.decoder = decoder
+    def __init__(self, make, blank_id: int, lm, words, silence_id: int = -1) -> None:
+        self.make = make  # () -> a new flashlight search over the same trie and LM (streams)
+        self.decoder = make()
         self.blank_id = blank_id
         self.silence_id = silence_id  # lexicon search: the word-boundary token's id
         self.lm = lm  # the decoder holds a reference the binding does not count
@@ -235,9 +237,13 @@ class _BeamDecoder:
         spelling ends with the boundary token and the search keeps only hypotheses that
         end on one, but models emit none after the last word (their targets have none),
         so without it the last word of an utterance is dropped or paid for."""
+        return np.ascontiguousarray(np.concatenate([emissions, self.closing_frame(emissions)]))
+
+    def closing_frame(self, emissions: np.ndarray) -> np.ndarray:
+        """(1, V) float32: the boundary token certain, every other one impossible."""
         frame = np.full((1, emissions.shape[1]), _NEVER, dtype=np.float32)
         frame[0, self.silence_id] = 0.0
-        return np.ascontiguousarray(np.concatenate([emissions, frame]))
+        return frame
 
     def _raw(self, path, word_ids, score) -> _RawHypothesis:
         # The path has one label per frame (plus a start state): merge repeats, drop blanks.
@@ -271,8 +277,8 @@ def _beam_decoder(tokens: tuple[str, ...], options: DecodingOptions) -> _BeamDec
         # scored the wrong letters).
         lm = _kenlm(KenLM, options.lm_path, token_dict) if options.lm_path else fl.ZeroLM()
         opts = fl.LexiconFreeDecoderOptions(**_search_settings(options, len(tokens)))
-        search = fl.LexiconFreeDecoder(opts, lm, silence, blank, [])
-        return _BeamDecoder(search, blank, lm, None)
+        make = functools.partial(fl.LexiconFreeDecoder, opts, lm, silence, blank, [])
+        return _BeamDecoder(make, blank, lm, None)
     entries = _lexicon_entries(options.lexicon_path, tokens, options.lexicon_words)
     words = _word_dict(entries)
     lm = _kenlm(KenLM, options.lm_path, words) if options.lm_path else fl.ZeroLM()
@@ -306,8 +312,9 @@ def _lexicon_decoder(options, tokens, trie, lm, words, blank: int, silence: int)
         unk_score=options.unk_score,
     )
     unk = words.get_index(_UNK)
-    search = fl.LexiconDecoder(opts, trie, lm, silence, blank, unk, [], False)
-    return _BeamDecoder(search, blank, lm, words, silence)
+    # the partial holds the trie: the decoder keeps a reference the binding does not count
+    make = functools.partial(fl.LexiconDecoder, opts, trie, lm, silence, blank, unk, [], False)
+    return _BeamDecoder(make, blank, lm, words, silence)
 
 
 def _kenlm(kenlm_class, path: str, dictionary):
@@ -543,6 +550,50 @@ def beam_search(
     for i, shard in enumerate(done):
         results[i :: options.num_workers] = shard
     return results
+
+
+class StreamSearch:
+    """The beam search of `options` over a stream of log-prob rows: `accept` rows as they
+    come, `best` the hypothesis so far (partial text), `finish` the final n-best's best at
+    the end of a segment, after which the next segment starts afresh. Each stream has its
+    own search state over the shared trie and LM (built once per process)."""
+
+    def __init__(self, vocab: Vocabulary, options: DecodingOptions) -> None:
+        self.vocab = vocab
+        with _BUILDING:
+            self.base = _beam_decoder(tuple(_flashlight_tokens(vocab)), options.search_key)
+        self.search = self.base.make()
+        self.search.decode_begin()
+        self.frames = 0  # rows accepted in this segment
+
+    def accept(self, log_probs: np.ndarray) -> None:
+        """(n, V) log-prob rows, the segment's next."""
+        if len(log_probs):
+            rows = np.ascontiguousarray(log_probs, dtype=np.float32)
+            self.search.decode_step(rows.ctypes.data, *rows.shape)
+            self.frames += len(rows)
+
+    def best(self) -> Hypothesis:
+        """The best hypothesis so far; its token ids include a word being spelled."""
+        if not self.frames:
+            return Hypothesis("")
+        result = self.search.get_best_hypothesis(0)
+        return _to_hypothesis(self.base._raw(result.tokens, result.words, 0.0), self.vocab)
+
+    def finish(self) -> Hypothesis:
+        """The segment's best hypothesis; the search is ready for the next segment."""
+        if self.frames and self.base.words is not None:
+            frame = self.base.closing_frame(np.zeros((1, len(self.vocab)), np.float32))
+            self.search.decode_step(frame.ctypes.data, *frame.shape)
+        self.search.decode_end()
+        results = self.search.get_all_final_hypothesis() if self.frames else []
+        best = Hypothesis("")
+        if results:
+            top = results[0]
+            best = _to_hypothesis(self.base._raw(top.tokens, top.words, top.score), self.vocab)
+        self.search.decode_begin()
+        self.frames = 0
+        return best
 
 
 def _to_hypothesis(raw: _RawHypothesis, vocab: Vocabulary) -> Hypothesis:

@@ -2,7 +2,9 @@
 
 Normalization is global mean and variance per mel bin, estimated on the training set
 before training and stored with the model (the ESPnet/NeMo default), or per utterance
-(`normalization = "utterance"`), which needs no statistics and copes with unseen channels.
+(`normalization = "utterance"`), which needs no statistics and copes with unseen channels,
+or causally ("running", `logmel.RunningNorm`: each frame by the frames before it), which a
+stream can do as audio arrives.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 
 # The config and frame count live beside the numpy twin (logmel.py), which needs no torch.
-from asr.logmel import FeatureConfig, frame_count, mel_filterbank
+from asr.logmel import RUNNING_PRIOR_FRAMES, FeatureConfig, frame_count, mel_filterbank
 
 __all__ = [
     "FeatureConfig",
@@ -71,6 +73,19 @@ def _valid_mask(feat_lens: torch.Tensor, max_len: int) -> torch.Tensor:
     return (steps[None, :] < feat_lens[:, None]).unsqueeze(-1)
 
 
+def running_normalized(feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """`logmel.RunningNorm.batch` in torch: (B, T, F) -> (B, T, F), frame t by frames 0..t
+    and RUNNING_PRIOR_FRAMES frames of the global (F,) mean and std; sums in float64."""
+    x = feats.double()
+    prior = float(RUNNING_PRIOR_FRAMES)
+    mean, std = mean.double(), std.double()
+    count = prior + torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)[:, None]
+    avg = (prior * mean + x.cumsum(1)) / count  # (B, T, F)
+    avg_sq = (prior * (std.square() + mean.square()) + x.square().cumsum(1)) / count
+    spread = (avg_sq - avg.square()).clamp(min=1e-8).sqrt()
+    return ((x - avg) / spread).to(feats.dtype)
+
+
 def utterance_stats(feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Mean and std over each utterance's real frames: (B, T, F) -> (B, 1, F), (B, 1, F)."""
     mask = _valid_mask(feat_lens, feats.shape[1]).to(feats.dtype)
@@ -112,5 +127,7 @@ class FeatureExtractor(nn.Module):
         elif self.cfg.normalization == "utterance":
             mean, std = utterance_stats(feats, feat_lens)
             feats = (feats - mean) / std
+        elif self.cfg.normalization == "running":
+            feats = running_normalized(feats, self.mean, self.std)
         feats = feats.masked_fill(~_valid_mask(feat_lens, feats.shape[1]), 0.0)
         return feats, feat_lens

@@ -9,10 +9,13 @@ apply these, so the rules exist once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "SUBSAMPLING_FACTORS",
+    "StreamWindow",
     "ctc_min_frames",
     "ctc_min_frames_batch",
     "frame_seconds",
@@ -46,6 +49,45 @@ def subsampled_length(frames, factor: int):
     for stride in time_strides(factor):
         frames = strided_length(frames, stride)
     return frames
+
+
+@dataclass(frozen=True)
+class StreamWindow:
+    """The feature frames one latency-controlled step reads (`AcousticModel.stream_step`).
+
+    Step k emits output frames [k * chunk, (k + 1) * chunk); its backward direction also
+    reads `right` output frames after them; the front end's convolutions need `margin`
+    feature frames more on each side, so that the window's outputs equal those of the
+    whole utterance. The window starts at feature frame `start(k)` (negative for step 0:
+    frames before the first are given as zeros and masked).
+    """
+
+    chunk: int  # output frames a step emits
+    right: int  # output frames of look-ahead of the backward direction
+    stride: int  # feature frames per output frame (the subsampling factor)
+    margin: int  # feature frames of front-end context on each side, a multiple of stride
+
+    @classmethod
+    def of(cls, subsampling: int, chunk: int, right: int) -> StreamWindow:
+        strides = time_strides(subsampling)
+        # Each kernel-3 convolution reaches one of its input frames further each way.
+        reach = sum(math.prod(strides[:i]) for i in range(len(strides)))
+        stride = math.prod(strides)
+        return cls(chunk, right, stride, stride * math.ceil(reach / stride))
+
+    @property
+    def frames(self) -> int:
+        """Feature frames of one step's window."""
+        return 2 * self.margin + self.stride * (self.chunk + self.right)
+
+    def start(self, step: int) -> int:
+        """The feature frame (maybe negative) where step `step`'s window begins."""
+        return self.stride * self.chunk * step - self.margin
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Feature frames past its last emitted frame a step waits for."""
+        return self.stride * self.right + self.margin
 
 
 def frame_seconds(hop_length: int, subsampling: int, sample_rate: int) -> float:

@@ -17,14 +17,22 @@ import numpy as np
 __all__ = [
     "FeatureConfig",
     "LogMelExtractor",
+    "RunningNorm",
     "frame_count",
     "hann_window",
+    "log_mel_frames",
     "log_mel_spectrogram",
     "mel_filterbank",
 ]
 
 _LOG_OFFSET = 1e-6  # keeps log() finite on digital silence (as features.py)
-_NORMALIZATIONS = ("global", "utterance", "none")
+_NORMALIZATIONS = ("global", "utterance", "running", "none")
+# "running": frame t is normalized by the mean and variance of frames 0..t together with
+# this many frames' worth of the training-set statistics (a prior for the first second).
+# Causal, so a stream normalizes each frame as it arrives, exactly as training did.
+RUNNING_PRIOR_FRAMES = 100
+# normalizations that need the training-set statistics (estimated before training)
+GLOBAL_STATS_NORMALIZATIONS = ("global", "running")
 _MEL_BREAK_HZ = 1000.0  # slaney scale: linear below, logarithmic above
 _MEL_LINEAR_HZ = 200.0 / 3  # Hz per mel on the linear part
 _MEL_LOG_STEP = math.log(6.4) / 27.0  # log-Hz per mel on the logarithmic part
@@ -39,7 +47,9 @@ class FeatureConfig:
     n_mels: int = 80  # mel bins (slaney scale and area normalization, as librosa)
     f_min: float = 0.0  # lowest mel filter edge, Hz
     f_max: float = 8000.0  # highest mel filter edge, Hz
-    normalization: str = "global"  # "global" (training-set statistics), "utterance" or "none"
+    # "global" (training-set statistics), "utterance", "running" (causal: streaming models,
+    # see RUNNING_PRIOR_FRAMES) or "none"
+    normalization: str = "global"
 
     def __post_init__(self) -> None:
         if self.normalization not in _NORMALIZATIONS:
@@ -108,13 +118,22 @@ def log_mel_spectrogram(
     """
     half = cfg.n_fft // 2
     padded = np.pad(waveforms.astype(np.float64), ((0, 0), (half, half)))  # (B, S + n_fft)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=1)
-    frames = frames[:, :: cfg.hop_length]  # (B, T, n_fft)
-    spec = np.fft.rfft(frames * window, axis=-1)  # (B, T, n_fft // 2 + 1)
-    power = spec.real**2 + spec.imag**2
-    mel = power @ mel_fbank.astype(np.float64)  # (B, T, F') @ (F', n_mels)
     feat_lens = frame_count(np.asarray(wave_lens, dtype=np.int64), cfg.hop_length)
-    return np.log(mel + _LOG_OFFSET).astype(np.float32), feat_lens
+    return log_mel_frames(padded, window, mel_fbank, cfg), feat_lens
+
+
+def log_mel_frames(
+    padded: np.ndarray, window: np.ndarray, mel_fbank: np.ndarray, cfg: FeatureConfig
+) -> np.ndarray:
+    """(..., S) signal, already padded as the centered STFT pads it -> (..., T, n_mels)
+    float32 log-mel of every whole n_fft frame at hop_length steps (a stream's frames are
+    those of its signal so far)."""
+    frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=-1)
+    frames = frames[..., :: cfg.hop_length, :]  # (..., T, n_fft)
+    spec = np.fft.rfft(frames * window, axis=-1)  # (..., T, n_fft // 2 + 1)
+    power = spec.real**2 + spec.imag**2
+    mel = power @ mel_fbank.astype(np.float64)  # (..., T, F') @ (F', n_mels)
+    return np.log(mel + _LOG_OFFSET).astype(np.float32)
 
 
 def _valid_mask(feat_lens: np.ndarray, max_len: int) -> np.ndarray:
@@ -151,5 +170,42 @@ class LogMelExtractor:
         elif self.cfg.normalization == "utterance":
             mean, std = utterance_stats(feats, feat_lens)
             feats = (feats - mean) / std
+        elif self.cfg.normalization == "running":
+            feats = RunningNorm(self.mean, self.std).batch(feats)
         feats = np.where(_valid_mask(feat_lens, feats.shape[1]), feats, np.float32(0.0))
         return feats.astype(np.float32, copy=False), feat_lens
+
+
+class RunningNorm:
+    """Causal mean/variance normalization ("running"): frame t by the statistics of frames
+    0..t and RUNNING_PRIOR_FRAMES frames of the training set's. `batch` normalizes whole
+    (B, T, F) utterances; `__call__` the next (n, F) frames of one stream, carrying the
+    sums, so a stream fed in pieces gets `batch`'s values."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        prior = float(RUNNING_PRIOR_FRAMES)
+        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        self.total = prior * mean  # (F,) sum of frames so far, the prior's included
+        self.total_sq = prior * (np.square(std) + np.square(mean))  # (F,) sum of squares
+        self.count = prior
+
+    def batch(self, feats: np.ndarray) -> np.ndarray:
+        """(B, T, F) -> (B, T, F) float32; frames past a length do not reach earlier ones."""
+        steps = np.arange(1, feats.shape[1] + 1, dtype=np.float64)[None, :, None]  # (1, T, 1)
+        total = self.total + np.cumsum(feats, axis=1, dtype=np.float64)
+        total_sq = self.total_sq + np.cumsum(np.square(feats, dtype=np.float64), axis=1)
+        return _normalized(feats, total, total_sq, self.count + steps)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """(n, F) the stream's next frames -> (n, F) float32 normalized."""
+        out = self.batch(frames[None])[0]
+        self.total = self.total + frames.sum(0, dtype=np.float64)
+        self.total_sq = self.total_sq + np.square(frames, dtype=np.float64).sum(0)
+        self.count += len(frames)
+        return out
+
+
+def _normalized(feats, total, total_sq, count) -> np.ndarray:
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 1e-8))
+    return ((feats - mean) / std).astype(np.float32)

@@ -16,8 +16,8 @@ RNN_CELLS = ("lstm", "gru")  # the recurrent cells asr.model builds (its _RNN_TY
 @dataclass
 class ModelConfig:
     # the layers between the front end and the output: a name in asr.model.ENCODERS
-    # ("birnn": stacked bidirectional LSTM/GRU layers of rnn_type); checked there, where the
-    # table is
+    # ("birnn": stacked bidirectional LSTM/GRU layers of rnn_type; "lc_birnn": the same
+    # layers latency-controlled, for streaming); checked there, where the table is
     encoder: str = "birnn"
     rnn_type: str = "lstm"  # a recurrent cell of RNN_CELLS: "lstm" or "gru"
     num_layers: int = 3  # stacked bidirectional layers
@@ -31,6 +31,12 @@ class ModelConfig:
     # what the model emits: "chars" (the default) or "phones" (39 ARPAbet phones; the
     # lexicon beam search spells words from their pronunciations)
     units: str = "chars"
+    # encoder "lc_birnn" (latency-controlled, streams): output frames per chunk; the
+    # forward direction carries its state from chunk to chunk, the backward direction
+    # starts afresh at the end of each chunk's look-ahead
+    chunk_frames: int = 0
+    right_frames: int = 0  # lc_birnn: output frames of look-ahead for the backward direction
+    chunk_jitter: int = 0  # lc_birnn, training only: each batch's chunk drawn from +- this
 
     def __post_init__(self) -> None:
         if self.units not in UNITS:
@@ -45,6 +51,18 @@ class ModelConfig:
             )
         if self.num_layers < 1 or self.hidden_size < 1:
             raise ValueError("model.num_layers and model.hidden_size must be positive")
+        if self.chunk_frames < 0 or self.right_frames < 0 or self.chunk_jitter < 0:
+            raise ValueError("model.chunk_frames, right_frames and chunk_jitter must be >= 0")
+        if (self.encoder == "lc_birnn") != (self.chunk_frames > 0):
+            raise ValueError(
+                f"model.chunk_frames ({self.chunk_frames}) is for encoder 'lc_birnn' and "
+                f"it needs one > 0 (encoder {self.encoder!r})"
+            )
+        if self.chunk_jitter >= max(self.chunk_frames, 1) and self.chunk_jitter:
+            raise ValueError(
+                f"model.chunk_jitter {self.chunk_jitter} must be below chunk_frames "
+                f"{self.chunk_frames}"
+            )
         if not 0 <= self.aux_layer < self.num_layers:
             raise ValueError(
                 f"model.aux_layer must be 0 (none) or a layer below the last "

@@ -49,7 +49,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
@@ -58,6 +58,14 @@ from asr.hotwords import merge as merge_hotwords
 from asr.inference import formats
 from asr.inference.segment import SegmentConfig
 from asr.serve_config import ServeConfig
+from asr.serve_stream import (
+    CLOSE_POLICY,
+    MAX_MESSAGE_BYTES,
+    StreamLimits,
+    StreamSlots,
+    vosk_stream,
+    wyoming_server,
+)
 from asr.text import normalize_text
 from asr.transcribe import Recognizer, Transcript
 
@@ -134,6 +142,10 @@ class _Server:
     config: ServeConfig
     queue: RecognitionQueue
     static: dict[str, tuple[bytes, str]]  # URL -> (contents, media type)
+
+    def __post_init__(self) -> None:
+        self.stream_limits = stream_limits(self.config)  # live streams (asr/serve_stream.py)
+        self.stream_slots = StreamSlots(self.config.max_streams)
 
     @property
     def decoding(self) -> DecodingOptions:
@@ -452,21 +464,31 @@ class OriginGuard:
         self.app, self.hosts, self.origins = app, hosts, origins  # hosts None: any
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         host = headers.get(b"host", b"").decode("latin-1").lower()
         if self.hosts is not None and _host_name(host) not in self.hosts:
             message = f"Host {host!r} is not a name this server answers (asr serve --allow-host)"
-            return await _error_body(403, message)(scope, receive, send)
+            return await _refuse(scope, receive, send, message)
         origin = headers.get(b"origin", b"").decode("latin-1").lower().rstrip("/")
         allowed = not origin or origin == f"http://{host}" or origin in self.origins
         if not allowed:
             message = f"cross-origin request from {origin} refused (asr serve --allow-origin)"
-            return await _error_body(403, message)(scope, receive, send)
+            return await _refuse(scope, receive, send, message)
+        if scope["type"] == "websocket":  # a page's own socket: no CORS headers to add
+            return await self.app(scope, receive, send)
         if scope["method"] == "OPTIONS":
             return await _preflight(origin)(scope, receive, send)
         await self.app(scope, receive, _with_cors(send, origin) if origin else send)
+
+
+async def _refuse(scope, receive, send, message: str) -> None:
+    """403 with `message`; a WebSocket handshake is refused (HTTP 403) before it opens."""
+    if scope["type"] == "websocket":
+        log.info("WebSocket refused: %s", message)
+        return await send({"type": "websocket.close", "code": CLOSE_POLICY, "reason": message})
+    return await _error_body(403, message)(scope, receive, send)
 
 
 def _host_name(host: str) -> str:
@@ -556,8 +578,17 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
 
 @asynccontextmanager
 async def _lifespan(app: Starlette):
+    server: _Server = app.state.server
+    wyoming = None
+    if server.config.wyoming_port:
+        host, port = server.config.host, server.config.wyoming_port
+        limits, slots = server.stream_limits, server.stream_slots
+        wyoming = await wyoming_server(server.recognizer, host, port, limits, slots)
+        log.info("Wyoming protocol on tcp://%s:%d", host, port)
     yield
-    app.state.server.queue.shutdown()
+    if wyoming is not None:
+        wyoming.close()
+    server.queue.shutdown()
 
 
 def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Starlette:
@@ -567,6 +598,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Sta
     routes = [
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        WebSocketRoute("/v1/stream", vosk_stream),
         *(Route(url, static_file, methods=["GET"]) for url in _STATIC_FILES),
     ]
     middleware = [
@@ -582,6 +614,10 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Sta
     queue = RecognitionQueue(config.workers, config.max_queue)
     app.state.server = _Server(recognizer, config, queue, _load_static())
     return app
+
+
+def stream_limits(config: ServeConfig) -> StreamLimits:
+    return StreamLimits(config.max_streams, config.stream_idle_timeout, config.max_stream_seconds)
 
 
 def is_loopback(host: str) -> bool:
@@ -604,4 +640,5 @@ def run_server(recognizer: Recognizer, config: ServeConfig) -> None:
     app = create_app(recognizer, config)
     # access_log off: RequestLog writes the one line per request.
     limits = {"limit_concurrency": config.max_connections, "timeout_keep_alive": 5}
+    limits["ws_max_size"] = MAX_MESSAGE_BYTES + 1024  # one message's audio and its frame
     uvicorn.run(app, host=config.host, port=config.port, access_log=False, **limits)

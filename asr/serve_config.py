@@ -36,6 +36,12 @@ class ServeConfig:
     )
     read_timeout: float = _flag(30.0, "seconds an upload may send nothing; then 408, closed")
     max_connections: int = _flag(64, "connections at once; more are answered 503")
+    max_streams: int = _flag(4, "live streams at once (/v1/stream and Wyoming); more are refused")
+    stream_idle_timeout: float = _flag(15.0, "seconds a live stream may send nothing; then closed")
+    max_stream_seconds: float = _flag(3600.0, "seconds of audio one live stream may send")
+    wyoming_port: int | None = _flag(
+        None, "also speak the Wyoming protocol (Home Assistant) on this TCP port"
+    )
     allow_host: tuple[str, ...] = _flag(
         (), "another Host name to answer (repeatable; loopback names and --host always are)"
     )
@@ -53,6 +59,14 @@ class ServeConfig:
                 raise ValueError(f"serve.{name} must be a finite number > 0, got {value}")
         if self.max_hotwords < 0:
             raise ValueError(f"serve.max_hotwords must be >= 0, got {self.max_hotwords}")
+        if self.max_streams < 1:
+            raise ValueError(f"serve.max_streams must be >= 1, got {self.max_streams}")
+        for name in ("stream_idle_timeout", "max_stream_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"serve.{name} must be a finite number > 0, got {value}")
+        if self.wyoming_port is not None and not 0 < self.wyoming_port < 65536:
+            raise ValueError(f"serve.wyoming_port must be in 1..65535, got {self.wyoming_port}")
         if self.max_connections < 1:
             raise ValueError(f"serve.max_connections must be >= 1, got {self.max_connections}")
         object.__setattr__(self, "allow_host", tuple(h.lower() for h in self.allow_host))

@@ -28,6 +28,7 @@ from asr.hotwords import parse_hotwords
 from asr.inference.align import WordTiming, align_words
 from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding, resolve_model_path
 from asr.inference.segment import SegmentConfig, iter_chunks
+from asr.inference.stream import Stream, StreamConfig
 from asr.text import Vocabulary
 
 __all__ = [
@@ -147,6 +148,19 @@ class Recognizer:
                 duration = len(wave) / self.sample_rate
                 results[i] = Transcript(_source(x, i), hyp.text, duration, hyp, words)
         return results
+
+    def stream(
+        self,
+        options: DecodingOptions | None = None,
+        config: StreamConfig = StreamConfig(),
+        hotwords: Sequence[str] | None = None,
+    ) -> Stream:
+        """A live stream (asr/inference/stream.py): feed it samples as they arrive, get
+        partial and final results. Needs a streaming model (encoder "lc_birnn")."""
+        options = self.default_options if options is None else options
+        if hotwords is not None:
+            options = replace(options, hotwords=parse_hotwords(hotwords))
+        return Stream(self.runner, options, config)
 
     def transcribe_long(
         self,

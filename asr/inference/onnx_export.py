@@ -11,6 +11,9 @@ With `half`, weights are stored as float16 and cast to float32 when the graph lo
 the file, and no change to a model whose weights are already fp16 (`asr export --half`
 rounds model.pt first). With `int8`, model.int8.onnx beside it: onnxruntime's dynamic
 quantization (int8 weights, activations quantized per batch), a quarter of the fp32 size.
+A latency-controlled (streaming) model's graph is its `stream_step` instead: one chunk's
+window and the forward states in, the chunk's log-probs and new states out; the runtime
+steps it over a whole file too (the chunk loop cannot be traced for every length).
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from asr.inference.runtime_onnx import GRAPH_INPUTS, GRAPH_OUTPUTS, METADATA_KEY, graph_metadata
+from asr.inference.runtime_onnx import (
+    GRAPH_INPUTS,
+    GRAPH_OUTPUTS,
+    METADATA_KEY,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+    graph_metadata,
+)
 from asr.inference.runtime_torch import load_torch_model
 from asr.layout import INT8_FILE, ONNX_FILE
 
@@ -55,6 +65,17 @@ class _LogProbGraph(nn.Module):
         return log_probs, out_lens
 
 
+class _StepGraph(nn.Module):
+    """`AcousticModel.stream_step` alone: (feats, first, last, states) -> (log_probs, states)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats, first, last, states) -> tuple[torch.Tensor, ...]:
+        return self.model.stream_step(feats, first, last, states)
+
+
 def export_onnx(
     checkpoint: str | Path, out_dir: str | Path, half: bool = False, int8: bool = False
 ) -> list[Path]:
@@ -70,7 +91,8 @@ def export_onnx(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         traced = Path(tmp) / ONNX_FILE
-        _trace(model, extractor.cfg.n_mels, traced)
+        trace = _trace if model.stream_window is None else _trace_step
+        trace(model, extractor.cfg.n_mels, traced)
         written = [out_dir / ONNX_FILE]
         graph = onnx.load(str(traced))
         if half:
@@ -102,6 +124,27 @@ def _trace(model: nn.Module, n_mels: int, path: Path) -> None:
             input_names=list(GRAPH_INPUTS),
             output_names=list(GRAPH_OUTPUTS),
             dynamic_axes=_DYNAMIC_AXES,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _trace_step(model, n_mels: int, path: Path) -> None:
+    """torch.onnx.export of one streaming step (fixed window; batch and states traced at 1)."""
+    window = model.stream_window
+    feats = torch.randn(1, window.frames, n_mels)  # (1, W, n_mels)
+    first, last = torch.tensor([window.margin]), torch.tensor([window.frames - 5])
+    states = torch.randn_like(model.initial_states(1))  # (L, S, 1, H)
+    with warnings.catch_warnings():  # the same known warnings as _trace's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            _StepGraph(model).eval(),
+            (feats, first, last, states),
+            str(path),
+            input_names=list(STEP_INPUTS),
+            output_names=list(STEP_OUTPUTS),
             opset_version=OPSET,
             dynamo=False,
         )

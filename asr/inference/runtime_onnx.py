@@ -1,5 +1,9 @@
 """The light runtime: an exported ONNX graph through onnxruntime, features in numpy; no torch.
 
+A streaming model's graph is one latency-controlled step (STEP_INPUTS, STEP_OUTPUTS, as
+`AcousticModel.stream_step`); whole files run through it step by step
+(`stream.AcousticStream`), which equals the model on the whole file.
+
 One of the two interchangeable log-prob runners behind `asr.transcribe.Recognizer` (the
 other is `asr/inference/runtime_torch.py`). The graph (`asr export --onnx`) is the acoustic model
 alone, (B, T, n_mels) features and (B,) lengths to (B, T', V) log-probs and (B,) lengths;
@@ -17,14 +21,26 @@ import numpy as np
 
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError, from_dict
-from asr.frames import frame_seconds
+from asr.frames import StreamWindow, frame_seconds
 from asr.logmel import FeatureConfig, LogMelExtractor
 from asr.text import Vocabulary
 
-__all__ = ["GRAPH_INPUTS", "GRAPH_OUTPUTS", "OnnxRunner", "graph_metadata", "read_metadata"]
+__all__ = [
+    "GRAPH_INPUTS",
+    "GRAPH_OUTPUTS",
+    "STEP_INPUTS",
+    "STEP_OUTPUTS",
+    "OnnxRunner",
+    "graph_metadata",
+    "read_metadata",
+]
 
 GRAPH_INPUTS = ("feats", "feat_lens")  # (B, T, n_mels) float32, (B,) int64
 GRAPH_OUTPUTS = ("log_probs", "out_lens")  # (B, T', V) float32, (B,) int64
+# The streaming step (model-stream.onnx): (1, W, n_mels) float32 window, (1,) int64 first and
+# last valid frame, (L, S, 1, H) float32 forward states -> (1, chunk, V) log-probs, states.
+STEP_INPUTS = ("feats", "first", "last", "states")
+STEP_OUTPUTS = ("log_probs", "states_out")
 METADATA_KEY = "asr"
 _FORMAT, _VERSION = "asr-onnx", 1
 
@@ -52,8 +68,12 @@ def read_metadata(text: str | None, path: str | Path) -> dict:
 class OnnxRunner:
     """Waveforms -> log-probs with numpy log-mel features and an onnxruntime session."""
 
-    def __init__(self, session, extractor: LogMelExtractor, vocab: Vocabulary, subsampling: int):
+    def __init__(
+        self, session, extractor: LogMelExtractor, vocab: Vocabulary, subsampling: int
+    ) -> None:
         self.session = session  # onnxruntime.InferenceSession of the exported graph
+        self.stream_window: StreamWindow | None = None  # a streaming step graph's window
+        self.stream_features = extractor
         self.extractor = extractor
         self.vocab = vocab
         self.subsampling = subsampling  # the model's time reduction, for word times
@@ -64,20 +84,7 @@ class OnnxRunner:
     @classmethod
     def from_file(cls, path: str | Path, threads: int = 0) -> OnnxRunner:
         """Load an exported graph; `threads` 0: onnxruntime's default (one per core)."""
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        # onnxruntime's arena keeps every block it ever allocated: over a long recording
-        # decoded in batches of chunks its peak grew with the file (5 min 546 MiB, 15 min
-        # 829 MiB); without it the peak stays that of one batch (benchmarks/bad_input.py).
-        options.enable_cpu_mem_arena = False
-        try:
-            session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own types for unreadable files
-            raise CheckpointError(f"{path}: not a loadable ONNX graph ({err})") from err
+        session = _session(path, threads)
         metadata = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         record = read_metadata(metadata, path)
         try:
@@ -89,8 +96,35 @@ class OnnxRunner:
         except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise CheckpointError(f"{path}: inconsistent graph metadata ({err})") from err
         runner = cls(session, extractor, vocab, subsampling)
+        if record["config"]["model"].get("encoder") == "lc_birnn":
+            runner.set_stream_window(record, path)
         runner.check_output(path)
         return runner
+
+    def set_stream_window(self, record: dict, path: str | Path) -> None:
+        """The graph is a streaming step: its window and states, from its metadata."""
+        try:
+            model = record["config"]["model"]
+            self.stream_window = StreamWindow.of(
+                int(model["subsampling"]), int(model["chunk_frames"]), int(model["right_frames"])
+            )
+            self._state_shape = (int(model["num_layers"]), 2 if model["rnn_type"] == "lstm" else 1)
+            self._state_shape += (1, int(model["hidden_size"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: inconsistent graph metadata ({err})") from err
+
+    def initial_states(self) -> np.ndarray:
+        """(L, S, 1, H) zero forward states of the streaming step."""
+        return np.zeros(self._state_shape, np.float32)
+
+    def stream_step(self, feats, first: int, last: int, states) -> tuple[np.ndarray, ...]:
+        """(1, W, n_mels) window, valid frames [first, last), (L, S, 1, H) states ->
+        (chunk, V) float32 log-probs, the new states."""
+        inputs = dict(
+            zip(STEP_INPUTS, (feats, np.array([first]), np.array([last]), states), strict=True)
+        )
+        log_probs, states = self.session.run(list(STEP_OUTPUTS), inputs)
+        return log_probs[0], states
 
     def check_output(self, path: str | Path) -> None:
         """Run the graph once on a second of low noise: its log-probs must be (B, T', V)
@@ -116,6 +150,38 @@ class OnnxRunner:
         for b, wave in enumerate(waveforms):
             batch[b, : len(wave)] = wave
         feats, feat_lens = self.extractor(batch, wave_lens)  # (B, T, n_mels), (B,)
+        if self.stream_window is not None:
+            return self._stepped(feats, feat_lens)
         inputs = dict(zip(GRAPH_INPUTS, (feats, feat_lens), strict=True))
         log_probs, out_lens = self.session.run(list(GRAPH_OUTPUTS), inputs)
         return log_probs, out_lens
+
+    def _stepped(self, feats: np.ndarray, feat_lens: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A streaming graph over whole utterances, one at a time, step by step."""
+        from asr.inference.stream import AcousticStream
+
+        rows = []
+        for b, length in enumerate(feat_lens.tolist()):
+            stream = AcousticStream(self)
+            rows.append(np.concatenate([stream.accept(feats[b, :length]), stream.finish()]))
+        out_lens = np.array([len(r) for r in rows], dtype=np.int64)
+        log_probs = np.zeros((len(rows), int(out_lens.max()), len(self.vocab)), np.float32)
+        for b, r in enumerate(rows):
+            log_probs[b, : len(r)] = r
+        return log_probs, out_lens
+
+
+def _session(path: str | Path, threads: int):
+    """An onnxruntime session of the graph at `path` on the CPU; CheckpointError otherwise."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    # onnxruntime's arena keeps every block it ever allocated: over a long recording
+    # decoded in batches of chunks its peak grew with the file (5 min 546 MiB, 15 min
+    # 829 MiB); without it the peak stays that of one batch (benchmarks/bad_input.py).
+    options.enable_cpu_mem_arena = False
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own types for unreadable files
+        raise CheckpointError(f"{path}: not a loadable ONNX graph ({err})") from err

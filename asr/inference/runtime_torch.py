@@ -16,7 +16,8 @@ from asr.checkpoint import CheckpointError, load_checkpoint
 from asr.config import ConfigError, from_dict
 from asr.device import resolve_device
 from asr.features import FeatureConfig, FeatureExtractor, pad_sequences
-from asr.frames import frame_seconds
+from asr.frames import StreamWindow, frame_seconds
+from asr.logmel import LogMelExtractor
 from asr.model import AcousticModel, ModelConfig, drop_aux_head
 from asr.text import Vocabulary
 
@@ -72,3 +73,30 @@ class TorchRunner:
         feats, feat_lens = self.extractor(batch.to(self.device), wave_lens.to(self.device))
         log_probs, out_lens = self.model(feats, feat_lens)
         return log_probs.float().cpu().numpy(), out_lens.cpu().numpy()
+
+    # --- streaming (asr/inference/stream.py): one latency-controlled step at a time -----
+
+    @property
+    def stream_window(self) -> StreamWindow | None:
+        return self.model.stream_window
+
+    @property
+    def stream_features(self) -> LogMelExtractor:
+        """The numpy twin of the extractor (a stream's features are computed as they come)."""
+        mean, std = self.extractor.mean.cpu().numpy(), self.extractor.std.cpu().numpy()
+        return LogMelExtractor(self.extractor.cfg, mean, std)
+
+    def initial_states(self) -> np.ndarray:
+        return self.model.initial_states(1).numpy()
+
+    @torch.no_grad()
+    def stream_step(self, feats, first: int, last: int, states) -> tuple[np.ndarray, ...]:
+        """(1, W, n_mels) window, valid frames [first, last), (L, S, 1, H) states ->
+        (chunk, V) float32 log-probs, the new states."""
+        log_probs, states = self.model.stream_step(
+            torch.from_numpy(feats).to(self.device),
+            torch.tensor([first], device=self.device),
+            torch.tensor([last], device=self.device),
+            torch.from_numpy(states).to(self.device),
+        )
+        return log_probs[0].float().cpu().numpy(), states.cpu().numpy()

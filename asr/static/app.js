@@ -1,7 +1,9 @@
 // The page of `asr serve`: a picked file or a microphone recording goes to
 // POST /v1/audio/transcriptions (verbose_json); the transcript and its timed words come back.
 // Recordings are sent as 16 kHz 16-bit WAV, since the server's libsndfile cannot read the
-// WebM/Opus that MediaRecorder makes.
+// WebM/Opus that MediaRecorder makes. While recording, the microphone also streams to the
+// WebSocket /v1/stream (the Vosk protocol) and its partial text shows live; a server whose
+// model cannot stream closes the socket with its reason, and the page says so.
 "use strict";
 
 const SAMPLE_RATE = 16000; // the model's rate; the microphone runs at the browser's own
@@ -65,7 +67,8 @@ async function transcribe(blob, name) {
 
 // --- recording ---------------------------------------------------------------------------
 
-let recording = null; // {stream, context, node, blocks} while the microphone is on
+let recording = null; // {stream, context, node, blocks, live} while the microphone is on
+const SEND_SECONDS = 0.1; // audio per WebSocket message
 
 async function startRecording() {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
@@ -73,15 +76,71 @@ async function startRecording() {
   await context.audioWorklet.addModule("/static/recorder-worklet.js");
   const node = new AudioWorkletNode(context, "recorder");
   const blocks = [];
-  node.port.onmessage = (event) => blocks.push(event.data);
+  const live = openLive(context.sampleRate);
+  node.port.onmessage = (event) => {
+    blocks.push(event.data);
+    live.push(event.data);
+  };
   context.createMediaStreamSource(stream).connect(node);
   node.connect(context.destination); // pulls the node through the graph; it outputs silence
-  recording = { stream, context, node, blocks };
+  recording = { stream, context, node, blocks, live };
+}
+
+// The live transcript: finals, then the partial text, in #live.
+function openLive(rate) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/v1/stream`);
+  const finals = [];
+  let pending = [];
+  let pendingLength = 0;
+  const show = (partial) => {
+    byId("live").textContent = [...finals, partial].filter((t) => t).join(" ");
+    byId("live").hidden = false;
+  };
+  socket.onopen = () => socket.send(JSON.stringify({ config: { sample_rate: rate, words: true } }));
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if ("partial" in message) show(message.partial);
+    else if (message.text) {
+      finals.push(message.text);
+      show("");
+    }
+  };
+  socket.onclose = (event) => {
+    if (event.code !== 1000 && event.reason) byId("live-note").textContent = `Live text off: ${event.reason}`;
+  };
+  return {
+    push(block) {
+      pending.push(block);
+      pendingLength += block.length;
+      if (pendingLength >= SEND_SECONDS * rate && socket.readyState === WebSocket.OPEN) {
+        socket.send(pcm16(concat(pending)));
+        pending = [];
+        pendingLength = 0;
+      }
+    },
+    close() {
+      if (socket.readyState !== WebSocket.OPEN) return;
+      if (pendingLength) socket.send(pcm16(concat(pending)));
+      socket.send(JSON.stringify({ eof: 1 }));
+    },
+  };
+}
+
+// Float samples -> little-endian 16-bit PCM bytes.
+function pcm16(samples) {
+  const view = new DataView(new ArrayBuffer(2 * samples.length));
+  samples.forEach((x, i) => {
+    const clipped = Math.max(-1, Math.min(1, x));
+    view.setInt16(2 * i, clipped < 0 ? clipped * 0x8000 : clipped * 0x7fff, true);
+  });
+  return view.buffer;
 }
 
 async function stopRecording() {
-  const { stream, context, node, blocks } = recording;
+  const { stream, context, node, blocks, live } = recording;
   recording = null;
+  live.close();
   node.disconnect();
   stream.getTracks().forEach((track) => track.stop());
   await context.close();
@@ -146,6 +205,8 @@ async function toggleRecording() {
   const button = byId("record");
   try {
     if (recording === null) {
+      byId("live").textContent = "";
+      byId("live-note").textContent = "";
       await startRecording();
       button.textContent = "Stop";
       button.classList.add("recording");

@@ -39,7 +39,7 @@ from asr.decode import decode
 from asr.device import autocast, resolve_device, resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.frames import ctc_min_frames, ctc_min_frames_batch, subsampled_length
-from asr.logmel import frame_count
+from asr.logmel import GLOBAL_STATS_NORMALIZATIONS, frame_count
 from asr.manifest import ManifestError, find_unreadable, read_manifest
 from asr.metrics import error_counts
 from asr.model import AcousticModel, ModelConfig
@@ -540,7 +540,7 @@ def build_trainer(
         valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, False, dist)
     extractor = FeatureExtractor(cfg.features)
     cache = open_feature_cache(cfg, train_set, valid_set, dist)
-    if cfg.features.normalization == "global" and estimate_stats:
+    if cfg.features.normalization in GLOBAL_STATS_NORMALIZATIONS and estimate_stats:
         frames = functools.partial(waveform_frames, extractor, train_set)
         if cache is not None:
             frames = functools.partial(cached_frames, cache, train_set)

@@ -25,6 +25,7 @@ import torch
 
 from asr.checkpoint import CheckpointError, inference_payload, load_checkpoint, save_checkpoint
 from asr.config import ConfigError, to_dict
+from asr.logmel import GLOBAL_STATS_NORMALIZATIONS
 from asr.training.distributed import barrier, gather_objects
 
 if TYPE_CHECKING:
@@ -171,7 +172,11 @@ def load_init_weights(tr: Trainer, path: str | Path) -> None:
     current = tr.raw_model.state_dict()
     weights.update({k: v for k, v in current.items() if k.startswith(tuple(fresh))})
     _load_weights(tr, {**record, "model": weights}, path)
-    if tr.cfg.features.normalization == "global":
+    donor_normalization = record["config"]["features"].get("normalization", "global")
+    if (
+        tr.cfg.features.normalization in GLOBAL_STATS_NORMALIZATIONS
+        and donor_normalization in GLOBAL_STATS_NORMALIZATIONS
+    ):  # a donor normalized per utterance has none: this run's own estimate stays
         device = tr.extractor.mean.device
         features = record["features"]
         tr.extractor.set_global_stats(features["mean"].to(device), features["std"].to(device))

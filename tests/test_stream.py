@@ -1,0 +1,494 @@
+"""Streaming: the latency-controlled BiRNN step by step equals the whole utterance, the
+feature and acoustic streams equal the runtime on the whole file (both runtimes, any block
+size), endpoints split utterances, and a tone-corpus streaming model transcribes live
+through the API, `asr transcribe --stream`, the WebSocket (Vosk protocol) and Wyoming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asr.audio import load_audio
+from asr.checkpoint import inference_payload, save_checkpoint
+from asr.cli import main
+from asr.corpora.tones import make_tone_corpus
+from asr.decode import DecodingOptions
+from asr.features import FeatureConfig, FeatureExtractor
+from asr.frames import StreamWindow
+from asr.inference.runtime_torch import TorchRunner
+from asr.inference.stream import (
+    AcousticStream,
+    FeatureStream,
+    SegmentDecoder,
+    Stream,
+    StreamConfig,
+    StreamError,
+)
+from asr.logmel import RunningNorm
+from asr.manifest import read_manifest
+from asr.model import AcousticModel, ModelConfig
+from asr.transcribe import load_model
+from tests.helpers import VOCAB
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "config.toml"
+
+
+def _lc_config(**changes) -> ModelConfig:
+    base = dict(num_layers=2, hidden_size=16, conv_channels=4, subsampling=3)
+    base |= dict(encoder="lc_birnn", chunk_frames=5, right_frames=3)
+    return ModelConfig(**(base | changes))
+
+
+@pytest.mark.parametrize("subsampling", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_steps_equal_the_whole_utterance(subsampling, rnn_type):
+    torch.manual_seed(0)
+    model = AcousticModel(_lc_config(subsampling=subsampling, rnn_type=rnn_type), 20, 7).eval()
+    feats, lens = torch.randn(2, 97, 20), torch.tensor([97, 61])
+    feats[1, 61:] = 0  # the extractor's padding
+    with torch.no_grad():
+        whole, out_lens = model(feats, lens)
+    window = model.stream_window
+    for b in range(2):
+        steps = _step_through(model, window, feats[b, : int(lens[b])], int(out_lens[b]))
+        torch.testing.assert_close(steps, whole[b, : int(out_lens[b])], atol=1e-5, rtol=0)
+
+
+def _step_through(model, window: StreamWindow, feats: torch.Tensor, out_frames: int):
+    """`stream_step` over (T, F) features window by window, as AcousticStream does."""
+    states, rows, step = model.initial_states(1), [], 0
+    while step * window.chunk < out_frames:
+        start = window.start(step)
+        chunk = torch.zeros(1, window.frames, feats.shape[1])
+        lo, hi = max(start, 0), min(start + window.frames, len(feats))
+        chunk[0, lo - start : hi - start] = feats[lo:hi]
+        first, last = torch.tensor([max(0, -start)]), torch.tensor([len(feats) - start])
+        with torch.no_grad():
+            log_probs, states = model.stream_step(chunk, first, last, states)
+        rows.append(log_probs[0])
+        step += 1
+    return torch.cat(rows)[:out_frames]
+
+
+def test_a_chunk_sees_no_further_than_its_look_ahead():
+    torch.manual_seed(0)
+    model = AcousticModel(_lc_config(), 20, 7).eval()
+    feats = torch.randn(1, 90, 20)
+    changed = feats.clone()
+    window = model.stream_window
+    # Change everything after the first chunk's window: its rows must not move.
+    changed[0, window.start(0) + window.frames :] += 1.0
+    with torch.no_grad():
+        a, _ = model(feats, torch.tensor([90]))
+        b, _ = model(changed, torch.tensor([90]))
+    torch.testing.assert_close(a[0, : window.chunk], b[0, : window.chunk])
+    assert not torch.allclose(a[0, window.chunk :], b[0, window.chunk :])
+
+
+def test_running_normalization_is_causal_and_equal_in_torch_and_numpy():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(-4, 2, (2, 50, 8)).astype(np.float32)
+    mean, std = rng.normal(-4, 1, 8).astype(np.float32), rng.uniform(1, 2, 8).astype(np.float32)
+    batch = RunningNorm(mean, std).batch(feats)
+    pieces = RunningNorm(mean, std)
+    streamed = np.concatenate([pieces(feats[0, i : i + 7]) for i in range(0, 50, 7)])
+    np.testing.assert_allclose(streamed, batch[0], atol=1e-5)
+    extractor = FeatureExtractor(FeatureConfig(n_mels=8, normalization="running"))
+    extractor.set_global_stats(torch.from_numpy(mean), torch.from_numpy(std))
+    torch_out, _ = extractor.normalize(torch.from_numpy(feats), torch.tensor([50, 50]))
+    np.testing.assert_allclose(torch_out.numpy(), batch, atol=1e-4)
+    later = feats.copy()
+    later[:, 30:] += 5.0  # the future moves no earlier frame
+    np.testing.assert_array_equal(RunningNorm(mean, std).batch(later)[:, :30], batch[:, :30])
+
+
+def _runner(normalization: str = "running", **changes) -> TorchRunner:
+    torch.manual_seed(0)
+    extractor = FeatureExtractor(FeatureConfig(normalization=normalization))
+    extractor.set_global_stats(torch.randn(80) * 0.5 - 5, torch.rand(80) + 0.5)
+    model = AcousticModel(_lc_config(**changes), 80, len(VOCAB))
+    return TorchRunner(extractor, model, VOCAB)
+
+
+@pytest.mark.parametrize("block", [160, 777, 4000, 48000])
+def test_feature_and_acoustic_streams_equal_the_whole_file(block):
+    runner = _runner()
+    wave = np.random.default_rng(0).normal(0, 0.1, 16000 * 3 + 123).astype(np.float32)
+    whole, _ = runner.log_probs([wave])
+    features, acoustic = FeatureStream(runner.stream_features), AcousticStream(runner)
+    rows = [
+        acoustic.accept(features.accept(wave[i : i + block])) for i in range(0, len(wave), block)
+    ]
+    rows += [acoustic.accept(features.finish()), acoustic.finish()]
+    np.testing.assert_allclose(np.concatenate(rows), whole[0], atol=1e-4)
+
+
+def test_models_that_cannot_stream_say_why():
+    with pytest.raises(StreamError, match="normalizes each utterance"):
+        FeatureStream(_runner("utterance").stream_features)
+    offline = TorchRunner(
+        FeatureExtractor(FeatureConfig()), AcousticModel(ModelConfig(hidden_size=8), 80, 29), VOCAB
+    )
+    with pytest.raises(StreamError, match="cannot stream"):
+        AcousticStream(offline)
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("chunk_frames", 0, "needs one > 0"),
+        ("right_frames", -1, ">= 0"),
+        ("chunk_jitter", 5, "below chunk_frames"),
+    ],
+)
+def test_bad_streaming_settings_are_refused(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        _lc_config(**{field: value})
+    with pytest.raises(ValueError, match="is for encoder 'lc_birnn'"):
+        ModelConfig(chunk_frames=4)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
+def test_bad_stream_config_is_refused(value):
+    with pytest.raises(StreamError, match="endpoint_seconds"):
+        StreamConfig(endpoint_seconds=value)
+
+
+def _spoken(text: str, frames_per_token: int = 3, blank_before: int = 0) -> np.ndarray:
+    """(T, V) log-probs saying `text` (greedy), after `blank_before` blank frames."""
+    ids = [VOCAB.blank_id] * blank_before
+    for token in VOCAB.encode(text):
+        ids += [token] + [VOCAB.blank_id] * (frames_per_token - 1)
+    rows = np.full((len(ids), len(VOCAB)), -20.0, np.float32)
+    rows[np.arange(len(ids)), ids] = 0.0
+    return rows
+
+
+def test_an_endpoint_ends_an_utterance_and_partials_come_before():
+    decoder = SegmentDecoder(VOCAB, DecodingOptions(), 0.04, StreamConfig(endpoint_seconds=0.4))
+    rows = np.concatenate([_spoken("hi there"), _spoken("", blank_before=10), _spoken("you")])
+    events = []
+    for i in range(0, len(rows), 4):
+        events += decoder.accept(rows[i : i + 4])
+    events += decoder.finish()
+    finals = [e for e in events if e.kind == "final"]
+    assert [e.text for e in finals] == ["hi there", "you"]
+    assert [w.word for w in finals[0].words] == ["hi", "there"]
+    assert finals[1].start >= finals[0].end - 1e-9  # the second starts where the first ended
+    partials = [e.text for e in events if e.kind == "partial"]
+    assert "hi" in partials and partials.index("hi") < partials.index("hi there")
+    assert events.index(finals[0]) < len(events) - 1
+
+
+def test_a_long_utterance_is_ended_at_its_maximum():
+    cfg = StreamConfig(max_segment_seconds=0.4)  # 10 frames of 0.04 s
+    decoder = SegmentDecoder(VOCAB, DecodingOptions(), 0.04, cfg)
+    events = decoder.accept(_spoken("abcdefgh", frames_per_token=2)) + decoder.finish()
+    finals = [e.text for e in events if e.kind == "final"]
+    assert len(finals) == 2 and "".join(finals) == "abcdefgh"
+
+
+def test_the_stream_refuses_bad_audio_by_name():
+    stream = Stream(_runner(), DecodingOptions())
+    with pytest.raises(StreamError, match="whole samples"):
+        stream.accept_pcm16(b"\x00\x01\x02")
+    with pytest.raises(StreamError, match="finite"):
+        stream.accept(np.array([0.0, np.nan], np.float32))
+    stream.finish()
+    with pytest.raises(StreamError, match="has finished"):
+        stream.accept(np.zeros(10, np.float32))
+
+
+# --- a tone-corpus streaming model, end to end -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tone_model(tmp_path_factory):
+    """The quickstart recipe on the tone corpus as a latency-controlled GRU, exported with
+    its ONNX step graph: (model folder, manifest)."""
+    root = tmp_path_factory.mktemp("stream")
+    manifest = make_tone_corpus(root / "tones", num_utterances=8, seed=3)
+    overrides = [
+        f"data.train_manifest={manifest}",
+        f"data.valid_manifest={manifest}",
+        'model.encoder="lc_birnn"',
+        "model.chunk_frames=10",
+        "model.right_frames=5",
+        'features.normalization="running"',
+    ]
+    args = ["train", "--config", str(QUICKSTART), "--exp-dir", str(root / "exp")]
+    assert main([*args, *(x for o in overrides for x in ("--set", o))]) == 0
+    assert main(["export", str(root / "exp"), "--out", str(root / "model"), "--onnx"]) == 0
+    return root / "model", manifest
+
+
+def _stream_text(recognizer, wave: np.ndarray, block: int) -> tuple[list[str], list[str]]:
+    stream = recognizer.stream()
+    events = []
+    for i in range(0, len(wave), block):
+        events += stream.accept(wave[i : i + block])
+    events += stream.finish()
+    finals = [e.text for e in events if e.kind == "final" and e.text]
+    return finals, [e.text for e in events if e.kind == "partial"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_the_tone_model_streams_what_it_transcribes(tone_model, runtime):
+    folder, manifest = tone_model
+    recognizer = load_model(folder, "cpu", runtime)
+    for utt in read_manifest(manifest)[:4]:
+        offline = recognizer.transcribe(utt.audio_filepath)[0]
+        assert offline.text == utt.text
+        wave = load_audio(utt.audio_filepath)
+        finals, partials = _stream_text(recognizer, wave, 1600)
+        assert " ".join(finals) == utt.text
+        assert partials and utt.text.startswith(partials[0])
+
+
+@pytest.mark.slow
+def test_the_onnx_step_equals_the_torch_step(tone_model):
+    folder, _ = tone_model
+    torch_runner = load_model(folder, "cpu", "torch").runner
+    onnx_runner = load_model(folder, "cpu", "onnx").runner
+    window = onnx_runner.stream_window
+    assert window == torch_runner.stream_window
+    rng = np.random.default_rng(0)
+    states = rng.normal(0, 0.5, torch_runner.initial_states().shape).astype(np.float32)
+    feats = rng.normal(0, 1, (1, window.frames, 80)).astype(np.float32)
+    for first, last in [(window.margin, window.frames), (0, window.frames), (0, window.frames - 7)]:
+        a, sa = torch_runner.stream_step(feats, first, last, states)
+        b, sb = onnx_runner.stream_step(feats, first, last, states)
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        np.testing.assert_allclose(sa, sb, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_pause_between_two_utterances_gives_two_results(tone_model):
+    folder, manifest = tone_model
+    recognizer = load_model(folder, "cpu", "onnx")
+    first, second = read_manifest(manifest)[:2]
+    waves = [load_audio(u.audio_filepath) for u in (first, second)]
+    pause = np.random.default_rng(0).normal(0, 0.003, 16000).astype(np.float32)
+    finals, _ = _stream_text(recognizer, np.concatenate([waves[0], pause, waves[1]]), 3200)
+    assert finals == [first.text, second.text]
+
+
+@pytest.mark.slow
+def test_transcribe_stream_cli(tone_model, capsys):
+    folder, manifest = tone_model
+    utterances = read_manifest(manifest)[:2]
+    capsys.readouterr()
+    paths = [u.audio_filepath for u in utterances]
+    assert main(["transcribe", *paths, "--model", str(folder), "--stream", "--fast"]) == 0
+    out = capsys.readouterr()
+    lines = [line for line in out.out.splitlines() if not line.startswith("==")]
+    assert [line.split("] ", 1)[1] for line in lines] == [u.text for u in utterances]
+    assert out.err.strip()  # the partials
+    missing = str(Path(paths[0]).parent / "missing.wav")
+    assert (
+        main(["transcribe", missing, paths[0], "--model", str(folder), "--stream", "--fast"]) == 1
+    )
+    out = capsys.readouterr()
+    assert "missing.wav" in out.err and utterances[0].text in out.out
+
+
+def test_a_model_that_cannot_stream_is_refused_by_the_cli(tmp_path, capsys):
+    from tests.helpers import tiny_checkpoint
+
+    tiny_checkpoint(tmp_path, ModelConfig(num_layers=1, hidden_size=8, conv_channels=4))
+    wave = tmp_path / "a.wav"
+    import soundfile as sf
+
+    sf.write(wave, np.zeros(16000, np.float32), 16000)
+    code = main(["transcribe", str(wave), "--model", str(tmp_path), "--stream", "--fast"])
+    assert code != 0 and "cannot stream" in capsys.readouterr().err
+
+
+# --- the server's protocols -------------------------------------------------------------
+
+LOCAL = "http://127.0.0.1:8000"
+
+
+def _pcm16(wave: np.ndarray) -> bytes:
+    return (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+@pytest.fixture(scope="module")
+def client(tone_model):
+    from starlette.testclient import TestClient
+
+    from asr.serve import ServeConfig, create_app
+
+    folder, manifest = tone_model
+    config = ServeConfig(max_streams=2, stream_idle_timeout=2.0, max_stream_seconds=20.0)
+    app = create_app(load_model(folder, "cpu", "onnx"), config)
+    with TestClient(app, base_url=LOCAL) as test_client:
+        yield test_client, manifest
+
+
+@pytest.mark.slow
+def test_the_vosk_protocol_streams_partials_and_results(client):
+    test_client, manifest = client
+    utt = read_manifest(manifest)[0]
+    wave = load_audio(utt.audio_filepath)
+    with test_client.websocket_connect("/v1/stream") as ws:
+        ws.send_text(json.dumps({"config": {"sample_rate": 16000, "words": True}}))
+        replies = []
+        for i in range(0, len(wave), 3200):
+            ws.send_bytes(_pcm16(wave[i : i + 3200]))
+            replies.append(ws.receive_json())
+        ws.send_text(json.dumps({"eof": 1}))
+        final = ws.receive_json()
+    partials = [r["partial"] for r in replies if "partial" in r]
+    assert partials and utt.text.startswith(partials[0].split(" ")[0])
+    texts = [r["text"] for r in replies if "text" in r] + [final["text"]]
+    assert " ".join(t for t in texts if t) == utt.text
+    words = [w for r in [*replies, final] for w in r.get("result", [])]
+    assert [w["word"] for w in words] == utt.text.split()
+    assert all({"word", "start", "end", "conf"} <= set(w) for w in words)
+
+
+@pytest.mark.slow
+def test_another_sample_rate_is_resampled(client):
+    test_client, manifest = client
+    import soundfile as sf
+
+    from asr.audio import resample
+
+    utt = read_manifest(manifest)[1]
+    wave, rate = sf.read(utt.audio_filepath, dtype="float32")
+    wave8k = resample(wave, rate, 8000)
+    with test_client.websocket_connect("/v1/stream") as ws:
+        ws.send_text(json.dumps({"config": {"sample_rate": 8000}}))
+        for i in range(0, len(wave8k), 4000):
+            ws.send_bytes(_pcm16(wave8k[i : i + 4000]))
+            ws.receive_json()
+        ws.send_text('{"eof" : 1}')
+        assert "text" in ws.receive_json()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "messages, code, reason",
+    [
+        (['{"config": {"sample_rate": 1234}}'], 1007, "outside 8000-96000"),
+        (['{"config": {"sample_rate": "fast"}}'], 1007, "must be an integer"),
+        (["not json"], 1007, "must be JSON"),
+        (['{"hello": 1}'], 1007, "unknown message"),
+        ([b"\x00\x01\x02"], 1007, "whole samples"),
+        ([b"\x00\x00" * 1000, '{"config": {"sample_rate": 16000}}'], 1008, "before the audio"),
+    ],
+)
+def test_bad_messages_get_a_close_code_and_reason(client, messages, code, reason):
+    from starlette.websockets import WebSocketDisconnect
+
+    test_client, _ = client
+    with test_client.websocket_connect("/v1/stream") as ws:
+        for message in messages:
+            ws.send_bytes(message) if isinstance(message, bytes) else ws.send_text(message)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_json()
+    assert closed.value.code == code and reason in closed.value.reason
+
+
+@pytest.mark.slow
+def test_streams_are_bounded(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    test_client, _ = client
+    with test_client.websocket_connect("/v1/stream") as one:  # idle: closed after 2 s
+        with pytest.raises(WebSocketDisconnect) as closed:
+            one.receive_json()
+        assert closed.value.code == 1008 and "nothing received" in closed.value.reason
+    with test_client.websocket_connect("/v1/stream") as ws:  # 20 s of audio at most
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for _ in range(30):
+                ws.send_bytes(b"\x00\x00" * 16000)
+                ws.receive_json()
+        assert closed.value.code == 1008 and "20 s of audio" in closed.value.reason
+    with (
+        test_client.websocket_connect("/v1/stream"),
+        test_client.websocket_connect("/v1/stream"),
+        test_client.websocket_connect("/v1/stream") as third,
+    ):  # max_streams=2
+        with pytest.raises(WebSocketDisconnect) as closed:
+            third.receive_json()
+        assert closed.value.code == 1013 and "try again later" in closed.value.reason
+
+
+@pytest.mark.slow
+def test_another_origin_cannot_open_a_stream(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    test_client, _ = client
+    with pytest.raises(WebSocketDisconnect) as refused:
+        headers = {"origin": "http://evil.example"}
+        with test_client.websocket_connect("/v1/stream", headers=headers):
+            pass
+    assert refused.value.code == 1008
+    with test_client.websocket_connect("/v1/stream", headers={"origin": LOCAL}) as ws:
+        ws.send_text('{"eof": 1}')
+        assert ws.receive_json() == {"text": ""}
+
+
+@pytest.mark.slow
+def test_wyoming_describe_and_transcribe(tone_model):
+    """Home Assistant's side of the protocol, from the `wyoming` package itself."""
+    from wyoming.asr import Transcribe, Transcript
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.info import Describe, Info
+
+    from asr.serve_stream import StreamLimits, StreamSlots, wyoming_server
+
+    folder, manifest = tone_model
+    recognizer = load_model(folder, "cpu", "onnx")
+    utt = read_manifest(manifest)[2]
+    pcm = _pcm16(load_audio(utt.audio_filepath))
+
+    async def exchange() -> tuple:
+        limits = StreamLimits(max_streams=2, idle_timeout=5.0, max_seconds=60.0)
+        server = await wyoming_server(recognizer, "127.0.0.1", 0, limits, StreamSlots(2))
+        port = server.sockets[0].getsockname()[1]
+        async with server, AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Describe().event())
+            info = Info.from_event(await client.read_event())
+            await client.write_event(Transcribe(language="en").event())
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            for i in range(0, len(pcm), 6400):
+                chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 6400])
+                await client.write_event(chunk.event())
+            await client.write_event(AudioStop().event())
+            transcript = Transcript.from_event(await client.read_event())
+            await client.write_event(AudioStart(rate=16000, width=4, channels=1).event())
+            error = await client.read_event()
+        return info, transcript, error
+
+    info, transcript, error = asyncio.run(exchange())
+    assert info.asr and info.asr[0].models[0].languages == ["en"]
+    assert transcript.text == utt.text
+    assert error.type == "error" and "16-bit mono" in error.data["text"]
+
+
+def test_a_checkpoint_of_a_streaming_model_loads_and_streams(tmp_path):
+    torch.manual_seed(0)
+    cfg = _lc_config()
+    model = AcousticModel(cfg, 80, len(VOCAB))
+    config = {"features": asdict(FeatureConfig(normalization="running")), "model": asdict(cfg)}
+    mean, std = torch.randn(80) - 5.0, torch.rand(80) + 1.0
+    save_checkpoint(
+        tmp_path / "model.pt",
+        inference_payload(config, VOCAB.to_list(), mean, std, model.state_dict()),
+    )
+    recognizer = load_model(tmp_path, "cpu", "torch")
+    stream = recognizer.stream()
+    events = stream.accept(np.zeros(16000, np.float32)) + stream.finish()
+    assert events[-1].kind == "final"
