@@ -50,6 +50,7 @@ _MIN_RATE, _MAX_RATE = 8_000, 96_000  # sample rates a client may announce
 # WebSocket close codes (RFC 6455): normal, policy broken, data of a wrong kind, too big,
 # try again later (the server is full).
 CLOSE_NORMAL, CLOSE_POLICY, CLOSE_BAD_DATA, CLOSE_TOO_BIG, CLOSE_FULL = 1000, 1008, 1007, 1009, 1013
+CLOSE_ERROR = 1011  # the server failed
 
 
 class ProtocolError(Exception):
@@ -154,11 +155,20 @@ def vosk_message(event: StreamEvent, words: bool) -> dict:
     return message
 
 
+def vosk_replies(events: list[StreamEvent], partial: str, words: bool) -> list[dict]:
+    """What the Vosk server answers an audio message with: each utterance it ended, else
+    the partial text (unchanged or not): every message gets an answer, as Vosk's clients
+    (send, then wait for the reply) expect."""
+    finals = [vosk_message(e, words) for e in events if e.kind == "final"]
+    return finals or [{"partial": partial}]
+
+
 async def vosk_stream(websocket: WebSocket) -> None:
     """/v1/stream: one client's stream in the Vosk protocol."""
     server = websocket.app.state.server
     slots, limits = server.stream_slots, server.stream_limits
-    if not slots.take():
+    if not slots.take():  # accepted first, so that the client reads why it is closed
+        await websocket.accept()
         await websocket.close(CLOSE_FULL, f"{slots.limit} streams at once: try again later")
         return
     try:
@@ -170,6 +180,10 @@ async def vosk_stream(websocket: WebSocket) -> None:
         log.info("stream closed: %s", err.reason)
         with contextlib.suppress(Exception):
             await websocket.close(err.code, err.reason[:120])
+    except Exception:  # a bug: logged, and the client told so, not left hanging
+        log.exception("stream failed")
+        with contextlib.suppress(Exception):
+            await websocket.close(CLOSE_ERROR, "internal error")
     finally:
         slots.give()
 
@@ -192,15 +206,17 @@ async def _vosk_session(websocket: WebSocket, recognizer, limits: StreamLimits) 
             if "eof" in request:
                 session = session or _open(recognizer, 16000, limits)
                 for event in await asyncio.to_thread(session.finish):
-                    await websocket.send_json(vosk_message(event, words))
+                    if event.kind == "final":
+                        await websocket.send_json(vosk_message(event, words))
                 await websocket.close(CLOSE_NORMAL)
                 return
             raise ProtocolError(
                 CLOSE_BAD_DATA, f"unknown message {sorted(request)}: expected config or eof"
             )
         session = session or _open(recognizer, 16000, limits)
-        for event in await asyncio.to_thread(session.accept, message.get("bytes") or b""):
-            await websocket.send_json(vosk_message(event, words))
+        events = await asyncio.to_thread(session.accept, message.get("bytes") or b"")
+        for reply in vosk_replies(events, session.stream.partial, words):
+            await websocket.send_json(reply)
 
 
 def _open(recognizer, rate, limits: StreamLimits) -> _Session:

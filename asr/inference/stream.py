@@ -343,11 +343,18 @@ class Stream:
             raise StreamError(f"16-bit PCM comes in whole samples: got {len(data)} bytes")
         return self.accept(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0)
 
+    @property
+    def partial(self) -> str:
+        """The text of the utterance under way, so far."""
+        return self.decoder.partial
+
     def finish(self) -> list[StreamEvent]:
         """The end of the audio: the last rows' events and the final result."""
         if self.finished:
             return []
         self.finished = True
+        if self.features.samples == 0:  # nothing was sent: nothing was said
+            return [StreamEvent("final", "", 0.0, 0.0)]
         rows = self.acoustic.accept(self.features.finish())
         rows = np.concatenate([rows, self.acoustic.finish()])
         return self.decoder.accept(rows) + self.decoder.finish()
