@@ -84,11 +84,9 @@ def test_the_page_shows_partial_text_live_while_recording(server, browser, tmp_p
     live = browser.find_element(By.ID, "live")
     status = browser.find_element(By.ID, "status")
     # Words while the microphone is still on: the status still says recording.
-    WebDriverWait(browser, 30).until(lambda _: len(live.text.split()) >= 3)
+    WebDriverWait(browser, 40).until(lambda _: len(set(live.text.split()) & expected) >= 3)
     assert status.get_attribute("data-state") == "recording", status.text
     browser.save_screenshot(str(tmp_path / "serve_page_live.png"))
-    heard = live.text.split()
-    assert len(set(heard) & expected) >= 2, (heard, expected)
     record.click()
     WebDriverWait(browser, 60).until(
         lambda _: status.get_attribute("data-state") in ("done", "error")
