@@ -18,13 +18,19 @@ if ! { "${pip[@]}" -c requirements.lock setuptools &&
 fi
 cd "$(dirname "$venv")"  # away from the source tree: the installed package, not ./asr
 "$venv/bin/asr" transcribe "$OLDPWD/data/samples/sample.wav" | tee cli.txt
-"$venv/bin/python" - "$OLDPWD/data/samples/sample.wav" <<'PY'
+"$venv/bin/asr" transcribe --stream --fast "$OLDPWD/data/samples/sample.wav" \
+    --model "$OLDPWD/data/models/en-stream" 2>/dev/null | tee stream.txt
+"$venv/bin/python" - "$OLDPWD/data/samples/sample.wav" "$OLDPWD/data/models/en-stream" <<'PY'
 import sys
 
 import asr
+from asr.audio import load_audio
 
 text = asr.load_model().transcribe([sys.argv[1]])[0].text
 assert text.strip(), "empty transcript"
+stream = asr.load_model(sys.argv[2]).stream()  # the streaming folder's ONNX step, no torch
+events = stream.accept(load_audio(sys.argv[1])) + stream.finish()
+assert any(e.kind == "final" and e.text for e in events), "the stream said nothing"
 assert asr.__file__.startswith(sys.prefix), f"asr imported from {asr.__file__}, not the venv"
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "torchaudio", "librosa"})
 assert not loaded, f"the light install imported {loaded[:5]}"
@@ -34,6 +40,7 @@ except ImportError:
     pass
 else:
     raise AssertionError("torch is installed in the light venv")
-print(f"check_light_install: API transcript {text!r}; torch neither installed nor imported")
+print(f"check_light_install: API transcript {text!r}, streamed too; torch neither installed nor imported")
 PY
 test -s cli.txt
+test -s stream.txt
