@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -502,3 +503,19 @@ def test_a_checkpoint_of_a_streaming_model_loads_and_streams(tmp_path):
     stream = recognizer.stream()
     events = stream.accept(np.zeros(16000, np.float32)) + stream.finish()
     assert events[-1].kind == "final"
+
+
+@pytest.mark.slow
+def test_a_client_that_goes_away_frees_its_stream(client):
+    test_client, manifest = client
+    slots = test_client.app.state.server.stream_slots
+    wave = load_audio(read_manifest(manifest)[0].audio_filepath)
+    for _ in range(3):  # more than max_streams (2) times: each one's slot came back
+        with test_client.websocket_connect(WS) as ws:
+            ws.send_bytes(_pcm16(wave[:8000]))
+            ws.receive_json()
+        # left without eof: the server's handler ends on the disconnect
+    deadline = time.monotonic() + 5
+    while slots.active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slots.active == 0
