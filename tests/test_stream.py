@@ -519,3 +519,18 @@ def test_a_client_that_goes_away_frees_its_stream(client):
     while slots.active and time.monotonic() < deadline:
         time.sleep(0.05)
     assert slots.active == 0
+
+
+def test_a_stream_holds_no_more_audio_than_a_step_needs():
+    runner = _runner()
+    stream = Stream(runner, DecodingOptions(), StreamConfig(max_segment_seconds=2.0))
+    window, block = runner.stream_window, 1600
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # 30 s in 0.1 s blocks
+        stream.accept(rng.normal(0, 0.1, block).astype(np.float32))
+        # features: less than one STFT frame's samples plus a block; frames: one window
+        # plus a block's frames; log-probs: the utterance under way (<= 2 s here)
+        assert len(stream.features.buffer) < 400 + block
+        assert len(stream.acoustic.frames) <= window.frames + block // 160 + 1
+        rows = sum(len(r) for r in stream.decoder.rows)
+        assert rows <= 2.0 / runner.frame_seconds + window.chunk
