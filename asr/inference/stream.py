@@ -237,8 +237,8 @@ class SegmentDecoder:
         cfg: StreamConfig = StreamConfig(),
     ) -> None:
         self.vocab, self.frame_seconds = vocab, frame_seconds
-        self.search = StreamSearch(vocab, options) if options.decoder == "beam" else None
-        self.search = self.search or _GreedyStream(vocab)
+        beam = options.decoder == "beam"
+        self.search = StreamSearch(vocab, options) if beam else _GreedyStream(vocab)
         self.endpoint_frames = max(1, round(cfg.endpoint_seconds / frame_seconds))
         self.max_frames = max(1, round(cfg.max_segment_seconds / frame_seconds))
         self.quiet = (vocab.blank_id, vocab.space_id)  # tokens that are not speech
@@ -302,9 +302,9 @@ class SegmentDecoder:
 def _partial_text(hyp: Hypothesis, vocab: Vocabulary) -> str:
     """The text so far: for a character model its tokens (the word being spelled too);
     for a phone model the finished words."""
-    if vocab.tokens is not None and "a" in vocab.tokens:
-        return " ".join(vocab.decode(hyp.token_ids).split())
-    return hyp.text
+    if vocab.phonetic:
+        return hyp.text
+    return " ".join(vocab.decode(hyp.token_ids).split())
 
 
 class Stream:
