@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -125,7 +126,8 @@ class _Session:
 
 def check_rate(value) -> int:
     """A client's sample rate: an integer in 8-96 kHz; ProtocolError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and value == int(value)):  # JSON may say NaN
         raise ProtocolError(CLOSE_BAD_DATA, f"sample_rate must be an integer, got {value!r}")
     if not _MIN_RATE <= value <= _MAX_RATE:
         raise ProtocolError(
@@ -287,10 +289,10 @@ async def read_event(
         return None
     except TimeoutError:
         raise ProtocolError(CLOSE_POLICY, f"nothing received for {timeout:g} s") from None
-    if extra:
-        data = {**data, **_json_message(extra.decode("utf-8", errors="replace"))}
     if not isinstance(data, dict):
         raise ProtocolError(CLOSE_BAD_DATA, "an event's data must be an object")
+    if extra:
+        data = {**data, **_json_message(extra.decode("utf-8", errors="replace"))}
     return kind, data, payload
 
 

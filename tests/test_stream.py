@@ -391,6 +391,10 @@ def test_another_sample_rate_is_resampled(client):
     [
         (['{"config": {"sample_rate": 1234}}'], 1007, "outside 8000-96000"),
         (['{"config": {"sample_rate": "fast"}}'], 1007, "must be an integer"),
+        (['{"config": {"sample_rate": NaN}}'], 1007, "must be an integer"),
+        (['{"config": {"sample_rate": 1e999}}'], 1007, "must be an integer"),
+        (['{"config": [16000]}'], 1007, "config must be an object"),
+        (["[1, 2]"], 1007, "a JSON object"),
         (["not json"], 1007, "must be JSON"),
         (['{"hello": 1}'], 1007, "unknown message"),
         ([b"\x00\x01\x02"], 1007, "whole samples"),
