@@ -54,7 +54,8 @@ def test_mini_librispeech_all_stages(tmp_path):
 @needs_kenlm
 def test_default_model_all_stages(tmp_path):
     """recipes/default_model/run.sh, data to model folder to reports, on a tiny corpus:
-    N (CTC-CRF), its fine-tuning O, a word LM, the folder tuned on the held-out speaker."""
+    N (CTC-CRF), its fine-tuning O, a word LM, O's folder tuned on the held-out speaker,
+    then N and O on every speaker, shipped with O's decoding weights."""
     shared = tmp_path / "mini"
     for speaker in ("1", "2", "3", "4"):
         make_librispeech(shared, "train", {(speaker, "10"): [1.5] * 3})
@@ -62,12 +63,14 @@ def test_default_model_all_stages(tmp_path):
     books = tmp_path / "books"
     books.mkdir()
     (books / "pg1.txt").write_text("Words number one. Words number two, number three.\n" * 20)
-    manifests, exp, out = tmp_path / "manifests", tmp_path / "exp", tmp_path / "folder"
+    manifests, exp = tmp_path / "manifests", tmp_path / "exp"
+    o_out, out = tmp_path / "o_folder", tmp_path / "folder"
     tiny = f"{TINY_TRAINING} model.aux_layer=0 train.average_last=1 data.early_batch_epochs=0"
     run_recipe(
         "default_model",
         {"SHARED": str(shared), "GUTENBERG": str(books), "MANIFESTS": str(manifests),
-         "EXP": str(exp), "OUT": str(out), "SPEAKERS": "4", "TRAIN_SET": tiny,
+         "EXP": str(exp), "O_OUT": str(o_out), "OUT": str(out), "SPEAKERS": "4",
+         "TRAIN_SET": tiny,
          "LM_BUILD": "--order 2", "LM_WEIGHTS": "1", "WORD_SCORES": "0"},
     )  # fmt: skip
     assert len(read_manifest(manifests / "mini_spk" / "held_out.jsonl")) == 3
@@ -76,16 +79,22 @@ def test_default_model_all_stages(tmp_path):
     config = (exp / "ft_crf_n_utt" / "config.toml").read_text()
     assert 'loss = "ctc_crf"' in config and 'normalization = "utterance"' in config
     assert 'loss = "ctc_crf"' in (exp / "dm_crf" / "config.toml").read_text()
-    decoding = json.loads((out / "decoding.json").read_text())
+    decoding = json.loads((o_out / "decoding.json").read_text())
     assert (decoding["decoder"], decoding["lexicon_words"], decoding["lm_weight"]) == (
         "beam",
         30000,
         1,
     )
+    assert json.loads((out / "decoding.json").read_text()) == decoding
+    every_speaker = f'train_manifest = "{manifests / "mini" / "train.jsonl"}"'
+    for run in ("dm_crf_all22", "ft_crf_all22_utt"):
+        assert every_speaker in (exp / run / "config.toml").read_text()
     for split in ("valid", "dev"):
         summary = json.loads((exp / "eval_o" / f"{split}-lm" / "summary.json").read_text())
         assert summary["utterances"] == (3 if split == "valid" else 2)
         assert summary["decoding"]["decoder"] == "beam"
+    shipped = json.loads((exp / "eval_all22" / "dev-lm" / "summary.json").read_text())
+    assert shipped["utterances"] == 2 and shipped["decoding"]["lm_weight"] == 1
 
 
 def test_librispeech_prepare_stage_on_fake_960h_layout(tmp_path):

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # The bundled English model (data/models/en-default), from the data to the model folder:
 # configuration N (E's recipe from scratch with the CTC-CRF loss), then O (N fine-tuned with
-# CTC-CRF and per-utterance normalization), chosen on three validation speakers
-# (recipes/default_model/README.md, issue 21).
+# CTC-CRF and per-utterance normalization), chosen with its decoding weights on three
+# validation speakers; then the same two trainings on all 22 speakers (direction 4), which
+# ship with O's decoding weights (recipes/default_model/README.md, issue 21).
 #   bash recipes/default_model/run.sh            # every stage, from the repository root
 #   STAGE=3 bash recipes/default_model/run.sh    # from stage 3 on
 #   RESUME=1 STAGE=2 STOP_STAGE=2 bash recipes/default_model/run.sh   # continue N's training
 # Training takes about 50 min (N: the feature cache, 48 s then 192 s batches) plus 10 min
-# (O) on 2 CPU cores, and 96 s to build the cache the first time; run it with nohup, alone
-# on the machine (a second busy process slows the training loop down many times).
+# (O) on 2 CPU cores, then about 55 + 11 min on all 22 speakers, and 96 s to build the cache
+# the first time; run it with nohup, alone on the machine (a second busy process slows the
+# training loop down many times).
 # tests/test_recipes.py runs every stage on a tiny corpus (the variables below).
 set -euo pipefail
 
 ASR=${ASR:-python -m asr}
-STAGE=${STAGE:-1}  # 1 data, 2 train N, 3 fine-tune O, 4 LM, 5 model folder, 6 evaluate
-STOP_STAGE=${STOP_STAGE:-6}
+STAGE=${STAGE:-1}  # 1 data, 2 N, 3 O, 4 LM, 5 O's folder, 6 N on 22, 7 O on 22, 8 folder, 9 evaluate
+STOP_STAGE=${STOP_STAGE:-9}
 SHARED=${SHARED:-../shared/data/mini_librispeech}
 GUTENBERG=${GUTENBERG:-../shared/data/gutenberg/books ../shared/data/gutenberg_extra/books}
 CONFIGS=recipes/default_model/configs
@@ -25,15 +27,20 @@ TRAIN_SET=${TRAIN_SET:-}  # extra "key=value" overrides for both trainings, spac
 LM_BUILD=${LM_BUILD:---order 4 --prune 0 2 4 6 --vocab-size 100000 --memory 8G --quantize 8}
 LM_WEIGHTS=${LM_WEIGHTS:-1.5 2 2.5}
 WORD_SCORES=${WORD_SCORES:--4 -3 -2}
-OUT=${OUT:-$EXP/en-o}  # the model folder
-SHIP=${SHIP:-0}  # 1: stage 5 also copies it to data/models/en-default
+O_OUT=${O_OUT:-$EXP/en-o}  # O's folder: it chooses the decoding weights
+OUT=${OUT:-$EXP/en-default-22}  # the model folder that ships
+SHIP=${SHIP:-0}  # 1: stage 8 also copies it to data/models/en-default
 RESUME=${RESUME:-0}
 VALID=$MANIFESTS/mini_spk/held_out.jsonl
 DEV=$MANIFESTS/mini/dev.jsonl
 resume=()
-((RESUME)) && resume=(--resume)
-sets=(--set "data.train_manifest=\"$MANIFESTS/mini_spk/train.jsonl\"" --set "data.valid_manifest=\"$VALID\"")
+from_n=(--init-from "$EXP/dm_crf/averaged.pt")  # a fine-tuning starts from N or resumes
+from_n22=(--init-from "$EXP/dm_crf_all22/averaged.pt")
+((RESUME)) && resume=(--resume) && from_n=(--resume) && from_n22=(--resume)
+sets=(--set "data.valid_manifest=\"$VALID\"")
 for item in $TRAIN_SET; do sets+=(--set "$item"); done
+spk=(--set "data.train_manifest=\"$MANIFESTS/mini_spk/train.jsonl\"" "${sets[@]}")  # 19 speakers
+all=(--set "data.train_manifest=\"$MANIFESTS/mini/train.jsonl\"" "${sets[@]}")  # all 22
 
 if ((STAGE <= 1 && 1 <= STOP_STAGE)); then
     # Manifests (durations from the headers); three whole training speakers held out for
@@ -43,11 +50,11 @@ if ((STAGE <= 1 && 1 <= STOP_STAGE)); then
     $ASR data split "$MANIFESTS/mini/train.jsonl" --speakers $SPEAKERS --out-dir "$MANIFESTS/mini_spk"
 fi
 if ((STAGE <= 2 && 2 <= STOP_STAGE)); then  # N: E's recipe, CTC-CRF from scratch, 20 epochs
-    $ASR train --config $CONFIGS/n_crf_scratch.toml --exp-dir "$EXP/dm_crf" "${sets[@]}" "${resume[@]}"
+    $ASR train --config $CONFIGS/n_crf_scratch.toml --exp-dir "$EXP/dm_crf" "${spk[@]}" "${resume[@]}"
 fi
 if ((STAGE <= 3 && 3 <= STOP_STAGE)); then  # O: N + 6 CTC-CRF epochs, per-utterance norm
     $ASR train --config $CONFIGS/o_crf_utt_ft.toml --exp-dir "$EXP/ft_crf_n_utt" \
-        --init-from "$EXP/dm_crf/averaged.pt" "${sets[@]}"
+        "${spk[@]}" "${from_n[@]}"
 fi
 if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
     # Word 4-gram from both Gutenberg folders (1,104 books, 68.7M words; the books dev/
@@ -58,23 +65,38 @@ if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
     $ASR lm build --text "$EXP/lm/text_big.txt" $LM_BUILD --out "$EXP/lm/big"
 fi
 if ((STAGE <= 5 && 5 <= STOP_STAGE)); then
-    # fp16 weights + ONNX graph (the light runtime's) + LM + lexicon; the trie holds the 30k
-    # commonest words; LM weight and word score tuned on the validation speakers at beam 100.
-    $ASR export "$EXP/ft_crf_n_utt/averaged.pt" --out "$OUT" --half --onnx --lm "$EXP/lm/big"
+    # O's folder: fp16 weights + ONNX graph (the light runtime's) + LM + lexicon; the trie
+    # holds the 30k commonest words; LM weight and word score tuned on the validation
+    # speakers at beam 100.
+    $ASR export "$EXP/ft_crf_n_utt/averaged.pt" --out "$O_OUT" --half --onnx --lm "$EXP/lm/big"
     # shellcheck disable=SC2086
-    $ASR decode tune "$OUT" "$VALID" --beam-size 100 --lexicon-words 30000 \
+    $ASR decode tune "$O_OUT" "$VALID" --beam-size 100 --lexicon-words 30000 \
         --lm-weights $LM_WEIGHTS --word-scores $WORD_SCORES
+fi
+if ((STAGE <= 6 && 6 <= STOP_STAGE)); then  # N's recipe on all 22 speakers
+    $ASR train --config $CONFIGS/n_crf_scratch.toml --exp-dir "$EXP/dm_crf_all22" "${all[@]}" "${resume[@]}"
+fi
+if ((STAGE <= 7 && 7 <= STOP_STAGE)); then  # O's fine-tuning on all 22 speakers
+    $ASR train --config $CONFIGS/o_crf_utt_ft.toml --exp-dir "$EXP/ft_crf_all22_utt" \
+        "${all[@]}" "${from_n22[@]}"
+fi
+if ((STAGE <= 8 && 8 <= STOP_STAGE)); then
+    # The folder that ships: the 22-speaker weights with O's decoding weights (no speakers
+    # are left to choose with).
+    $ASR export "$EXP/ft_crf_all22_utt/averaged.pt" --out "$OUT" --half --onnx --lm "$EXP/lm/big"
+    cp "$O_OUT/decoding.json" "$OUT/decoding.json"
     if ((SHIP)); then
         rm -rf data/models/en-default && mkdir -p data/models/en-default/lm
         cp "$OUT/model.pt" "$OUT/model.onnx" "$OUT/decoding.json" data/models/en-default/
         cp "$OUT"/lm/{lm.bin,lexicon.txt,lm.json} data/models/en-default/lm/
     fi
 fi
-if ((STAGE <= 6 && 6 <= STOP_STAGE)); then
-    for split in valid dev; do
+if ((STAGE <= 9 && 9 <= STOP_STAGE)); then
+    for split in valid dev; do  # O on both sets; the shipped folder on dev only
         manifest=$VALID
         [[ $split == dev ]] && manifest=$DEV
-        $ASR evaluate "$manifest" --model "$OUT" --decoder greedy --out-dir "$EXP/eval_o/$split-greedy"
-        $ASR evaluate "$manifest" --model "$OUT" --out-dir "$EXP/eval_o/$split-lm"
+        $ASR evaluate "$manifest" --model "$O_OUT" --decoder greedy --out-dir "$EXP/eval_o/$split-greedy"
+        $ASR evaluate "$manifest" --model "$O_OUT" --out-dir "$EXP/eval_o/$split-lm"
     done
+    $ASR evaluate "$DEV" --model "$OUT" --out-dir "$EXP/eval_all22/dev-lm"
 fi
