@@ -6,16 +6,11 @@ Needs Debian's chromium and chromium-driver (bash .ci/install.d/browser.sh, as r
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import uvicorn
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from browser import chromium, needs_browser, serve_in_thread
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -24,16 +19,7 @@ from asr.audio import AudioInfo, audio_info
 from asr.serve import ServeConfig, create_app
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "sample.wav"
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None or CHROMEDRIVER is None,
-        reason="Chromium or chromedriver not installed (bash .ci/install.d/browser.sh, as root)",
-    ),
-]
+pytestmark = needs_browser
 
 
 class SpyRecognizer:
@@ -57,36 +43,13 @@ def server(tmp_path_factory):
     upload_dir = tmp_path_factory.mktemp("uploads")
     spy = SpyRecognizer(asr.load_model(device="cpu"))
     app = create_app(spy, ServeConfig(upload_dir=str(upload_dir)))  # type: ignore[arg-type]
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", spy, upload_dir
-    uv.should_exit = True
-    thread.join(10)
+    for url in serve_in_thread(app):
+        yield url, spy, upload_dir
 
 
 @pytest.fixture(scope="module")
 def browser():
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",  # tests run as root in CI
-        "--disable-dev-shm-usage",
-        "--window-size=1000,1000",
-        "--use-fake-ui-for-media-stream",  # grant the microphone without asking
-        "--use-fake-device-for-media-stream",  # a synthetic microphone (beeps)
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    yield driver
-    driver.quit()
+    yield from chromium()  # a synthetic microphone (beeps)
 
 
 def _wait_until_settled(driver, seconds: float = 120.0) -> str:
