@@ -8,7 +8,7 @@
 #   STAGE=3 bash recipes/default_model/run.sh    # from stage 3 on
 #   RESUME=1 STAGE=2 STOP_STAGE=2 bash recipes/default_model/run.sh   # continue N's training
 # Training takes about 50 min (N: the feature cache, 48 s then 192 s batches) plus 10 min
-# (O) on 2 CPU cores, then about 55 + 11 min on all 22 speakers, and 96 s to build the cache
+# (O) on 2 CPU cores, then about 60 + 15 min on all 22 speakers, and 96 s to build the cache
 # the first time; run it with nohup, alone on the machine (a second busy process slows the
 # training loop down many times).
 # tests/test_recipes.py runs every stage on a tiny corpus (the variables below).
