@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "all_reduce_sum", "barrier", "gather_objects", "init_distributed"]
+__all__ = [
+    "DistContext",
+    "all_reduce_sum",
+    "barrier",
+    "gather_objects",
+    "init_distributed",
+    "shutdown_distributed",
+]
 
 
 @dataclass(frozen=True)
@@ -80,3 +87,14 @@ def gather_objects(obj: object) -> list:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def shutdown_distributed() -> None:
+    """Wait for every rank, then leave the process group (before the interpreter exits).
+
+    A rank that exits while holding its Gloo group can abort in the group's destructor
+    ("terminate called without an active exception") while rank 0 is still writing.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

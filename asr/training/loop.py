@@ -51,6 +51,7 @@ from asr.training.distributed import (
     DistContext,
     all_reduce_sum,
     init_distributed,
+    shutdown_distributed,
 )
 from asr.training.feature_cache import (
     CachedFeatureDataset,
@@ -874,7 +875,9 @@ def fit(
     if not dist.is_main:
         logging.getLogger("asr").setLevel(logging.WARNING)  # one voice: rank 0's
     with experiment_lock(exp_dir, dist.is_main):
-        return _fit_locked(cfg, exp_dir, dist, device, resume, init_from)
+        trainer = _fit_locked(cfg, exp_dir, dist, device, resume, init_from)
+    shutdown_distributed()  # on success only: a failed rank must not wait for the others
+    return trainer
 
 
 def _fit_locked(cfg, exp_dir: Path, dist, device, resume: bool, init_from) -> Trainer:
