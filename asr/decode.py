@@ -151,6 +151,11 @@ class DecodingOptions:
         return values
 
     @property
+    def takes_hotwords(self) -> bool:
+        """Hotwords need the lexicon beam search; greedy and lexicon-free ones ignore them."""
+        return self.decoder == "beam" and bool(self.lexicon_path)
+
+    @property
     def search_key(self) -> DecodingOptions:
         """The options that shape the search itself (execution settings reset)."""
         return replace(self, num_workers=1)

@@ -377,8 +377,7 @@ async def transcriptions(request: Request) -> Response:
     if not content_type.startswith("multipart/form-data"):
         raise ApiError(400, f"expected a multipart/form-data body, got {content_type!r}")
     async with request.form(max_files=1, max_fields=len(_FIELDS)) as form:
-        searchable = server.decoding.decoder == "beam" and bool(server.decoding.lexicon_path)
-        params = _parse_form(form, server.config.max_hotwords, searchable)
+        params = _parse_form(form, server.config.max_hotwords, server.decoding.takes_hotwords)
         with _upload_file(server.config.upload_dir) as path:
             size = await run_in_threadpool(_copy_upload, params.upload, path)
             if size == 0:
@@ -617,7 +616,12 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Sta
 
 
 def stream_limits(config: ServeConfig) -> StreamLimits:
-    return StreamLimits(config.max_streams, config.stream_idle_timeout, config.max_stream_seconds)
+    return StreamLimits(
+        config.max_streams,
+        config.stream_idle_timeout,
+        config.max_stream_seconds,
+        config.max_hotwords,
+    )
 
 
 def is_loopback(host: str) -> bool:

@@ -3,7 +3,8 @@ Wyoming protocol (Home Assistant's) on its own TCP port, both over `Recognizer.s
 
 Vosk (alphacep/vosk-server's websocket/asr_server.py, which Vosk's clients speak):
 
-    -> {"config": {"sample_rate": 16000, "words": true}}    text, optional, first
+    -> {"config": {"sample_rate": 16000, "words": true,     text, optional, first
+                   "hotwords": ["Nautilus", "Captain Nemo:8"]}}
     -> <16-bit little-endian mono PCM>                        binary, any length
     <- {"partial": "the old man"}                             the text so far changed
     <- {"text": "...", "result": [{"word", "start", "end", "conf"}]}   at a pause
@@ -27,12 +28,13 @@ import json
 import logging
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asr.audio import StreamResampler
+from asr.hotwords import Hotword, HotwordError, parse_hotwords
 from asr.inference.stream import Stream, StreamEvent
 from asr.usererror import UserError
 
@@ -67,6 +69,7 @@ class StreamLimits:
     max_streams: int  # streams at once over both protocols; more are refused
     idle_timeout: float  # seconds a client may send nothing
     max_seconds: float  # seconds of audio one stream may send
+    max_hotwords: int = 1000  # entries of a stream's hotwords
 
 
 class StreamSlots:
@@ -203,10 +206,12 @@ async def _vosk_session(websocket: WebSocket, recognizer, limits: StreamLimits) 
                 if not isinstance(config, dict):
                     raise ProtocolError(CLOSE_BAD_DATA, "config must be an object")
                 words = bool(config.get("words", False))
-                session = _open(recognizer, config.get("sample_rate", 16000), limits)
+                hotwords = config_hotwords(recognizer, config.get("hotwords"), limits)
+                rate = config.get("sample_rate", 16000)
+                session = await asyncio.to_thread(_open, recognizer, rate, limits, hotwords)
                 continue
             if "eof" in request:
-                session = session or _open(recognizer, 16000, limits)
+                session = session or await asyncio.to_thread(_open, recognizer, 16000, limits)
                 for event in await asyncio.to_thread(session.finish):
                     if event.kind == "final":
                         await websocket.send_json(vosk_message(event, words))
@@ -215,16 +220,43 @@ async def _vosk_session(websocket: WebSocket, recognizer, limits: StreamLimits) 
             raise ProtocolError(
                 CLOSE_BAD_DATA, f"unknown message {sorted(request)}: expected config or eof"
             )
-        session = session or _open(recognizer, 16000, limits)
+        session = session or await asyncio.to_thread(_open, recognizer, 16000, limits)
         events = await asyncio.to_thread(session.accept, message.get("bytes") or b"")
         for reply in vosk_replies(events, session.stream.partial, words):
             await websocket.send_json(reply)
 
 
-def _open(recognizer, rate, limits: StreamLimits) -> _Session:
+def config_hotwords(recognizer, value, limits: StreamLimits) -> tuple[Hotword, ...]:
+    """A config's "hotwords": a list of entries or one comma-separated string, each with an
+    optional ":boost" (asr/hotwords.py), for a recognizer whose search can use them."""
+    if value is None:
+        return ()
+    if not (
+        isinstance(value, str)
+        or (isinstance(value, list) and all(isinstance(e, str) for e in value))
+    ):
+        raise ProtocolError(CLOSE_BAD_DATA, "config hotwords must be a list of strings or a string")
+    try:
+        hotwords = parse_hotwords(value, "config hotwords")
+    except HotwordError as err:
+        raise ProtocolError(CLOSE_BAD_DATA, str(err)) from None
+    if len(hotwords) > limits.max_hotwords:
+        raise ProtocolError(
+            CLOSE_POLICY, f"{len(hotwords)} hotwords; at most {limits.max_hotwords}"
+        )
+    if hotwords and not recognizer.default_options.takes_hotwords:
+        raise ProtocolError(
+            CLOSE_POLICY, "hotwords need the lexicon beam search, which this server does not run"
+        )
+    return hotwords
+
+
+def _open(recognizer, rate, limits: StreamLimits, hotwords: tuple[Hotword, ...] = ()) -> _Session:
+    """A session at the client's rate (run in a thread: a new hotword list builds its search)."""
     rate = check_rate(rate)
     try:
-        return _Session(recognizer.stream(), rate, limits)
+        options = replace(recognizer.default_options, hotwords=hotwords)
+        return _Session(recognizer.stream(options), rate, limits)
     except UserError as err:  # a model that cannot stream
         raise ProtocolError(CLOSE_POLICY, str(err)) from err
 

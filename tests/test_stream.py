@@ -399,6 +399,7 @@ def test_another_sample_rate_is_resampled(client):
         (['{"hello": 1}'], 1007, "unknown message"),
         ([b"\x00\x01\x02"], 1007, "whole samples"),
         ([b"\x00\x00" * 1000, '{"config": {"sample_rate": 16000}}'], 1008, "before the audio"),
+        (['{"config": {"hotwords": ["mat"]}}'], 1008, "lexicon beam search"),  # greedy here
     ],
 )
 def test_bad_messages_get_a_close_code_and_reason(client, messages, code, reason):
@@ -412,6 +413,58 @@ def test_bad_messages_get_a_close_code_and_reason(client, messages, code, reason
             while True:
                 ws.receive_json()
     assert closed.value.code == code and reason in closed.value.reason
+
+
+@pytest.mark.slow
+def test_a_stream_takes_hotwords_in_its_config(tone_model, tmp_path):
+    """A lexicon without the utterance's last word: only the config's hotwords bring it."""
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from asr.corpora.tones import _WORDS
+    from asr.inference.lm import write_lexicon
+    from asr.serve import ServeConfig, create_app
+
+    folder, manifest = tone_model
+    utt = read_manifest(manifest)[0]
+    missing = utt.text.split()[-1]
+    write_lexicon([w for w in _WORDS if w != missing], tmp_path / "lexicon.txt")
+    search = {"decoder": "beam", "lexicon_path": str(tmp_path / "lexicon.txt")}
+    recognizer = load_model(folder, "cpu", "onnx", **search)
+    wave = load_audio(utt.audio_filepath)
+
+    def said(ws, config: dict) -> str:
+        ws.send_text(json.dumps({"config": config}))
+        texts = []
+        for i in range(0, len(wave), 3200):
+            ws.send_bytes(_pcm16(wave[i : i + 3200]))
+            texts.append(ws.receive_json().get("text"))
+        ws.send_text(json.dumps({"eof": 1}))
+        texts.append(ws.receive_json()["text"])
+        return " ".join(t for t in texts if t)
+
+    def refusal(ws, config: dict) -> tuple[int, str]:
+        ws.send_text(json.dumps({"config": config}))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        return closed.value.code, closed.value.reason
+
+    config = ServeConfig(max_hotwords=1)
+    with TestClient(create_app(recognizer, config), base_url=LOCAL) as client:
+        with client.websocket_connect(WS) as ws:
+            assert missing not in said(ws, {}).split()
+        with client.websocket_connect(WS) as ws:
+            assert said(ws, {"hotwords": [f"{missing}:4"]}) == utt.text  # (a tiny model:
+        with client.websocket_connect(WS) as ws:  # boost 8 makes "is it" "it it")
+            assert said(ws, {"hotwords": f"{missing}:2"}) == utt.text  # a string
+        for bad, code, reason in [
+            ({"hotwords": [f"{missing}:0"]}, 1007, "config hotwords entry 1: boost '0'"),
+            ({"hotwords": [7]}, 1007, "a list of strings or a string"),
+            ({"hotwords": f"{missing}, {_WORDS[0]}"}, 1008, "2 hotwords; at most 1"),
+        ]:
+            with client.websocket_connect(WS) as ws:
+                closed_with, why = refusal(ws, bad)
+            assert closed_with == code and reason in why, (bad, why)
 
 
 @pytest.mark.slow
