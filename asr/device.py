@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
+from pathlib import Path
 
 import torch
 
@@ -10,7 +13,10 @@ from asr.config import ConfigError
 
 __all__ = ["autocast", "resolve_device", "resolve_precision"]
 
+log = logging.getLogger(__name__)
+
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo: bf16 arithmetic in hardware
 
 
 def resolve_device(name: str) -> torch.device:
@@ -31,15 +37,34 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
 
     On an AVX512-BF16/AMX CPU, bf16 autocast runs the reference LSTM on equal-length batches
     about 1.5x faster than fp32 (benchmarks/speed.py); docs/training.md has a case where it
-    is slower.
+    is slower. On a CPU without them bf16 is emulated, several times slower: "bf16" asked
+    for there is kept, with a warning.
     """
     if name in _DTYPES:
+        if name == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+            log.warning(
+                "precision bf16 on a CPU without AVX512-BF16 or AMX: emulated, several times "
+                'slower than fp32 (train.precision = "auto" or "fp32" picks fp32 here)'
+            )
         return _DTYPES[name]
     if name != "auto":
         raise ValueError(f"precision must be one of {[*_DTYPES, 'auto']}, got {name!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
+@functools.cache
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX). oneDNN's own
+    check (`torch.ops.mkldnn._is_mkldnn_bf16_supported`) also says yes for plain AVX512,
+    where bf16 is emulated; it is the answer only where /proc/cpuinfo cannot be read."""
+    try:
+        info = cpuinfo.read_text()
+    except OSError:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    flags = set(info.split())
+    return any(flag in flags for flag in _BF16_FLAGS)
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

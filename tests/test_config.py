@@ -59,3 +59,22 @@ def test_file_errors_name_the_file(tmp_path):
 def test_unknown_section():
     with pytest.raises(ConfigError, match="unknown key"):
         from_dict(ExperimentConfig, {"modell": {}})
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_arithmetic(tmp_path, caplog):
+    import torch
+
+    from asr.device import cpu_has_bf16, resolve_precision
+
+    plain, native = tmp_path / "plain", tmp_path / "native"
+    plain.write_text("flags\t\t: fpu sse avx2 avx512f avx512bw avx512vl\n")  # bf16 emulated
+    native.write_text("flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n")
+    assert not cpu_has_bf16(plain) and cpu_has_bf16(native)
+    cpu = torch.device("cpu")
+    expected = torch.bfloat16 if cpu_has_bf16() else torch.float32
+    assert resolve_precision("auto", cpu) == expected
+    with caplog.at_level("WARNING", logger="asr.device"):
+        assert resolve_precision("bf16", cpu) == torch.bfloat16  # asked for: kept
+    assert ("emulated" in caplog.text) == (not cpu_has_bf16())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp8", cpu)
