@@ -34,9 +34,10 @@ RESUME=${RESUME:-0}
 VALID=$MANIFESTS/mini_spk/held_out.jsonl
 DEV=$MANIFESTS/mini/dev.jsonl
 resume=()
-from_n=(--init-from "$EXP/dm_crf/averaged.pt")  # a fine-tuning starts from N or resumes
-from_n22=(--init-from "$EXP/dm_crf_all22/averaged.pt")
-((RESUME)) && resume=(--resume) && from_n=(--resume) && from_n22=(--resume)
+((RESUME)) && resume=(--resume)
+start_from() {  # a fine-tuning starts from checkpoint $1, or continues (RESUME=1): $start
+    if ((RESUME)); then start=(--resume); else start=(--init-from "$1"); fi
+}
 sets=(--set "data.valid_manifest=\"$VALID\"")
 for item in $TRAIN_SET; do sets+=(--set "$item"); done
 spk=(--set "data.train_manifest=\"$MANIFESTS/mini_spk/train.jsonl\"" "${sets[@]}")  # 19 speakers
@@ -53,8 +54,9 @@ if ((STAGE <= 2 && 2 <= STOP_STAGE)); then  # N: E's recipe, CTC-CRF from scratc
     $ASR train --config $CONFIGS/n_crf_scratch.toml --exp-dir "$EXP/dm_crf" "${spk[@]}" "${resume[@]}"
 fi
 if ((STAGE <= 3 && 3 <= STOP_STAGE)); then  # O: N + 6 CTC-CRF epochs, per-utterance norm
+    start_from "$EXP/dm_crf/averaged.pt"
     $ASR train --config $CONFIGS/o_crf_utt_ft.toml --exp-dir "$EXP/ft_crf_n_utt" \
-        "${spk[@]}" "${from_n[@]}"
+        "${spk[@]}" "${start[@]}"
 fi
 if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
     # Word 4-gram from both Gutenberg folders (1,104 books, 68.7M words; the books dev/
@@ -77,8 +79,9 @@ if ((STAGE <= 6 && 6 <= STOP_STAGE)); then  # N's recipe on all 22 speakers
     $ASR train --config $CONFIGS/n_crf_scratch.toml --exp-dir "$EXP/dm_crf_all22" "${all[@]}" "${resume[@]}"
 fi
 if ((STAGE <= 7 && 7 <= STOP_STAGE)); then  # O's fine-tuning on all 22 speakers
+    start_from "$EXP/dm_crf_all22/averaged.pt"
     $ASR train --config $CONFIGS/o_crf_utt_ft.toml --exp-dir "$EXP/ft_crf_all22_utt" \
-        "${all[@]}" "${from_n22[@]}"
+        "${all[@]}" "${start[@]}"
 fi
 if ((STAGE <= 8 && 8 <= STOP_STAGE)); then
     # The folder that ships: the 22-speaker weights with O's decoding weights (no speakers
