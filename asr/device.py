@@ -11,12 +11,13 @@ import torch
 
 from asr.config import ConfigError
 
-__all__ = ["autocast", "resolve_device", "resolve_precision"]
+__all__ = ["autocast", "cpu_has_bf16", "resolve_device", "resolve_precision"]
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo: bf16 arithmetic in hardware
+# /proc/cpuinfo: bf16 arithmetic in hardware (x86's flags; aarch64's Features say "bf16")
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 def resolve_device(name: str) -> torch.device:

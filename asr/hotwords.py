@@ -19,6 +19,7 @@ it for a word still missed, lower it when the word appears where it was not said
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
 DEFAULT_BOOST = 8.0  # per word of an entry without its own (chosen on the validation speakers)
 MAX_BOOST = 30.0  # boosts lie in (0, MAX_BOOST]
 MAX_CHARS = 100  # longest entry, in characters
+MAX_LIST_CHARS = 20_000  # longest list a request may send as text, in characters
 
 
 class HotwordError(UserError, ValueError):
@@ -91,6 +93,12 @@ def parse_hotwords(entries: str | Iterable[str], where: str = "hotwords") -> tup
         return ()
     parsed = [parse_entry(e, f"{where} entry {i}") for i, e in enumerate(items, 1)]
     return merge(parsed)
+
+
+def split_list(text: str) -> list[str]:
+    """A request's list as text: entries separated by commas or newlines, blanks skipped
+    (the server's hotwords field and a live stream's config)."""
+    return [e for e in re.split(r"[,\n]", text) if e.strip()]
 
 
 def read_hotwords_file(path: str | Path) -> tuple[Hotword, ...]:

@@ -30,7 +30,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -53,7 +52,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
-from asr.hotwords import Hotword, HotwordError, parse_hotwords
+from asr.hotwords import MAX_LIST_CHARS, Hotword, HotwordError, parse_hotwords, split_list
 from asr.hotwords import merge as merge_hotwords
 from asr.inference import formats
 from asr.inference.segment import SegmentConfig
@@ -86,7 +85,7 @@ _IGNORED_FIELDS += ("timestamp_granularities", "timestamp_granularities[]")
 _FIELDS = ("file", "response_format", "language", "hotwords", "prompt", *_IGNORED_FIELDS)
 PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default is higher)
 _PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
-_MAX_TEXT_FIELD = 20_000  # characters of the hotwords and prompt fields
+_MAX_TEXT_FIELD = MAX_LIST_CHARS  # characters of the hotwords and prompt fields
 _LANGUAGES = ("en",)
 
 
@@ -255,7 +254,7 @@ def _parse_hotwords(form: FormData, limit: int, searchable: bool) -> tuple[Hotwo
         if len(text) > _MAX_TEXT_FIELD:
             raise ApiError(400, f"field {key!r} is longer than {_MAX_TEXT_FIELD} characters", key)
     try:
-        entries = parse_hotwords([e for e in re.split(r"[,\n]", listed) if e.strip()])
+        entries = parse_hotwords(split_list(listed))
     except HotwordError as err:
         raise ApiError(400, f"field 'hotwords': {err}", "hotwords") from None
     if entries and not searchable:
@@ -268,7 +267,7 @@ def _parse_hotwords(form: FormData, limit: int, searchable: bool) -> tuple[Hotwo
     return merge_hotwords([*entries, *hints[: limit - len(entries)]])  # a long prompt: its first
 
 
-def _parse_form(form: FormData, max_hotwords: int = 1000, searchable: bool = False) -> _Params:
+def _parse_form(form: FormData, max_hotwords: int, searchable: bool = False) -> _Params:
     """Validate the request fields (names, response_format, language, the file part)."""
     for key, value in form.multi_items():
         if key not in _FIELDS:

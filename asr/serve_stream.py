@@ -34,7 +34,7 @@ import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asr.audio import StreamResampler
-from asr.hotwords import Hotword, HotwordError, parse_hotwords
+from asr.hotwords import MAX_LIST_CHARS, Hotword, HotwordError, parse_hotwords, split_list
 from asr.inference.stream import Stream, StreamEvent
 from asr.usererror import UserError
 
@@ -69,7 +69,7 @@ class StreamLimits:
     max_streams: int  # streams at once over both protocols; more are refused
     idle_timeout: float  # seconds a client may send nothing
     max_seconds: float  # seconds of audio one stream may send
-    max_hotwords: int = 1000  # entries of a stream's hotwords
+    max_hotwords: int  # entries of a stream's hotwords (serve.max_hotwords)
 
 
 class StreamSlots:
@@ -184,7 +184,7 @@ async def vosk_stream(websocket: WebSocket) -> None:
     except ProtocolError as err:
         log.info("stream closed: %s", err.reason)
         with contextlib.suppress(Exception):
-            await websocket.close(err.code, err.reason[:120])
+            await websocket.close(err.code, close_reason(err.reason))
     except Exception:  # a bug: logged, and the client told so, not left hanging
         log.exception("stream failed")
         with contextlib.suppress(Exception):
@@ -227,35 +227,42 @@ async def _vosk_session(websocket: WebSocket, recognizer, limits: StreamLimits) 
 
 
 def config_hotwords(recognizer, value, limits: StreamLimits) -> tuple[Hotword, ...]:
-    """A config's "hotwords": a list of entries or one comma-separated string, each with an
-    optional ":boost" (asr/hotwords.py), for a recognizer whose search can use them."""
+    """A config's "hotwords": a list of entries or one string of them separated by commas
+    or newlines, each with an optional ":boost" (asr/hotwords.py), for a recognizer whose
+    search can use them. Its size is checked before any entry is parsed."""
     if value is None:
         return ()
-    if not (
-        isinstance(value, str)
-        or (isinstance(value, list) and all(isinstance(e, str) for e in value))
-    ):
+    if isinstance(value, str):
+        if len(value) > MAX_LIST_CHARS:
+            raise ProtocolError(CLOSE_POLICY, f"config hotwords: over {MAX_LIST_CHARS} characters")
+        value = split_list(value)
+    if not (isinstance(value, list) and all(isinstance(e, str) for e in value)):
         raise ProtocolError(CLOSE_BAD_DATA, "config hotwords must be a list of strings or a string")
-    try:
-        hotwords = parse_hotwords(value, "config hotwords")
-    except HotwordError as err:
-        raise ProtocolError(CLOSE_BAD_DATA, str(err)) from None
-    if len(hotwords) > limits.max_hotwords:
-        raise ProtocolError(
-            CLOSE_POLICY, f"{len(hotwords)} hotwords; at most {limits.max_hotwords}"
-        )
-    if hotwords and not recognizer.default_options.takes_hotwords:
+    if len(value) > limits.max_hotwords:
+        raise ProtocolError(CLOSE_POLICY, f"{len(value)} hotwords; at most {limits.max_hotwords}")
+    if value and not recognizer.default_options.takes_hotwords:
         raise ProtocolError(
             CLOSE_POLICY, "hotwords need the lexicon beam search, which this server does not run"
         )
-    return hotwords
+    try:
+        return parse_hotwords(value, "config hotwords")
+    except HotwordError as err:
+        raise ProtocolError(CLOSE_BAD_DATA, str(err)) from None
+
+
+def close_reason(text: str) -> str:
+    """A WebSocket close reason: at most 123 bytes of UTF-8 (RFC 6455), cut at a character."""
+    return text.encode()[:123].decode("utf-8", "ignore")
 
 
 def _open(recognizer, rate, limits: StreamLimits, hotwords: tuple[Hotword, ...] = ()) -> _Session:
-    """A session at the client's rate (run in a thread: a new hotword list builds its search)."""
+    """A session at the client's rate, with the server's hotwords unless the client sent its
+    own (run in a thread: a new list builds its search, the first stream loads the LM)."""
     rate = check_rate(rate)
+    options = recognizer.default_options
+    if hotwords:
+        options = replace(options, hotwords=hotwords)
     try:
-        options = replace(recognizer.default_options, hotwords=hotwords)
         return _Session(recognizer.stream(options), rate, limits)
     except UserError as err:  # a model that cannot stream
         raise ProtocolError(CLOSE_POLICY, str(err)) from err
@@ -392,10 +399,10 @@ async def _wyoming_events(recognizer, limits: StreamLimits, reader, writer) -> N
         elif kind == "transcribe":
             continue  # its model and language: there is one of each
         elif kind == "audio-start":
-            session = _wyoming_session(recognizer, data, limits)
+            session = await asyncio.to_thread(_wyoming_session, recognizer, data, limits)
         elif kind == "audio-chunk":
             if session is None:  # a chunk without audio-start: its own format tells
-                session = _wyoming_session(recognizer, data, limits)
+                session = await asyncio.to_thread(_wyoming_session, recognizer, data, limits)
             _check_format(data, session.rate)
             events = await asyncio.to_thread(session.accept, payload)
             session.said += [e.text for e in events if e.kind == "final" and e.text]

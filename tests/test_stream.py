@@ -456,15 +456,23 @@ def test_a_stream_takes_hotwords_in_its_config(tone_model, tmp_path):
         with client.websocket_connect(WS) as ws:
             assert said(ws, {"hotwords": [f"{missing}:4"]}) == utt.text  # (a tiny model:
         with client.websocket_connect(WS) as ws:  # boost 8 makes "is it" "it it")
-            assert said(ws, {"hotwords": f"{missing}:2"}) == utt.text  # a string
+            assert said(ws, {"hotwords": f"{missing}:2,\n"}) == utt.text  # a string
         for bad, code, reason in [
             ({"hotwords": [f"{missing}:0"]}, 1007, "config hotwords entry 1: boost '0'"),
             ({"hotwords": [7]}, 1007, "a list of strings or a string"),
             ({"hotwords": f"{missing}, {_WORDS[0]}"}, 1008, "2 hotwords; at most 1"),
+            ({"hotwords": "x" * 20_001}, 1008, "over 20000 characters"),
+            ({"hotwords": ["\u2605" * 80]}, 1007, "config hotwords entry 1"),  # > 123 bytes
         ]:
             with client.websocket_connect(WS) as ws:
                 closed_with, why = refusal(ws, bad)
             assert closed_with == code and reason in why, (bad, why)
+    served = load_model(folder, "cpu", "onnx", **search, hotwords=[f"{missing}:4"])
+    with (
+        TestClient(create_app(served, config), base_url=LOCAL) as client,
+        client.websocket_connect(WS) as ws,  # the server's own list, none in the config
+    ):
+        assert said(ws, {}) == utt.text
 
 
 @pytest.mark.slow
@@ -523,7 +531,7 @@ def test_wyoming_describe_and_transcribe(tone_model):
     pcm = _pcm16(load_audio(utt.audio_filepath))
 
     async def exchange() -> tuple:
-        limits = StreamLimits(max_streams=2, idle_timeout=5.0, max_seconds=60.0)
+        limits = StreamLimits(max_streams=2, idle_timeout=5.0, max_seconds=60.0, max_hotwords=10)
         server = await wyoming_server(recognizer, "127.0.0.1", 0, limits, StreamSlots(2))
         port = server.sockets[0].getsockname()[1]
         async with server, AsyncTcpClient("127.0.0.1", port) as client:
