@@ -85,7 +85,6 @@ _IGNORED_FIELDS += ("timestamp_granularities", "timestamp_granularities[]")
 _FIELDS = ("file", "response_format", "language", "hotwords", "prompt", *_IGNORED_FIELDS)
 PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default is higher)
 _PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
-_MAX_TEXT_FIELD = MAX_LIST_CHARS  # characters of the hotwords and prompt fields
 _LANGUAGES = ("en",)
 
 
@@ -251,8 +250,8 @@ def _parse_hotwords(form: FormData, limit: int, searchable: bool) -> tuple[Hotwo
     field the search cannot use is refused."""
     listed, prompt = str(form.get("hotwords") or ""), str(form.get("prompt") or "")
     for key, text in (("hotwords", listed), ("prompt", prompt)):
-        if len(text) > _MAX_TEXT_FIELD:
-            raise ApiError(400, f"field {key!r} is longer than {_MAX_TEXT_FIELD} characters", key)
+        if len(text) > MAX_LIST_CHARS:
+            raise ApiError(400, f"field {key!r} is longer than {MAX_LIST_CHARS} characters", key)
     try:
         entries = parse_hotwords(split_list(listed))
     except HotwordError as err:
