@@ -27,6 +27,7 @@ __all__ = [
     "AudioError",
     "AudioInfo",
     "audio_info",
+    "decoded_blocks",
     "expand_audio_paths",
     "iter_audio_blocks",
     "load_audio",
@@ -41,6 +42,11 @@ __all__ = [
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
 MAX_CHANNELS = 64  # a block of a 1,000-channel file would be 2 GB before the downmix
 MAX_PHASES = 1_000  # polyphase filters a resampling ratio may need (`resampling_ratio`)
+# Float samples have full scale 1.0: a hot recording may clip a little above it, but one
+# 18 dB above is a file scaled like integers (its loudest 16-bit samples would be below 8,
+# i.e. silence, at -72 dBFS), which read as is is loud noise to the model.
+MAX_FLOAT_PEAK = 8.0
+FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 
 
 class AudioError(UserError, ValueError):
@@ -135,11 +141,9 @@ def iter_audio_blocks(
     decoded = 0
     try:
         with sf.SoundFile(str(path)) as f:
-            for samples in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-                finite = np.isfinite(samples).all(axis=1)  # (S,)
-                if not finite.all():
-                    at = (decoded + int(np.argmin(finite))) / info.sample_rate
-                    raise AudioError(f"{path}: NaN or infinite samples (first at {at:.2f} s)")
+            floating = f.subtype in FLOAT_SUBTYPES
+            for samples in decoded_blocks(f, block):
+                _check_samples(path, samples, decoded, info.sample_rate, floating)
                 decoded += samples.shape[0]
                 out = resampler.push(samples.mean(axis=1))  # (S, C) -> (S,)
                 if len(out):
@@ -159,6 +163,38 @@ def iter_audio_blocks(
     tail = resampler.flush()
     if len(tail):
         yield tail
+
+
+def decoded_blocks(f: sf.SoundFile, block: int) -> Iterator[np.ndarray]:
+    """The samples `f` really decodes, (S_i, C) float32 blocks of at most `block` frames.
+
+    Not `SoundFile.blocks`: it yields blocks of the size the header promises from one
+    reused buffer, so a truncated MP3 (or one whose Xing header claims 600 s for 82 KB)
+    comes out at its promised length, the missing part filled from stale or uninitialized
+    memory. `read` returns only the frames the decoder produced: their count is the truth.
+    """
+    while True:
+        samples = f.read(block, dtype="float32", always_2d=True)  # a fresh array each time
+        if samples.shape[0]:
+            yield samples
+        if samples.shape[0] < block:
+            return
+
+
+def _check_samples(path, samples: np.ndarray, before: int, rate: int, floating: bool) -> None:
+    """AudioError for NaN or infinite samples, or for a float file whose samples are
+    scaled like 16-bit integers (up to 32767, not 1.0): read as they are, they would be
+    transcribed as noise."""
+    finite = np.isfinite(samples).all(axis=1)  # (S,)
+    if not finite.all():
+        at = (before + int(np.argmin(finite))) / rate
+        raise AudioError(f"{path}: NaN or infinite samples (first at {at:.2f} s)")
+    peak = float(np.abs(samples).max()) if floating and samples.size else 0.0
+    if peak > MAX_FLOAT_PEAK:
+        raise AudioError(
+            f"{path}: float samples reach {peak:.1f}, where full scale is 1.0 (scaled like "
+            "16-bit integers?): divide them by 32768, or write the file as 16-bit PCM"
+        )
 
 
 def wav_declared_frames(path: str | Path) -> int | None:

@@ -119,3 +119,38 @@ def test_a_file_of_hundreds_of_channels_is_refused_from_the_header(tmp_path):
     sf.write(tmp_path / "wide.wav", np.zeros((10, 200), np.float32), 16_000)
     with pytest.raises(AudioError, match="wide.wav: 200 channels; at most 64"):
         audio_info(tmp_path / "wide.wav")
+
+
+def _mp3(path, seconds: float = 10.0):
+    t = np.arange(int(seconds * 16_000)) / 16_000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16_000, format="MP3")
+    return path.read_bytes()
+
+
+def test_truncated_mp3_is_named(tmp_path):
+    # soundfile's blocks() would yield the header's 10 s, the missing part stale memory
+    data = _mp3(tmp_path / "whole.mp3")
+    (tmp_path / "cut.mp3").write_bytes(data[: len(data) // 3])
+    assert audio_info(tmp_path / "cut.mp3").frames == 160_000  # the Xing header's promise
+    with pytest.raises(AudioError, match=r"cut.mp3: truncated: .* 160000 frames, only \d+"):
+        load_audio(tmp_path / "cut.mp3")
+    assert len(load_audio(tmp_path / "whole.mp3")) == 160_000
+
+
+def test_mp3_whose_header_claims_more_is_named(tmp_path):
+    data = bytearray(_mp3(tmp_path / "whole.mp3", 2.0))
+    at = data.index(b"Xing") + 8  # flags (4 bytes), then the frame count, big-endian
+    data[at : at + 4] = (600 * 16_000 // 576).to_bytes(4, "big")  # 600 s of 576-sample frames
+    (tmp_path / "liar.mp3").write_bytes(bytes(data))
+    assert audio_info(tmp_path / "liar.mp3").duration > 500
+    with pytest.raises(AudioError, match="liar.mp3: truncated"):
+        load_audio(tmp_path / "liar.mp3")
+
+
+def test_float_wav_scaled_like_int16_is_named(tmp_path, noise):
+    path = tmp_path / "int_scaled.wav"
+    sf.write(path, noise(0.5) * 32767, 16_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="int_scaled.wav: float samples reach .* 16-bit"):
+        load_audio(path)
+    sf.write(path, np.clip(noise(0.5) * 3, -1.5, 1.5), 16_000, subtype="FLOAT")  # clips: kept
+    assert len(load_audio(path)) == 8_000

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.audio import AudioError, AudioInfo, audio_info, wav_declared_frames
+from asr.audio import AudioError, AudioInfo, audio_info, decoded_blocks, wav_declared_frames
 from asr.frames import ctc_min_frames, subsampled_length
 from asr.logmel import FeatureConfig, frame_count
 from asr.manifest import (
@@ -180,7 +180,7 @@ def _decode_peak(path: Path) -> tuple[int, float, str]:
     decoded, peak = 0, 0.0
     try:
         with sf.SoundFile(str(path)) as f:
-            for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+            for block in decoded_blocks(f, 1 << 16):  # what was decoded, not what was promised
                 decoded += block.shape[0]
                 if block.size and not np.isfinite(block).all():
                     return decoded, math.nan, ""
