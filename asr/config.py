@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from asr.jsonsafe import check_bounds
 from asr.usererror import UserError
 
 __all__ = ["ConfigError", "apply_overrides", "from_dict", "load_toml", "to_dict", "to_toml"]
@@ -99,7 +100,9 @@ def _drop_none(values: dict) -> dict:
 
 def _read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text())
+        text = path.read_text()
+        check_bounds(text, str(path))  # 5,001 digits: a ValueError from tomllib
+        return tomllib.loads(text)
     except FileNotFoundError as err:
         raise ConfigError(f"{path}: no such config file") from err
     except tomllib.TOMLDecodeError as err:
@@ -150,6 +153,7 @@ def apply_overrides(config: T, overrides: list[str]) -> T:
         if leaf not in _field_types(cls):
             known = sorted(_field_types(cls))
             raise ConfigError(f"override {item!r}: unknown key {leaf!r}; known: {known}")
+        check_bounds(raw, f"override {key.strip()}")
         node[leaf] = _parse_value(raw.strip())
     return from_dict(type(config), values, where="overrides")
 

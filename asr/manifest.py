@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr import jsonsafe
 from asr.audio import AudioError, audio_info
 from asr.usererror import UserError
 
@@ -63,9 +64,9 @@ def parse_manifest_line(raw: str, lineno: int, manifest: Path) -> Utterance:
     """One JSON line of `manifest` (an absolute path) -> Utterance; ManifestError if bad."""
     where = f"{manifest}:{lineno}"
     try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ManifestError(f"{where}: not valid JSON ({err.msg})") from err
+        record = jsonsafe.loads(raw, where)
+    except jsonsafe.JSONInputError as err:
+        raise ManifestError(str(err)) from None
     if not isinstance(record, dict):
         raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
     missing = [key for key in _REQUIRED if key not in record]

@@ -84,6 +84,8 @@ def make_workspace(root: Path) -> Path:
     line = json.dumps({"audio_filepath": str(good / "utt0.wav"), "duration": 1.0, "text": "x"})
     (root / "latin1.jsonl").write_bytes(line.encode()[:-2] + 'é"}\n'.encode("latin-1"))
     (root / "a_file").write_text("not a folder")
+    _write_lying_audio(bad, wave)
+    _write_json_at_its_limits(root, good_line)
     for name, content in {
         "decoding_empty": "",
         "decoding_truncated": '{"decoder": "be',
@@ -112,6 +114,39 @@ def make_workspace(root: Path) -> Path:
     trained.mkdir()
     (trained / "model.pt").write_bytes(b"a trained model")
     return root
+
+
+def _write_lying_audio(bad: Path, wave: np.ndarray) -> None:
+    """MP3s whose decoder yields less than the header says, a float WAV scaled like ints."""
+    sf.write(bad / "whole.mp3", np.tile(wave, 4), SR, format="MP3")
+    data = (bad / "whole.mp3").read_bytes()
+    (bad / "cut.mp3").write_bytes(data[: len(data) // 3])
+    liar = bytearray(data)
+    at = liar.index(b"Xing") + 8  # the Xing header's frame count
+    liar[at : at + 4] = (600 * SR // 576).to_bytes(4, "big")  # claims 600 s
+    (bad / "liar.mp3").write_bytes(bytes(liar))
+    write_manifest(bad.parent / "liar.jsonl", [Utterance(str(bad / "liar.mp3"), 600.0, "a cat")])
+    sf.write(bad / "int_scaled.wav", wave * 32767, SR, subtype="FLOAT")
+
+
+def _write_json_at_its_limits(root: Path, good_line: dict) -> None:
+    """Manifests and decoding.json files whose JSON Python parses with other errors than
+    JSONDecodeError (or into numbers that overflow later)."""
+    limits = {
+        "digits401": '{"duration": 1%s}' % ("0" * 400),  # an OverflowError as a float
+        "digits5001": '{"duration": 1%s}' % ("0" * 5000),  # a ValueError in json.loads
+        "deep": "[" * 200_000 + "]" * 200_000,  # a RecursionError in json.loads
+    }
+    for name, text in limits.items():
+        line = json.dumps(good_line)
+        if name != "deep":
+            line = line.replace(f'"duration": {good_line["duration"]}', text[1:-1])
+        else:
+            line = text
+        (root / f"{name}.jsonl").write_text(line + "\n")
+        tiny_model(root / f"decoding_{name}")
+        text = text.replace("duration", "beam_size")
+        (root / f"decoding_{name}" / "decoding.json").write_text(text)
 
 
 @pytest.fixture(scope="module")
@@ -274,6 +309,50 @@ CASES = [
         "evaluate {ws}/dur_inf.jsonl --model {ws}/model",
         2,
         ("dur_inf.jsonl:1", "finite"),
+    ),
+    Case("MP3 cut short", f"transcribe {{ws}}/bad/cut.mp3 {M}", 1, ("cut.mp3", "truncated")),
+    Case(
+        "MP3 header claims 600 s",
+        f"transcribe {{ws}}/bad/liar.mp3 {M}",
+        1,
+        ("liar.mp3", "truncated"),
+    ),
+    Case("MP3 header claims 600 s (check)", "data check {ws}/liar.jsonl", 1, ("truncated",)),
+    Case(
+        "float WAV scaled like 16-bit",
+        f"transcribe {{ws}}/bad/int_scaled.wav {M}",
+        1,
+        ("int_scaled.wav", "16-bit"),
+    ),
+    *[
+        Case(
+            f"manifest: {what}",
+            f"evaluate {{ws}}/{name}.jsonl --model {{ws}}/model",
+            2,
+            (f"{name}.jsonl:1", words),
+        )
+        for name, what, words in (
+            ("digits401", "a 401-digit duration", "401 digits"),
+            ("digits5001", "a 5,001-digit duration", "5001 digits"),
+            ("deep", "nested 200,000 deep", "nested 200000 deep"),
+        )
+    ],
+    Case("manifest nested 200,000 deep (check)", "data check {ws}/deep.jsonl", 1, ("deep",)),
+    *[
+        Case(
+            f"decoding.json: {name}",
+            f"transcribe {{ws}}/good --model {{ws}}/decoding_{name}",
+            2,
+            ("decoding.json", words),
+        )
+        for name, words in (("digits401", "401 digits"), ("deep", "nested 200000 deep"))
+    ],
+    Case(
+        "--set with 5,001 digits",
+        "train --config {ws}/cfg_empty.toml --exp-dir {ws}/exp_digits --set optim.lr=1%s"
+        % ("0" * 5000),
+        2,
+        ("optim.lr", "5001 digits"),
     ),
     Case(
         "trained folder, no --resume",
@@ -668,3 +747,30 @@ def test_a_bad_line_costs_evaluate_only_itself(ws, tmp_path, capsys):
     write_manifest(tmp_path / "all_bad.jsonl", bad)
     code, _, err = run_cli(["evaluate", str(tmp_path / "all_bad.jsonl"), *argv[2:]], capsys)
     assert code == 2 and "no utterance could be transcribed" in err
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("1" * 401, "401 digits"),
+        ("[" * 33 + "]" * 33, "nested 33 deep"),
+        ('{"a": ' * 100_000, "nested 100000 deep"),
+        (b'{"text": "\xff"}', "not UTF-8"),
+        ("x" * (1 << 20) + " ", "at most 1048576"),
+        ('{"a": 1', "not valid JSON"),
+    ],
+)
+def test_untrusted_json_is_refused_by_name(text, words):
+    from asr.jsonsafe import JSONInputError, loads
+
+    with pytest.raises(JSONInputError, match=f"^m.jsonl:3: .*{words}"):
+        loads(text, "m.jsonl:3")
+
+
+def test_untrusted_json_within_bounds_reads_as_json():
+    from asr.jsonsafe import loads
+
+    text = '{"text": "[[[[ 1%s ]]]] \\" [", "d": [[1.5e300]], "n": NaN}' % ("0" * 500)
+    record = loads(text, "m.jsonl:3")  # brackets and digits inside strings are text
+    assert record["d"] == [[1.5e300]] and record["text"].startswith("[[[[ 1000")
+    assert record["n"] != record["n"]  # NaN is parsed, for the field's reader to refuse

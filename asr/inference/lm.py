@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from asr import jsonsafe
 from asr.files import expand_paths
 from asr.layout import LEXICON, LM_ARPA, LM_BINARY, LM_INFO
 from asr.text import WORD_BOUNDARY, Vocabulary, normalize_text
@@ -326,6 +327,6 @@ def read_lm_info(lm_path: str | Path) -> LMInfo | None:
     if not meta.is_file():
         return None
     try:
-        return LMInfo(**json.loads(meta.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
+        return LMInfo(**jsonsafe.load_file(meta))
+    except (jsonsafe.JSONInputError, TypeError) as err:
         raise LMError(f"{meta}: not an LM description ({err})") from err

@@ -14,6 +14,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
+from asr import jsonsafe
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.decode import DecodingOptions
@@ -101,9 +102,9 @@ def saved_decoding(model: str | Path | None) -> dict:
     saved = folder / DECODING_FILE
     if saved.is_file():
         try:
-            record = json.loads(saved.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{saved}: not valid JSON ({err})") from err
+            record = jsonsafe.load_file(saved)
+        except jsonsafe.JSONInputError as err:
+            raise ConfigError(str(err)) from None
         if not isinstance(record, dict):
             raise ConfigError(f"{saved}: expected a JSON object, got {type(record).__name__}")
         settings = {k: record[k] for k in _SAVED_FIELDS if k in record}
