@@ -1,0 +1,37 @@
+"""Readable transcripts: case, punctuation, numbers and titles restored from spoken words.
+
+The run-time side (this package's namespace) needs numpy and onnxruntime only; the torch
+side (model.py, train.py) is imported by training alone.
+
+    from asr.punctuation import restore
+    restore("and mister john dashwood paid twenty five dollars".split()).text
+    # -> "And Mr. John Dashwood paid $25."
+"""
+
+from asr.punctuation.itn import ItnConfig, Token, inverse_normalize
+from asr.punctuation.restore import (
+    DEFAULT_PUNCT_MODEL,
+    Punctuator,
+    Restored,
+    RestoreOptions,
+    WrittenWord,
+    default_punctuator,
+    restore,
+    restore_timed,
+)
+from asr.punctuation.runtime import PunctModelError
+
+__all__ = [
+    "DEFAULT_PUNCT_MODEL",
+    "ItnConfig",
+    "PunctModelError",
+    "Punctuator",
+    "RestoreOptions",
+    "Restored",
+    "Token",
+    "WrittenWord",
+    "default_punctuator",
+    "inverse_normalize",
+    "restore",
+    "restore_timed",
+]
