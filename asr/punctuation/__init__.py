@@ -11,12 +11,15 @@ side (model.py, train.py) is imported by training alone.
 from asr.punctuation.itn import ItnConfig, Token, inverse_normalize
 from asr.punctuation.restore import (
     DEFAULT_PUNCT_MODEL,
+    PunctInputError,
     Punctuator,
     Restored,
     RestoreOptions,
     WrittenWord,
     default_punctuator,
+    read_lines,
     restore,
+    restore_lines,
     restore_timed,
 )
 from asr.punctuation.runtime import PunctModelError
@@ -25,6 +28,7 @@ __all__ = [
     "DEFAULT_PUNCT_MODEL",
     "ItnConfig",
     "PunctModelError",
+    "PunctInputError",
     "Punctuator",
     "RestoreOptions",
     "Restored",
@@ -32,6 +36,8 @@ __all__ = [
     "WrittenWord",
     "default_punctuator",
     "inverse_normalize",
+    "read_lines",
     "restore",
+    "restore_lines",
     "restore_timed",
 ]

@@ -13,28 +13,37 @@ word keeps the indices of the spoken words it stands for, so timings stay per wo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from asr.punctuation.itn import ItnConfig, Token, inverse_normalize
 from asr.punctuation.runtime import TaggerRuntime, Tagging
+from asr.text import normalize_text
+from asr.usererror import UserError
 
 __all__ = [
     "DEFAULT_PUNCT_MODEL",
+    "PunctInputError",
     "Punctuator",
     "RestoreOptions",
     "Restored",
     "WrittenWord",
     "default_punctuator",
+    "read_lines",
     "restore",
+    "restore_lines",
     "restore_timed",
 ]
 
 # The bundled model (asr/models/punct-en links to data/models/punct-en, as en-default does).
 DEFAULT_PUNCT_MODEL = Path(__file__).resolve().parent.parent / "models" / "punct-en"
 _SENTENCE_ENDS = (".", "?", "!")
+
+
+class PunctInputError(UserError, ValueError):
+    """A text file to punctuate that cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -127,3 +136,25 @@ def restore_timed(
         confidence = min((s.confidence for s in spans), default=math.nan)
         out.append(WordTiming(word.text, spans[0].start, spans[-1].end, confidence))
     return out
+
+
+def read_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file (PunctInputError naming it when it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from f
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise PunctInputError(f"{path}: cannot read ({reason})") from err
+
+
+def restore_lines(
+    lines: Iterable[str],
+    punctuator: Punctuator | None = None,
+    options: RestoreOptions = RestoreOptions(),
+) -> Iterator[str]:
+    """Each line an utterance, in any spelling (it is normalized first, as `asr evaluate`
+    normalizes: "Hello, 25 men" -> "hello twenty five men"), restored; blank lines stay."""
+    punctuator = punctuator or default_punctuator()
+    for line in lines:
+        yield punctuator.restore(normalize_text(line).split(), options).text

@@ -25,7 +25,15 @@ from asr.punctuation.metrics import capital_f1, punct_f1s
 from asr.punctuation.model import Tagger, TaggerConfig
 from asr.punctuation.runtime import LABELS_FILE, MODEL_FILE, VOCAB_FILE
 
-__all__ = ["PunctTrainConfig", "TrainConfig", "export", "fit", "prepare"]
+__all__ = [
+    "PunctTrainConfig",
+    "TrainConfig",
+    "export",
+    "fit",
+    "load_checkpoint",
+    "prepare",
+    "save_checkpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -172,7 +180,7 @@ def fit(config: PunctTrainConfig, data_dir: str | Path, out_dir: str | Path) -> 
     tagger_config = TaggerConfig(**{**asdict(config.tagger), "vocab_size": len(vocabulary)})
     model = Tagger(tagger_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-    start, best, step, log = time.time(), {"score": -1.0}, 0, []
+    start, best, step = time.time(), {"score": -1.0}, 0
     while step < config.train.max_steps and time.time() - start < 60 * config.train.max_minutes:
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config.train, step, time.time() - start)
@@ -183,12 +191,12 @@ def fit(config: PunctTrainConfig, data_dir: str | Path, out_dir: str | Path) -> 
         optimizer.step()
         step += 1
         if step % config.train.eval_every == 0:
-            best = _evaluate_and_keep(model, dev, step, start, loss, best, log, out_dir, data_dir)
-    _evaluate_and_keep(model, dev, step, start, loss, best, log, out_dir, data_dir)
+            best = _evaluate_and_keep(model, dev, step, start, loss, best, out_dir, data_dir)
+    best = _evaluate_and_keep(model, dev, step, start, loss, best, out_dir, data_dir)
     return best
 
 
-def _evaluate_and_keep(model, dev, step, start, loss, best, log, out_dir, data_dir) -> dict:
+def _evaluate_and_keep(model, dev, step, start, loss, best, out_dir, data_dir) -> dict:
     scores = evaluate(model, dev)
     entry = {
         "step": step,
@@ -196,21 +204,23 @@ def _evaluate_and_keep(model, dev, step, start, loss, best, log, out_dir, data_d
         "loss": round(loss.item(), 4),
     }
     entry |= {k: round(v, 4) for k, v in scores.items()}
-    log.append(entry)
     with open(out_dir / "train.log", "a") as f:
         f.write(json.dumps(entry) + "\n")
     if _score(scores) > best["score"]:
         best = {"score": _score(scores), **entry}
-        _save_checkpoint(model, data_dir, out_dir / "tagger.pt")
+        vocabulary = (data_dir / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1]
+        mixed = json.loads((data_dir / "mixed.json").read_text())
+        save_checkpoint(model, vocabulary, mixed, out_dir / "tagger.pt")
     return best
 
 
-def _save_checkpoint(model: Tagger, data_dir: Path, path: Path) -> None:
+def save_checkpoint(model: Tagger, vocabulary: list[str], mixed: dict, path: Path) -> None:
+    """The network's config and weights, its vocabulary and mixed forms, in one file."""
     checkpoint = {
         "config": asdict(model.config),
         "state_dict": model.state_dict(),
-        "vocabulary": (data_dir / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1],
-        "mixed": json.loads((data_dir / "mixed.json").read_text()),
+        "vocabulary": vocabulary,
+        "mixed": mixed,
     }
     torch.save(checkpoint, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
