@@ -82,8 +82,9 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         os.replace(tmp_name, path)
     except BaseException as err:
         Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(err, OSError) or isinstance(err.__cause__, OSError):
-            why = "the disk is full" if _is_enospc(err) else str(err)
+        os_error = _os_error(err)  # torch's zip writer chains it as __context__
+        if os_error is not None:
+            why = "the disk is full" if os_error.errno == errno.ENOSPC else str(os_error)
             raise CheckpointWriteError(
                 f"{path}: cannot write the checkpoint ({why}); the file it would replace, "
                 "if any, is untouched"
@@ -92,12 +93,13 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     _fsync_dir(path.parent)
 
 
-def _is_enospc(err: BaseException) -> bool:
+def _os_error(err: BaseException | None) -> OSError | None:
+    """The OSError behind `err`: itself, or one it was raised from or while handling."""
     while err is not None:
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            return True
+        if isinstance(err, OSError):
+            return err
         err = err.__cause__ or err.__context__
-    return False
+    return None
 
 
 def _fsync_dir(folder: Path) -> None:

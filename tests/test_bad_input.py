@@ -10,10 +10,13 @@ traceback or hangs. `benchmarks/bad_input.py` runs the same table through the co
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import random
+import shutil
 import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -404,7 +407,7 @@ def test_one_bad_file_costs_only_itself(ws, tmp_path, capsys):
 
 def test_progress_bar_on_a_terminal_only(ws, monkeypatch, capsys):
     from asr.inference.batch import transcribe_files
-    from asr.transcribe import load_model
+    from asr.inference.recognizer import load_model
 
     recognizer = load_model(ws / "model")
     paths = sorted((ws / "good").iterdir())
@@ -440,13 +443,13 @@ def test_same_stem_in_two_folders_mirrors(ws, tmp_path, capsys):
 
 
 def test_two_outputs_on_one_file_refused_before_work(ws, tmp_path, monkeypatch, capsys):
-    import asr.transcribe
+    import asr.inference.recognizer
 
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "x.wav").write_bytes((ws / "good" / "utt0.wav").read_bytes())
     sf.write(folder / "x.flac", sf.read(folder / "x.wav")[0], SR)
-    monkeypatch.setattr(asr.transcribe, "load_model", _no_work)
+    monkeypatch.setattr(asr.inference.recognizer, "load_model", _no_work)
     argv = [
         "transcribe",
         str(folder),
@@ -460,10 +463,10 @@ def test_two_outputs_on_one_file_refused_before_work(ws, tmp_path, monkeypatch, 
 
 
 def test_an_output_path_that_is_a_folder_is_refused_before_work(ws, tmp_path, monkeypatch, capsys):
-    import asr.transcribe
+    import asr.inference.recognizer
 
     (tmp_path / "o" / "utt1.txt").mkdir(parents=True)  # in the way of the second file
-    monkeypatch.setattr(asr.transcribe, "load_model", _no_work)
+    monkeypatch.setattr(asr.inference.recognizer, "load_model", _no_work)
     argv = ["transcribe", str(ws / "good"), "--model", str(ws / "model")]
     code, _, err = run_cli([*argv, "--output-dir", str(tmp_path / "o")], capsys)
     assert code == 2 and "utt1.txt: cannot be written, it is a folder" in err
@@ -485,7 +488,7 @@ def test_an_empty_lexicon_is_refused(tmp_path):
 
 def test_read_only_output_folder_refused_before_work(ws, tmp_path, monkeypatch, capsys):
     import asr.inference.formats
-    import asr.transcribe
+    import asr.inference.recognizer
 
     read_only = tmp_path / "ro"
     read_only.mkdir()
@@ -493,7 +496,8 @@ def test_read_only_output_folder_refused_before_work(ws, tmp_path, monkeypatch, 
     monkeypatch.setattr(
         asr.inference.formats.os, "access", lambda p, m: p != read_only and real(p, m)
     )
-    monkeypatch.setattr(asr.transcribe, "load_model", _no_work)  # root passes chmod: simulate
+    # root passes chmod: simulate
+    monkeypatch.setattr(asr.inference.recognizer, "load_model", _no_work)
     argv = [
         "transcribe",
         str(ws / "good"),
@@ -617,6 +621,77 @@ def test_full_disk_while_checkpointing_names_the_way_out(tmp_path, monkeypatch):
 
     assert load_checkpoint(tmp_path / "exp" / "last.pt")["train_state"]["epoch"] == 1
     assert not list((tmp_path / "exp").rglob("*.tmp"))
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str = "4M"):
+    """A real file system of `size` (tmpfs) mounted at `folder`, for full-disk tests;
+    the test is skipped where mounting is not allowed (not root, a container without
+    CAP_SYS_ADMIN)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+    done = subprocess.run(mount, capture_output=True, text=True) if shutil.which("mount") else None
+    if done is None or done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip() if done else 'no mount'}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def fill_disk(folder: Path, leave: int = 0) -> None:
+    """Write a file in `folder` until its file system is full, then free `leave` bytes:
+    a writer then fails part way through its file (torch's zip writer differently from
+    a first write refused)."""
+    with (folder / "filler").open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as err:
+            assert err.errno == errno.ENOSPC, err
+        f.truncate(max(0, f.tell() - leave))
+
+
+def test_a_real_full_disk_while_training_names_the_way_out(tmp_path, monkeypatch):
+    """torch's zip writer raises RuntimeError with the OSError as its __context__."""
+    from asr.checkpoint import load_checkpoint
+    from asr.config import apply_overrides
+    from asr.training.loop import fit
+
+    manifest = make_tone_corpus(tmp_path / "tones", 6, seed=3)
+    overrides = [f'data.train_manifest="{manifest}"', "optim.epochs=2", *_TINY_RUN]
+    cfg = apply_overrides(ExperimentConfig(), overrides)
+    real_save, saves = torch.save, []
+
+    def save(obj, f):
+        saves.append(1)
+        if len(saves) == 5:  # epoch 1's files are written, then the disk fills
+            fill_disk(exp, leave=8192)
+        real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", save)
+    with small_disk(tmp_path / "disk", "8M") as exp:
+        with pytest.raises(CheckpointError) as caught:
+            fit(cfg, exp)
+        message = str(caught.value)
+        assert "disk is full" in message and "--resume" in message and str(exp) in message
+        (exp / "filler").unlink()
+        monkeypatch.setattr(torch, "save", real_save)
+        assert load_checkpoint(exp / "last.pt")["train_state"]["epoch"] == 1
+        assert not list(exp.rglob("*.tmp"))
+
+
+_TINY_RUN = [
+    'data.valid_manifest=""',
+    "data.num_workers=0",
+    "model.num_layers=1",
+    "model.hidden_size=8",
+    "model.conv_channels=4",
+    'train.device="cpu"',
+    'train.precision="fp32"',
+    "train.stats_utterances=4",
+    "train.tensorboard=false",
+]
 
 
 def test_stale_temporary_files_are_cleaned(tmp_path):

@@ -7,10 +7,10 @@ import torch
 from asr.checkpoint import CheckpointError, inference_payload, load_checkpoint, save_checkpoint
 from asr.config import to_dict
 from asr.features import FeatureConfig, FeatureExtractor
+from asr.inference.recognizer import Recognizer
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
 from asr.training.loop import ExperimentConfig
-from asr.transcribe import Recognizer
 
 
 def small_payload():
@@ -137,3 +137,21 @@ def test_export_refuses_an_incomplete_lm_folder(tmp_path):
     (tmp_path / "lm").mkdir()
     with pytest.raises(FileNotFoundError, match="lm.bin"):
         export_model(tmp_path / "model.pt", tmp_path / "out", lm_dir=tmp_path / "lm")
+
+
+def test_a_real_full_disk_is_a_checkpoint_write_error(tmp_path):
+    """On a full file system torch's zip writer raises a RuntimeError ("unexpected pos")
+    whose __context__ is the OSError: still a CheckpointWriteError saying so."""
+    from test_bad_input import fill_disk, small_disk
+
+    from asr.checkpoint import CheckpointWriteError
+
+    payload = {"config": {}, "vocab": [], "features": {}}
+    with small_disk(tmp_path / "disk", "2M") as disk:
+        save_checkpoint(disk / "model.pt", {**payload, "model": {"w": torch.ones(3)}})
+        fill_disk(disk, leave=8192)
+        big = {"a": torch.zeros(30_000), "b": torch.zeros(30_000)}  # 240 KB
+        with pytest.raises(CheckpointWriteError, match=r"model.pt: .*\(the disk is full\)"):
+            save_checkpoint(disk / "model.pt", {**payload, "model": big})
+        assert load_checkpoint(disk / "model.pt")["model"]["w"].tolist() == [1, 1, 1]
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "model.pt"]
