@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -242,20 +243,22 @@ def export(checkpoint: str | Path, out_dir: str | Path, half: bool = True) -> Pa
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 12, dtype=torch.int64),),  # (B, T) word ids
-        str(path),
-        input_names=["word_ids"],
-        output_names=["case_logits", "punct_logits"],
-        dynamic_axes={
-            "word_ids": {0: "batch", 1: "time"},
-            "case_logits": {0: "batch", 1: "time"},
-            "punct_logits": {0: "batch", 1: "time"},
-        },
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter's notes on LSTM tracing
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 12, dtype=torch.int64),),  # (B, T) word ids
+            str(path),
+            input_names=["word_ids"],
+            output_names=["case_logits", "punct_logits"],
+            dynamic_axes={
+                "word_ids": {0: "batch", 1: "time"},
+                "case_logits": {0: "batch", 1: "time"},
+                "punct_logits": {0: "batch", 1: "time"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
     if half:
         graph = onnx.load(str(path))
         _store_half(graph)
