@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import errno
 import glob
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from asr.files import FileWriteError, atomic_write
 from asr.layout import MODEL_FILE
 from asr.usererror import UserError
 
@@ -57,7 +56,8 @@ def inference_payload(config: dict, vocab: list[str], mean, std, weights: dict) 
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write `payload` (plus format tags) to `path` atomically: temporary file, fsync, rename.
+    """Write `payload` (plus format tags) to `path` atomically (`files.atomic_write`:
+    temporary file, fsync, rename; mode 0644 under the usual umask, like model.onnx).
 
     A crash mid-write leaves the previous file at `path` untouched; the temporary files a
     killed process left behind (`<name>*.tmp`) are removed by the next save of `path`.
@@ -68,46 +68,18 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     path = Path(path)
     record = {"format": FORMAT, "version": VERSION, **payload}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f"{glob.escape(path.name)}*.tmp"):
-            stale.unlink(missing_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    except OSError as err:
-        raise CheckpointWriteError(f"{path}: cannot write the checkpoint ({err})") from err
-    try:
-        with os.fdopen(fd, "wb") as f:
+        if path.parent.is_dir():
+            for stale in path.parent.glob(f"{glob.escape(path.name)}*.tmp"):
+                stale.unlink(missing_ok=True)
+        with atomic_write(path, binary=True) as f:
             torch.save(record, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException as err:
-        Path(tmp_name).unlink(missing_ok=True)
-        os_error = _os_error(err)  # torch's zip writer chains it as __context__
-        if os_error is not None:
-            why = "the disk is full" if os_error.errno == errno.ENOSPC else str(os_error)
-            raise CheckpointWriteError(
-                f"{path}: cannot write the checkpoint ({why}); the file it would replace, "
-                "if any, is untouched"
-            ) from err
-        raise
-    _fsync_dir(path.parent)
-
-
-def _os_error(err: BaseException | None) -> OSError | None:
-    """The OSError behind `err`: itself, or one it was raised from or while handling."""
-    while err is not None:
-        if isinstance(err, OSError):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    except (FileWriteError, OSError) as err:  # OSError: a stale file that stays
+        os_error = err.os_error if isinstance(err, FileWriteError) else err
+        why = "the disk is full" if os_error.errno == errno.ENOSPC else str(os_error)
+        raise CheckpointWriteError(
+            f"{path}: cannot write the checkpoint ({why}); the file it would replace, "
+            "if any, is untouched"
+        ) from err
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:

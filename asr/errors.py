@@ -12,7 +12,7 @@ import errno
 
 from asr.usererror import UserError
 
-__all__ = ["exit_code", "user_message"]
+__all__ = ["describe_os_error", "exit_code", "user_message"]
 
 _OS_REASONS = {
     errno.EACCES: "permission denied",
@@ -33,12 +33,16 @@ def user_message(err: BaseException) -> str | None:
     if isinstance(err, UnicodeDecodeError):
         return f"not UTF-8 text ({err.reason} at byte {err.start})"
     if isinstance(err, OSError):
-        reason = _OS_REASONS.get(err.errno, err.strerror) if err.errno else None
-        path = err.filename
-        if reason and path is not None:
-            return f"{path}: {reason}"
-        return f"{reason}" if reason else str(err)
+        reason = describe_os_error(err)
+        return f"{err.filename}: {reason}" if err.filename is not None else reason
     return None
+
+
+def describe_os_error(err: OSError) -> str:
+    """What went wrong, in words: "no space left on the device (disk full)", "permission
+    denied"...; the system's text for the rest."""
+    reason = _OS_REASONS.get(err.errno, err.strerror) if err.errno else None
+    return reason or str(err)
 
 
 def exit_code(err: BaseException) -> int:

@@ -849,3 +849,21 @@ def test_untrusted_json_within_bounds_reads_as_json():
     record = loads(text, "m.jsonl:3")  # brackets and digits inside strings are text
     assert record["d"] == [[1.5e300]] and record["text"].startswith("[[[[ 1000")
     assert record["n"] != record["n"]  # NaN is parsed, for the field's reader to refuse
+
+
+def test_a_file_written_on_a_full_disk_is_named_and_left_as_it_was(tmp_path):
+    from asr.errors import user_message
+    from asr.files import FileWriteError, write_atomic
+
+    with small_disk(tmp_path / "disk", "1M") as disk:
+        write_atomic(disk / "report.txt", "the old report\n")
+        fill_disk(disk)
+        with pytest.raises(FileWriteError) as caught:
+            write_atomic(disk / "report.txt", "x" * 100_000)
+        message = user_message(caught.value)
+        assert (
+            message
+            == f"{disk / 'report.txt'}: cannot write: no space left on the device (disk full)"
+        )
+        assert (disk / "report.txt").read_text() == "the old report\n"
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "report.txt"]

@@ -155,3 +155,18 @@ def test_a_real_full_disk_is_a_checkpoint_write_error(tmp_path):
             save_checkpoint(disk / "model.pt", {**payload, "model": big})
         assert load_checkpoint(disk / "model.pt")["model"]["w"].tolist() == [1, 1, 1]
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "model.pt"]
+
+
+def test_checkpoints_are_readable_by_others_as_the_umask_says(tmp_path):
+    import os
+
+    payload = {"config": {}, "vocab": [], "features": {}, "model": {}}
+    previous = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "model.pt", payload)
+        assert (tmp_path / "model.pt").stat().st_mode & 0o777 == 0o644  # mkstemp made 0600
+        os.umask(0o027)
+        save_checkpoint(tmp_path / "averaged.pt", payload)
+        assert (tmp_path / "averaged.pt").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(previous)

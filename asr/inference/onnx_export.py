@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from asr.files import file_mode
 from asr.inference.runtime_onnx import (
     GRAPH_INPUTS,
     GRAPH_OUTPUTS,
@@ -192,7 +193,7 @@ def _save(graph, metadata: str, path: Path) -> None:
     os.close(fd)
     try:
         onnx.save(graph, tmp_name)
-        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 would hide an installed model from users
+        os.chmod(tmp_name, file_mode())  # mkstemp's 0600 would hide a model from users
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
