@@ -35,6 +35,7 @@ from asr.inference.batch import transcribe_files
 from asr.inference.model_folder import DEFAULT_MODEL
 from asr.inference.segment import SegmentConfig
 from asr.manifest import split_manifest
+from asr.punctuation.restore import default_punctuator, read_lines, restore_lines
 from asr.serve_config import ServeConfig
 from asr.transcribe import RUNTIMES
 from asr.tune import LM_WEIGHTS, WORD_SCORES, tune
@@ -539,13 +540,32 @@ def _run_lm_build(args) -> int:
     return 0
 
 
+def _add_punctuate(sub) -> None:
+    p = _command(
+        sub,
+        "punctuate",
+        "write text as a person would: case, punctuation, numbers (one utterance a line)",
+        "Reads spoken-form text (any recognizer's words) and prints each line restored.",
+    )
+    p.add_argument("input", help="a UTF-8 text file, one utterance a line; - for stdin")
+    p.add_argument("--model", help="punctuation model folder (the bundled punct-en)")
+    p.set_defaults(func=_run_punctuate)
+
+
+def _run_punctuate(args) -> int:
+    lines = sys.stdin if args.input == "-" else read_lines(args.input)
+    for text in restore_lines(lines, default_punctuator(args.model)):
+        print(text, flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr", description="CTC speech recognition: transcribe, evaluate, train."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_inference, _add_training, _add_data, _add_lm, _add_serve):
+    for add in (_add_inference, _add_training, _add_data, _add_lm, _add_serve, _add_punctuate):
         add(sub)
     return parser
 

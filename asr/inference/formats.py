@@ -1,8 +1,10 @@
 """Transcript writers: plain text, JSON (words with times and confidence), SRT, WebVTT.
 
 `FORMATS` maps each output format's name to its writer; `asr transcribe --output-format`
-offers these names. Subtitle cues group consecutive words: a cue closes at a pause longer
-than `max_gap`, when it would exceed `max_chars` characters or `max_seconds` seconds.
+offers these names. SRT and WebVTT cues are `asr.inference.subtitles.split_cues`'s: two
+lines of at most 42 characters, split at sentences, clauses and pauses. `make_cues` (one line
+a cue: closed at a pause longer than `max_gap`, past `max_chars` characters or
+`max_seconds` seconds) gives the server's verbose_json segments.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asr.inference.align import WordTiming
+from asr.inference.subtitles import split_cues
 from asr.usererror import UserError
 
 if TYPE_CHECKING:
@@ -98,7 +101,7 @@ def _fallback_cue(text: str, duration: float) -> list[Cue]:
 
 def to_srt(words: Sequence[WordTiming], text: str = "", duration: float = 0.0) -> str:
     """SubRip: numbered cues 'HH:MM:SS,mmm --> HH:MM:SS,mmm'."""
-    cues = make_cues(words) if words else _fallback_cue(text, duration)
+    cues = split_cues(words) if words else _fallback_cue(text, duration)
     blocks = [
         f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{c.text}\n"
         for i, c in enumerate(cues, start=1)
@@ -108,7 +111,7 @@ def to_srt(words: Sequence[WordTiming], text: str = "", duration: float = 0.0) -
 
 def to_vtt(words: Sequence[WordTiming], text: str = "", duration: float = 0.0) -> str:
     """WebVTT: a 'WEBVTT' header, then cues 'HH:MM:SS.mmm --> HH:MM:SS.mmm'."""
-    cues = make_cues(words) if words else _fallback_cue(text, duration)
+    cues = split_cues(words) if words else _fallback_cue(text, duration)
     blocks = [f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{c.text}\n" for c in cues]
     return "\n".join(["WEBVTT\n", *blocks])
 
