@@ -110,12 +110,75 @@ def test_training_builds_the_cache_and_cli_reuses_it(tmp_path, corpus, capsys):
     cfg = apply_overrides(ExperimentConfig(), sets)
     tr = build_trainer(cfg, tmp_path / "exp")
     assert isinstance(tr.train_loader.dataset, CachedFeatureDataset)
-    entries = sorted(root.rglob("*.npy"))
+    entries = sorted(root.rglob("*.feat"))
     assert len(entries) == 6 * len(cache_speeds(cfg.augment)) == 18
-    assert not list(root.rglob("*.tmp.npy"))
+    assert not list(root.rglob("*.tmp"))
     config = tmp_path / "c.toml"
     config.write_text(f'[data]\ntrain_manifest = "{corpus}"\nfeature_cache_dir = "{root}"\n'
                       "[augment]\nspeed_perturb = true\n")  # fmt: skip
     assert main(["data", "features", "--config", str(config)]) == 0
     assert "0 built, 18 present" in capsys.readouterr().out
-    assert sorted(root.rglob("*.npy")) == entries
+    assert sorted(root.rglob("*.feat")) == entries
+
+
+def _damage(entry, how: str) -> None:
+    raw = bytearray(entry.read_bytes())
+    if how == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif how == "empty":
+        raw = b""
+    elif how == "NaN bytes":
+        raw[40:48] = b"\xff\x7f" * 4  # fp16 NaN
+    elif how == "flipped bit":
+        raw[len(raw) // 2] ^= 0x10
+    elif how == "changed shape":  # frames and mel bands swapped in the header: same size
+        frames, n_mels = int.from_bytes(raw[4:8], "little"), int.from_bytes(raw[8:12], "little")
+        raw[4:8], raw[8:12] = n_mels.to_bytes(4, "little"), frames.to_bytes(4, "little")
+    entry.write_bytes(bytes(raw))
+
+
+DAMAGE = ["truncated", "empty", "NaN bytes", "flipped bit", "changed shape"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_entry_is_named_and_rebuilt(tmp_path, corpus, how, caplog):
+    cache = FeatureCache(tmp_path, FeatureConfig())
+    path = read_manifest(corpus)[0].audio_filepath
+    whole = cache.get(path)
+    entry = cache.entry(path, 1.0)
+    _damage(entry, how)
+    again = cache.get(path)  # computed again, not read from the damaged entry
+    torch.testing.assert_close(again, _computed(path, 1.0, FeatureConfig()), atol=1e-4, rtol=0)
+    assert f"{entry}: damaged feature-cache entry" in caplog.text
+    assert torch.equal(cache.get(path), whole.half().float())  # the entry is whole again
+
+
+def test_data_features_counts_damaged_entries(tmp_path, corpus, capsys, caplog):
+    root = tmp_path / "cache"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[data]\ntrain_manifest = "{corpus}"\nfeature_cache_dir = "{root}"\n')
+    assert main(["data", "features", "--config", str(config)]) == 0
+    entries = sorted(root.rglob("*.feat"))
+    for entry, how in zip(entries, DAMAGE, strict=False):
+        _damage(entry, how)
+    capsys.readouterr()
+    assert main(["data", "features", "--config", str(config)]) == 0
+    assert "5 built, 1 present" in capsys.readouterr().out
+    assert caplog.text.count("damaged feature-cache entry") == 5
+    cache = FeatureCache(root, FeatureConfig())
+    assert cache.build([u.audio_filepath for u in read_manifest(corpus)], [1.0]).damaged == 0
+
+
+def test_data_features_on_a_full_disk_names_it(tmp_path, corpus, capsys):
+    from test_bad_input import fill_disk, small_disk
+
+    config = tmp_path / "c.toml"
+    with small_disk(tmp_path / "disk", "1M") as disk:
+        root = disk / "cache"
+        config.write_text(f'[data]\ntrain_manifest = "{corpus}"\nfeature_cache_dir = "{root}"\n')
+        (root / "00").mkdir(parents=True)
+        fill_disk(disk)
+        assert main(["data", "features", "--config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert ".feat: cannot write: no space left on the device (disk full)" in err
+        assert not list(root.rglob("*.tmp"))

@@ -7,8 +7,12 @@ resolved path, size and modification time (ns), the feature config (all fields b
 normalization, which is applied after the cache), the speed factor and `CACHE_VERSION`. A
 changed file or config therefore gets a new key, never a stale entry.
 
-Entries are fp16 `.npy` files (T, n_mels), read memory-mapped, written under a temporary
-name and renamed (a killed build leaves no half entry). Where: `data.feature_cache_dir`,
+An entry (`.feat`) is a 16-byte header (magic, frames T, n_mels, a CRC-32 of the shape
+and the samples) and the (T, n_mels) fp16 frames, written by `files.atomic_write` (a killed
+build or a full disk leaves no half entry; a full disk is named). What is read is proved
+whole before it is used: the size the shape implies, the checksum, n_mels, finite values;
+a damaged entry (truncated, emptied, a flipped bit, a changed shape, NaN bytes) is named in
+the log and rebuilt, and `asr data features` counts them. Where: `data.feature_cache_dir`,
 else $ASR_FEATURE_CACHE, else ~/.cache/asr/features; `asr data features` builds it with a
 progress bar, and training builds what is missing before its first epoch. Clearing it is
 deleting the folder. docs/training.md has sizes.
@@ -18,7 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import struct
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +36,7 @@ from tqdm import tqdm
 
 from asr.audio import load_audio
 from asr.features import FeatureConfig, FeatureExtractor
+from asr.files import write_atomic
 from asr.training.augment import AugmentConfig, AugmentedDataset, speed_perturb
 
 __all__ = [
@@ -40,8 +48,49 @@ __all__ = [
 ]
 
 # Bump when what an entry holds changes for the same key (the resampler, the log offset).
-CACHE_VERSION = 1
+# 2: the checksummed .feat entry (1 was a bare .npy).
+CACHE_VERSION = 2
 _ENV = "ASR_FEATURE_CACHE"
+_MAGIC = b"ASRF"
+_HEADER = struct.Struct("<4sIII")  # magic, frames T, n_mels F, CRC-32 of (T, F) and the data
+
+log = logging.getLogger(__name__)
+
+
+class DamagedEntry(ValueError):
+    """A cache entry that is not what was written: the message says how."""
+
+
+def encode_entry(feats: torch.Tensor) -> bytes:
+    """(T, F) frames -> an entry's bytes: header, then fp16 little-endian frames."""
+    frames, n_mels = feats.shape
+    data = feats.numpy().astype("<f2").tobytes()
+    return _HEADER.pack(_MAGIC, frames, n_mels, _checksum(frames, n_mels, data)) + data
+
+
+def decode_entry(raw: bytes, n_mels: int) -> torch.Tensor:
+    """An entry's bytes -> (T, n_mels) float32 frames; DamagedEntry unless it is whole."""
+    if len(raw) < _HEADER.size:
+        raise DamagedEntry(f"{len(raw)} bytes, shorter than its header")
+    magic, frames, width, crc = _HEADER.unpack_from(raw)
+    if magic != _MAGIC:
+        raise DamagedEntry("not a feature-cache entry (bad magic)")
+    data = raw[_HEADER.size :]
+    if len(data) != frames * width * 2:
+        raise DamagedEntry(f"{len(data)} data bytes where ({frames}, {width}) fp16 needs "
+                           f"{frames * width * 2}")  # fmt: skip
+    if _checksum(frames, width, data) != crc:
+        raise DamagedEntry("checksum mismatch")
+    if width != n_mels:
+        raise DamagedEntry(f"{width} mel bands where the config has {n_mels}")
+    feats = np.frombuffer(data, "<f2").reshape(frames, width).astype(np.float32)
+    if not np.isfinite(feats).all():
+        raise DamagedEntry("NaN or infinite values")
+    return torch.from_numpy(feats)
+
+
+def _checksum(frames: int, n_mels: int, data: bytes) -> int:
+    return zlib.crc32(data, zlib.crc32(struct.pack("<II", frames, n_mels)))
 
 
 def default_cache_dir(configured: str = "") -> Path:
@@ -57,14 +106,16 @@ def default_cache_dir(configured: str = "") -> Path:
 
 @dataclass
 class CacheStats:
-    present: int = 0  # entries found
-    built: int = 0  # entries computed now
+    present: int = 0  # entries found whole
+    built: int = 0  # entries computed now (the damaged ones included)
     bytes: int = 0  # size of all the entries asked for
+    damaged: int = 0  # entries found damaged, named in the log and rebuilt
 
     def add(self, other: CacheStats) -> None:
         self.present += other.present
         self.built += other.built
         self.bytes += other.bytes
+        self.damaged += other.damaged
 
 
 class FeatureCache:
@@ -86,7 +137,7 @@ class FeatureCache:
 
     def entry(self, path: str | Path, speed: float) -> Path:
         key = self.key(path, speed)
-        return self.root / key[:2] / f"{key}.npy"
+        return self.root / key[:2] / f"{key}.feat"
 
     def raw(self, waveform: torch.Tensor) -> torch.Tensor:
         """(S,) waveform -> (T, n_mels) unnormalized float32 log-mel."""
@@ -102,31 +153,38 @@ class FeatureCache:
         return self.raw(speed_perturb(waveform, speed))
 
     def get(self, path: str | Path, speed: float = 1.0) -> torch.Tensor:
-        """(T, n_mels) float32 frames: from the cache, else computed and stored."""
+        """(T, n_mels) float32 frames: from the cache when its entry is whole, else
+        computed and stored (a damaged entry is named in the log and replaced)."""
         entry = self.entry(path, speed)
-        if entry.is_file():
-            return torch.from_numpy(np.load(entry, mmap_mode="r").astype(np.float32))
-        feats = self.compute(path, speed)
-        self._store(entry, feats)
+        feats = self.read(entry, path, speed)
+        if feats is None:
+            feats = self.compute(path, speed)
+            write_atomic(entry, encode_entry(feats), durable=False)
         return feats
 
-    def _store(self, entry: Path, feats: torch.Tensor) -> None:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, feats.numpy().astype(np.float16))
-        os.replace(tmp, entry)
+    def read(self, entry: Path, path: str | Path, speed: float) -> torch.Tensor | None:
+        """The entry's frames; None when it is missing, or damaged (then named in the log)."""
+        try:
+            return decode_entry(entry.read_bytes(), self.features.n_mels)
+        except FileNotFoundError:
+            return None
+        except DamagedEntry as err:
+            log.warning("%s: damaged feature-cache entry (%s) of %s at speed %g: rebuilt",
+                        entry, err, path, speed)  # fmt: skip
+            return None
 
     def build(self, paths: Sequence[str], speeds: Iterable[float], desc: str = "") -> CacheStats:
-        """Make sure every (path, speed) entry exists, with a progress bar."""
+        """Make sure every (path, speed) entry exists and is whole, with a progress bar."""
         stats = CacheStats()
         pairs = [(p, s) for s in speeds for p in paths]
         bar = tqdm(pairs, desc=desc or "feature cache", unit="utt", disable=None)
         for path, speed in bar:
             entry = self.entry(path, speed)
-            if entry.is_file():
+            if self.read(entry, path, speed) is not None:
                 stats.present += 1
             else:
-                self._store(entry, self.compute(path, speed))
+                stats.damaged += entry.exists()
+                write_atomic(entry, encode_entry(self.compute(path, speed)), durable=False)
                 stats.built += 1
             stats.bytes += entry.stat().st_size
         return stats
