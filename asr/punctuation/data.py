@@ -172,8 +172,16 @@ def _spoken(core: str) -> list[str]:
     return normalize_text(core).split()
 
 
-def tag_paragraph(paragraph: str) -> Tagged:
-    """The spoken words of a paragraph and each one's case and following mark."""
+def _stripped(core: str) -> list[str]:
+    """The written word lower-cased, its marks dropped and its digits kept ("$25" -> "25")."""
+    word = "".join(c for c in core.lower() if c.isalnum() or c == "'").strip("'")
+    return [word] if word else []
+
+
+def tag_paragraph(paragraph: str, spoken: bool = True) -> Tagged:
+    """The spoken words of a paragraph and each one's case and following mark; with
+    `spoken` False, the written words lower-cased and stripped instead (digits stay digits,
+    "Mr." is "mr")."""
     tagged = Tagged([], [], [], [])
     text = _DASH_RE.sub(" \u2014 ", paragraph.translate(_QUOTES))
     for token in text.split():
@@ -181,7 +189,7 @@ def tag_paragraph(paragraph: str) -> Tagged:
         if not core:  # a dash or a quote alone: its mark joins the word before
             _add_mark(tagged, lead + trail)
             continue
-        if core.lower() in SPOKEN_TITLES and trail.startswith("."):
+        if spoken and core.lower() in SPOKEN_TITLES and trail.startswith("."):
             _add_word(tagged, SPOKEN_TITLES[core.lower()], 0, "")
             _add_mark(tagged, trail[1:])
             continue
@@ -191,11 +199,11 @@ def tag_paragraph(paragraph: str) -> Tagged:
             core = lead[-1] + core
         parts = [p for p in re.split(r"[-\u2010\u2011/_]+", core) if p]
         for part in parts:
-            words = _spoken(part)
+            words = _spoken(part) if spoken else _stripped(part)
             for i, word in enumerate(words):
                 case = case_of(part) if i == 0 else 0
                 _add_word(tagged, word, case, part if case == 3 and len(words) == 1 else "")
-        if trail.startswith("%"):
+        if spoken and trail.startswith("%"):
             _add_word(tagged, "percent", 0, "")
         _add_mark(tagged, trail.replace(")", ","))
     return tagged
@@ -213,16 +221,16 @@ def _add_mark(tagged: Tagged, marks: str) -> None:
         tagged.puncts[-1] = max(tagged.puncts[-1], punct_of(marks))
 
 
-def sample_book(book: Book, n_words: int, seed: int) -> Tagged:
+def sample_book(book: Book, n_words: int, seed: int, spoken: bool = True) -> Tagged:
     """About `n_words` words of a book's prose: consecutive paragraphs from a random one
-    (seeded by the book's id), wrapping around to the start."""
+    (seeded by the book's id), wrapping around to the start. `spoken`: see `tag_paragraph`."""
     paras = list(paragraphs(read_book(book.path)))
     out = Tagged([], [], [], [])
     if not paras:
         return out
     start = random.Random(seed * 1_000_003 + book.gutenberg_id).randrange(len(paras))
     for k in range(len(paras)):
-        tagged = tag_paragraph(paras[(start + k) % len(paras)])
+        tagged = tag_paragraph(paras[(start + k) % len(paras)], spoken)
         out.words += tagged.words
         out.cases += tagged.cases
         out.puncts += tagged.puncts

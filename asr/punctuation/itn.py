@@ -7,7 +7,8 @@ said as words stay words ("two men", "twenty five years") except where print use
 - money and percentages: "twenty five dollars" -> $25, "two dollars and fifty cents" ->
   $2.50, "five percent" -> 5%;
 - decimals: "two point five" -> 2.5;
-- dates: "the third of may" -> "the 3rd of May", "may third" -> "May 3rd";
+- dates: "the third of may" -> "the 3rd of May", "may third" -> "May 3rd", "december
+  nine" -> "December 9", "on the twelfth," -> "on the 12th,";
 - times: "three thirty p m" -> "3:30 p.m.", "ten a m" -> "10 a.m.";
 - numbers of `ItnConfig.min_digits` and more that are not round ("one hundred and five"
   -> 105; "a thousand", "three hundred" stay words);
@@ -58,6 +59,8 @@ _ORD_TENS = {w[:-1] + "ieth": v for w, v in _TENS.items()}
 _SCALES = {"thousand": 1000, "million": 10**6, "billion": 10**9}
 _MONTHS = "january february march april may june july august september october november december"
 _MONTHS = set(_MONTHS.split())
+_MONTH_ABBREVIATIONS = {"jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct"}
+_MONTH_ABBREVIATIONS |= {"nov", "dec"}
 _TITLES = {"mister": "Mr.", "missus": "Mrs.", "doctor": "Dr."}
 _SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
 
@@ -187,11 +190,25 @@ def _number_span(tokens: Sequence[Token], i: int, config: ItnConfig) -> _Span | 
     if kind == "year":
         return _Span(i, i + number.end, str(number.value))
     if number.ordinal:
-        month_after = after[:1] == ["of"] and after[1:2] and after[1] in _MONTHS
-        if before in _MONTHS or month_after:
-            return _Span(i, i + number.end, _ordinal_text(number.value))
-        return None
+        return _date_span(tokens, i, number, after)
+    if before.rstrip(".") in _MONTHS | _MONTH_ABBREVIATIONS and 1 <= number.value <= 31:
+        return _Span(i, i + number.end, str(number.value))  # "Dec. 9", "May 3"
     return _unit_span(tokens, i, number, words, after, config)
+
+
+def _date_span(tokens: Sequence[Token], i: int, number: _Number, after: list[str]):
+    """An ordinal is a date, in digits, next to a month ("the 3rd of May", "May 3rd") or as
+    a day on its own before a pause ("on the 12th,", "of the 17th.")."""
+    before = [t.text.lower() for t in tokens[max(0, i - 2) : i]]
+    month_after = after[:1] in [[m] for m in _MONTHS] or (
+        after[:1] == ["of"] and after[1:2] and after[1] in _MONTHS
+    )
+    last = tokens[i + number.end - 1]
+    ends = last.mark or i + number.end == len(tokens)
+    day_alone = before[-1:] == ["the"] and before[:1] in (["on"], ["of"]) and ends
+    if before[-1:] and before[-1] in _MONTHS or month_after or day_alone:
+        return _Span(i, i + number.end, _ordinal_text(number.value))
+    return None
 
 
 def _unit_span(tokens, i, number: _Number, words, after, config: ItnConfig) -> _Span | None:

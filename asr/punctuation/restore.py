@@ -30,6 +30,7 @@ __all__ = [
     "RestoreOptions",
     "Restored",
     "WrittenWord",
+    "cased_tokens",
     "default_punctuator",
     "read_lines",
     "restore",
@@ -75,7 +76,9 @@ def _cased(word: str, case: str, mixed: str) -> str:
     return word
 
 
-def _tokens(words: Sequence[str], tagging: Tagging, options: RestoreOptions) -> list[Token]:
+def cased_tokens(words: Sequence[str], tagging: Tagging, options: RestoreOptions) -> list[Token]:
+    """Tokens of the tagged words: each cased, with its mark; sentences open with a capital
+    and, with `options.end_sentence`, the last one closes."""
     tokens, opens = [], options.sentence_start
     for i, word in enumerate(words):
         case = tagging.cases[i]
@@ -99,7 +102,9 @@ class Punctuator:
         """Written words of lower-case spoken `words` (as `normalize_text` or the recognizer
         writes them), each mapped to its spoken words' indices."""
         words = [w.lower() for w in words]
-        tokens = inverse_normalize(_tokens(words, self.tagger.tag(words), options), options.itn)
+        tokens = inverse_normalize(
+            cased_tokens(words, self.tagger.tag(words), options), options.itn
+        )
         written = [WrittenWord(t.text + t.mark, t.spoken) for t in tokens]
         return Restored(" ".join(w.text for w in written), written)
 
