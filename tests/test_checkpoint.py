@@ -131,12 +131,43 @@ def test_export_half_precision_with_lm(tmp_path, noise):
 
 def test_export_refuses_an_incomplete_lm_folder(tmp_path):
     from asr.inference.export import export_model
+    from asr.inference.lm import LMError
 
     payload, _ = small_payload()
     save_checkpoint(tmp_path / "model.pt", payload)
     (tmp_path / "lm").mkdir()
-    with pytest.raises(FileNotFoundError, match="lm.bin"):
+    with pytest.raises(LMError, match="lm.bin"):
         export_model(tmp_path / "model.pt", tmp_path / "out", lm_dir=tmp_path / "lm")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_folder_changes_all_at_once_or_not_at_all(tmp_path, monkeypatch):
+    import asr.inference.onnx_export
+    from asr.inference.export import export_model
+    from asr.inference.lm import LMError
+
+    payload, _ = small_payload()
+    save_checkpoint(tmp_path / "b.pt", payload)
+    out = tmp_path / "model"
+    out.mkdir()
+    folder = {"model.pt": b"run A", "model.onnx": b"run A's graph", "decoding.json": b"{}"}
+    for name, data in folder.items():
+        (out / name).write_bytes(data)
+    (tmp_path / "lm").mkdir()
+    with pytest.raises(LMError, match="lm.bin"):  # a bad --lm: checked first
+        export_model(tmp_path / "b.pt", out, lm_dir=tmp_path / "lm")
+
+    def trace_fails(*args, **kwargs):
+        raise RuntimeError("the trace failed")
+
+    monkeypatch.setattr(asr.inference.onnx_export, "export_onnx", trace_fails)
+    with pytest.raises(RuntimeError, match="trace failed"):  # after model.pt was written
+        export_model(tmp_path / "b.pt", out, onnx=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.joinpath("model").iterdir()} == folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.pt", "lm", "model"]  # no staging
+    export_model(tmp_path / "b.pt", out)  # no graph this time: run A's goes
+    assert sorted(p.name for p in out.iterdir()) == ["decoding.json", "model.pt"]
+    assert load_checkpoint(out)["vocab"] == payload["vocab"]
 
 
 def test_a_real_full_disk_is_a_checkpoint_write_error(tmp_path):

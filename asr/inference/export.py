@@ -8,7 +8,9 @@ runtime runs (asr/inference/onnx_export.py).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import torch
 
 from asr.checkpoint import load_checkpoint, save_checkpoint
 from asr.decode import TRIE_MAX_WORDS
-from asr.layout import LEXICON, LM_DIR, LM_FILES, MODEL_FILE
+from asr.inference.lm import LMError
+from asr.layout import LEXICON, LM_DIR, LM_FILES, MODEL_FILE, ONNX_FILES
 from asr.model import drop_aux_head
 from asr.text import WORD_BOUNDARY, Vocabulary
 
@@ -38,7 +41,14 @@ def export_model(
     """Write out_dir/model.pt (config, vocabulary, statistics, weights; no training state) and,
     with `lm_dir`, out_dir/lm/{lm.bin, lexicon.txt, lm.json}; with `onnx`, model.onnx traced
     from that model.pt (`half`: float16 storage too), with `int8` also model.int8.onnx.
-    Returns the model file."""
+    Returns the model file.
+
+    The folder changes all at once or not at all: everything is written into a staging
+    folder beside it and moved in only when all of it is written, so a failed export (a
+    bad `--lm`, a full disk, a failed trace) leaves the folder as it was. A graph this
+    export does not write is removed: the default runtime would run an old model.onnx
+    beside the new model.pt. Other files (decoding.json) are kept.
+    """
     record = load_checkpoint(checkpoint)
     payload = {key: record[key] for key in _INFERENCE_KEYS}
     model_config, payload["model"] = drop_aux_head(record["config"]["model"], record["model"])
@@ -47,23 +57,48 @@ def export_model(
         payload["model"] = {
             k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()
         }
-    out_dir = Path(out_dir)
-    model_file = out_dir / MODEL_FILE
-    save_checkpoint(model_file, payload)
     if lm_dir is not None:
-        _copy_lm(Path(lm_dir), out_dir / LM_DIR, Vocabulary.from_list(record["vocab"]).phonetic)
-    if onnx or int8:
-        from asr.inference.onnx_export import export_onnx
+        _check_lm(Path(lm_dir))
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
+        staging = Path(tmp) / "new"
+        save_checkpoint(staging / MODEL_FILE, payload)
+        if lm_dir is not None:
+            phonetic = Vocabulary.from_list(record["vocab"]).phonetic
+            _copy_lm(Path(lm_dir), staging / LM_DIR, phonetic)
+        if onnx or int8:
+            from asr.inference.onnx_export import export_onnx
 
-        export_onnx(model_file, out_dir, half, int8)
-    return model_file
+            export_onnx(staging / MODEL_FILE, staging, half, int8)
+        _move_in(staging, out_dir, Path(tmp) / "old")
+    return out_dir / MODEL_FILE
+
+
+def _move_in(staging: Path, out_dir: Path, old: Path) -> None:
+    """The staged files into `out_dir` by renames (the same file system: nothing left to
+    fail but the renames); graphs not staged are removed, an LM folder replaced whole
+    (the old one moved to `old`, deleted with the staging folder)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (MODEL_FILE, *ONNX_FILES):
+        if (staging / name).is_file():
+            os.replace(staging / name, out_dir / name)
+        else:
+            (out_dir / name).unlink(missing_ok=True)
+    if (staging / LM_DIR).is_dir():
+        if (out_dir / LM_DIR).exists():
+            os.replace(out_dir / LM_DIR, old)
+        os.replace(staging / LM_DIR, out_dir / LM_DIR)
+
+
+def _check_lm(lm_dir: Path) -> None:
+    missing = [name for name in LM_FILES[:2] if not (lm_dir / name).is_file()]
+    if missing:
+        raise LMError(f"{lm_dir}: LM folder lacks {missing} (made by `asr lm build`)")
 
 
 def _copy_lm(lm_dir: Path, target: Path, phonetic: bool) -> None:
     """The LM files into `target`; for a phone model the lexicon is respelled in phones."""
-    missing = [name for name in LM_FILES[:2] if not (lm_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{lm_dir}: LM folder lacks {missing} (made by `asr lm build`)")
     target.mkdir(parents=True, exist_ok=True)
     for name in LM_FILES:
         if name == LEXICON and phonetic:
