@@ -227,3 +227,20 @@ def test_bundled_model_writes_the_issue_sentence():
     text = next(restore_lines([spoken]))
     assert text.startswith("And Mr. John Dashwood had then leisure")
     assert text.endswith(".")
+
+
+def test_calibration_finds_the_offset_a_rare_mark_needs():
+    from asr.punctuation.calibrate import tune_case_bias, tune_punct_bias
+
+    reference = np.array([0, 0, 3, 0, 3, 2, 0])  # "?" twice, "." once
+    logits = np.zeros((7, len(PUNCTS)))
+    logits[:, 0] = 1.0
+    logits[[2, 4], 3] = 0.6  # the tagger's "?" is 0.4 short of winning where it belongs
+    logits[5, 2] = 2.0
+    bias = tune_punct_bias(logits, reference)
+    assert 0.4 < bias[3] <= 1.0 and bias[0] == 0
+    assert ((logits + bias).argmax(-1) == reference).all()
+    case_logits = np.zeros((3, len(CASES)))
+    case_logits[:, 0] = [0.5, 2.0, 2.0]  # "lower" barely wins on the capital word
+    case_bias = tune_case_bias(case_logits, np.array([1, 0, 0]))
+    assert -2.0 < case_bias[0] < -0.5

@@ -3,7 +3,7 @@
 A model folder (data/models/punct-en) holds model.onnx (word ids (B, T) in; case logits
 (B, T, 4) and punct logits (B, T, 5) out), vocab.txt (one word a line, line 1 the unknown
 word) and labels.json (the case and mark names, the table of mixed forms such as
-"mcdonald" -> "McDonald", and the network's config).
+"mcdonald" -> "McDonald", the network's config, and the logit offsets calibrate.py tuned).
 """
 
 from __future__ import annotations
@@ -49,8 +49,19 @@ class TaggerRuntime:
             labels = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))
             self.cases, self.puncts = labels["cases"], labels["puncts"]
             self.mixed_forms: dict[str, str] = labels["mixed"]
+            # logit offsets tuned on the development books (calibrate.py); none: zeros
+            self.case_bias = np.array(labels.get("case_bias", [0.0] * len(self.cases)))
+            self.punct_bias = np.array(labels.get("punct_bias", [0.0] * len(self.puncts)))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError) as err:
             raise PunctModelError(f"{folder}: cannot read the model's files ({err})") from err
+        for name, bias, names in (
+            ("case_bias", self.case_bias, self.cases),
+            ("punct_bias", self.punct_bias, self.puncts),
+        ):
+            if bias.shape != (len(names),) or not np.all(np.isfinite(bias)):
+                raise PunctModelError(
+                    f"{folder / LABELS_FILE}: {name} must be {len(names)} finite numbers"
+                )
         self.index = {w: i for i, w in enumerate(vocabulary)}
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -60,10 +71,15 @@ class TaggerRuntime:
         )
         self.folder = folder
 
+    def logits_of_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T) word ids -> case logits (B, T, C), punct logits (B, T, P); no offsets."""
+        case_logits, punct_logits = self.session.run(None, {"word_ids": ids.astype(np.int64)})
+        return case_logits, punct_logits
+
     def logits(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Case logits (T, C) and punct logits (T, P) of lower-case spoken words."""
         ids = np.array([[self.index.get(w, 0) for w in words]], dtype=np.int64)  # (1, T)
-        case_logits, punct_logits = self.session.run(None, {"word_ids": ids})
+        case_logits, punct_logits = self.logits_of_ids(ids)
         return case_logits[0], punct_logits[0]
 
     def tag(self, words: list[str]) -> Tagging:
@@ -71,8 +87,8 @@ class TaggerRuntime:
         if not words:
             return Tagging([], [], [])
         case_logits, punct_logits = self.logits(words)
-        cases = [self.cases[i] for i in case_logits.argmax(-1)]
-        puncts = [self.puncts[i] for i in punct_logits.argmax(-1)]
+        cases = [self.cases[i] for i in (case_logits + self.case_bias).argmax(-1)]
+        puncts = [self.puncts[i] for i in (punct_logits + self.punct_bias).argmax(-1)]
         mixed = [
             self.mixed_forms.get(w, "") if c == "mixed" else ""
             for w, c in zip(words, cases, strict=True)
