@@ -7,7 +7,8 @@
     trainer = asr.train("recipes/quickstart/config.toml", "exp/quickstart")
 
 The names below are imported on first use: `import asr` loads nothing else, and
-transcription never loads torch when the model runs on onnxruntime (asr/transcribe.py).
+transcription never loads torch when the model runs on onnxruntime
+(asr/inference/recognizer.py).
 The pipeline and where each part lives: docs/architecture.md.
 """
 
@@ -23,16 +24,16 @@ _EXPORTS = {
     "EvaluationResult": "asr.evaluate",
     "ExperimentConfig": "asr.training.loop",
     "Hypothesis": "asr.decode",
-    "Recognizer": "asr.transcribe",
+    "Recognizer": "asr.inference.recognizer",
     "SegmentConfig": "asr.inference.segment",
-    "Transcript": "asr.transcribe",
+    "Transcript": "asr.inference.recognizer",
     "Vocabulary": "asr.text",
     "WordTiming": "asr.inference.align",
     "error_counts": "asr.metrics",
     "evaluate_manifest": "asr.evaluate",
     "fit": "asr.training.loop",
     "load_audio": "asr.audio",
-    "load_model": "asr.transcribe",
+    "load_model": "asr.inference.recognizer",
     "normalize_text": "asr.text",
     "resolve_decoding": "asr.inference.model_folder",
     "train": "asr.training.loop",

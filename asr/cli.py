@@ -33,11 +33,11 @@ from asr.hotwords import read_hotwords_file
 from asr.inference import formats, lm
 from asr.inference.batch import transcribe_files
 from asr.inference.model_folder import DEFAULT_MODEL
+from asr.inference.recognizer import RUNTIMES
 from asr.inference.segment import SegmentConfig
 from asr.manifest import split_manifest
 from asr.punctuation.restore import default_punctuator, read_lines, restore_lines
 from asr.serve_config import ServeConfig
-from asr.transcribe import RUNTIMES
 from asr.tune import LM_WEIGHTS, WORD_SCORES, tune
 from asr.usererror import UserError
 
@@ -180,7 +180,7 @@ def _add_serve(sub) -> None:
 
 
 def _run_transcribe(args) -> int:
-    from asr.transcribe import load_model
+    from asr.inference.recognizer import load_model
 
     paths = expand_audio_paths(args.audio)
     if args.output_dir:  # before any work: the folder, and no two outputs on one file
@@ -233,7 +233,7 @@ def _print_event(event, live: bool) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from asr.transcribe import load_model
+    from asr.inference.recognizer import load_model
 
     recognizer = load_model(args.model, args.device, args.runtime, **_decoding(args))
     out_dir = Path(args.out_dir) if args.out_dir else report_dir(args.manifest, args.model)
@@ -281,7 +281,7 @@ def _run_serve(args) -> int:
         from asr.serve import run_server
     except ModuleNotFoundError as err:  # the optional 'serve' extra
         raise ConfigError(f"asr serve needs {err.name}: pip install -e '.[serve]'") from err
-    from asr.transcribe import load_model
+    from asr.inference.recognizer import load_model
 
     config = serve_config(args)
     run_server(load_model(args.model, args.device, args.runtime, **_decoding(args)), config)

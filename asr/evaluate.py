@@ -13,16 +13,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
-from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
+from asr.inference.batch import transcribe_files
 from asr.inference.formats import check_output_dir
 from asr.inference.model_folder import model_dir
+from asr.inference.recognizer import Recognizer
 from asr.manifest import ManifestError, read_manifest
 from asr.metrics import ErrorCounts, error_counts, score_utterance
 from asr.text import normalize_text
-from asr.transcribe import Recognizer
 
 __all__ = ["EvaluationResult", "evaluate_manifest", "report_dir"]
 
@@ -88,65 +86,32 @@ def evaluate_manifest(
     utterances = read_manifest(manifest, allow_empty=False)
     if out_dir is not None:  # before the work: a report that cannot be written loses it
         check_output_dir(out_dir)
-    failures = _unreadable(utterances)  # headers checked up front: a bad line costs itself
-    failed = {line for line, _, _ in failures}
-    utterances = [u for u in utterances if u.line not in failed]
-    refs, hyps, seconds, kept = [], [], 0.0, []
-    for start in tqdm(
-        range(0, len(utterances), batch_size), desc="evaluate", unit="batch", disable=None
-    ):
-        chunk = utterances[start : start + batch_size]
-        for utt, result in _transcribe_chunk(recognizer, chunk, options, batch_size, failures):
-            kept.append(utt)
-            refs.append(normalize_text(utt.text))
-            hyps.append(result.text)
-            seconds += result.duration
+    paths = [u.audio_filepath for u in utterances]
+    # A bad file costs only itself, as it does `asr transcribe` (asr/inference/batch.py).
+    report = transcribe_files(recognizer, paths, options, batch_size=batch_size)
+    kept, refs, hyps, failures = [], [], [], []
+    for utt, outcome in zip(utterances, report.outcomes, strict=True):
+        if isinstance(outcome, str) or outcome is None:
+            failures.append((utt.line, utt.audio_filepath, outcome or "not transcribed"))
+            continue
+        kept.append(utt)
+        refs.append(normalize_text(utt.text))
+        hyps.append(outcome.text)
     if not kept:
-        reasons = "; ".join(f"line {n}: {r}" for n, _, r in sorted(failures)[:3])
+        reasons = "; ".join(f"line {n}: {r}" for n, _, r in failures[:3])
         raise ManifestError(f"{manifest}: no utterance could be transcribed ({reasons})")
-    utterances = kept
-    failures.sort()
     result = EvaluationResult(
         str(manifest),
-        len(utterances),
+        len(kept),
         error_counts(refs, hyps, "word"),
         error_counts(refs, hyps, "char"),
-        seconds,
-        speaker_word_counts(utterances, refs, hyps),
+        report.audio_seconds,
+        speaker_word_counts(kept, refs, hyps),
         failures,
     )
     if out_dir is not None:
-        _write_reports(Path(out_dir), utterances, refs, hyps, result, options)
+        _write_reports(Path(out_dir), kept, refs, hyps, result, options)
     return result
-
-
-def _unreadable(utterances) -> list[tuple[int, str, str]]:
-    """(line, audio, reason) of each utterance whose audio header cannot be read."""
-    bad = []
-    for utt in utterances:
-        try:
-            audio_info(utt.audio_filepath)
-        except AudioError as err:
-            bad.append((utt.line, utt.audio_filepath, str(err)))
-    return bad
-
-
-def _transcribe_chunk(recognizer, chunk, options, batch_size, failures):
-    """(utterance, transcript) of each utterance of the chunk that decodes; one that does
-    not (truncated past a good header, NaN samples) goes to `failures` and the rest of its
-    chunk is transcribed one by one."""
-    paths = [u.audio_filepath for u in chunk]
-    try:
-        return list(zip(chunk, recognizer.transcribe(paths, options, batch_size), strict=True))
-    except AudioError:
-        pass
-    done = []
-    for utt in chunk:
-        try:
-            done.append((utt, recognizer.transcribe([utt.audio_filepath], options)[0]))
-        except AudioError as err:
-            failures.append((utt.line, utt.audio_filepath, str(err)))
-    return done
 
 
 def _write_reports(out_dir, utterances, refs, hyps, result, options) -> None:

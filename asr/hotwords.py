@@ -10,7 +10,8 @@ entry's words as it is emitted, on the scale of the LM's weighted log-probabilit
 phrase keeps its boost only when all of its words come in order (the words of a started
 phrase that breaks off are charged back). Words the lexicon lacks are added to it, spelled
 (character models) or pronounced (phone models). Entries are normalized as transcripts are
-(case, digits, apostrophes, accents). Greedy decoding ignores hotwords.
+(case, digits, apostrophes, accents). Only the lexicon beam search uses hotwords: a request
+that gives them to another search is refused (`Recognizer.options`, the one door).
 
 How to choose the boost: DEFAULT_BOOST suits names the LM has rarely or never seen; raise
 it for a word still missed, lower it when the word appears where it was not said.
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_CHARS",
     "Hotword",
     "HotwordError",
+    "HotwordLimitError",
     "parse_hotwords",
     "read_hotwords_file",
 ]
@@ -45,6 +47,11 @@ MAX_LIST_CHARS = 20_000  # longest list a request may send as text, in character
 
 class HotwordError(UserError, ValueError):
     """A hotword entry that cannot be used; the message names it (and its file and line)."""
+
+
+class HotwordLimitError(HotwordError):
+    """Hotwords refused whatever their entries say: too many, too long a list, or for a
+    search that cannot use them (a server closes a stream for its policy, not its data)."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 import uvicorn
@@ -52,9 +52,9 @@ from starlette.routing import Route, WebSocketRoute
 
 from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
-from asr.hotwords import MAX_LIST_CHARS, Hotword, HotwordError, parse_hotwords, split_list
-from asr.hotwords import merge as merge_hotwords
+from asr.hotwords import MAX_LIST_CHARS, Hotword, HotwordError
 from asr.inference import formats
+from asr.inference.recognizer import Recognizer, Transcript
 from asr.inference.segment import SegmentConfig
 from asr.serve_config import ServeConfig
 from asr.serve_stream import (
@@ -66,7 +66,6 @@ from asr.serve_stream import (
     wyoming_server,
 )
 from asr.text import normalize_text
-from asr.transcribe import Recognizer, Transcript
 
 __all__ = ["RESPONSE_FORMATS", "RecognitionQueue", "ServeConfig", "create_app", "run_server"]
 
@@ -86,6 +85,7 @@ _FIELDS = ("file", "response_format", "language", "hotwords", "prompt", *_IGNORE
 PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default is higher)
 _PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
 _LANGUAGES = ("en",)
+_WHERE = "field 'hotwords'"  # how errors name the hotwords field
 
 
 class ApiError(Exception):
@@ -144,12 +144,6 @@ class _Server:
     def __post_init__(self) -> None:
         self.stream_limits = stream_limits(self.config)  # live streams (asr/serve_stream.py)
         self.stream_slots = StreamSlots(self.config.max_streams)
-
-    @property
-    def decoding(self) -> DecodingOptions:
-        """The options requests are decoded with (before their hotwords): the recognizer's
-        own (`load_model(path, **decoding)` resolved them)."""
-        return self.recognizer.default_options
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -241,32 +235,25 @@ class _Params:
     upload: UploadFile
     response_format: str
     name: str  # the client's file name, for messages only: never a path here
-    hotwords: tuple[Hotword, ...] = ()  # from the hotwords and prompt fields
+    options: DecodingOptions  # the server's, with the hotwords and prompt fields' hotwords
 
 
-def _parse_hotwords(form: FormData, limit: int, searchable: bool) -> tuple[Hotword, ...]:
-    """The hotwords and prompt fields' hotwords (HotwordError's message as a 400). The
-    prompt is a hint, used only where the lexicon search runs (`searchable`); a hotwords
-    field the search cannot use is refused."""
-    listed, prompt = str(form.get("hotwords") or ""), str(form.get("prompt") or "")
-    for key, text in (("hotwords", listed), ("prompt", prompt)):
-        if len(text) > MAX_LIST_CHARS:
-            raise ApiError(400, f"field {key!r} is longer than {MAX_LIST_CHARS} characters", key)
-    try:
-        entries = parse_hotwords(split_list(listed))
-    except HotwordError as err:
-        raise ApiError(400, f"field 'hotwords': {err}", "hotwords") from None
-    if entries and not searchable:
-        message = "hotwords need the lexicon beam search, which this server does not run"
-        raise ApiError(400, message, "hotwords")
-    if len(entries) > limit:
-        raise ApiError(400, f"{len(entries)} hotwords; at most {limit}", "hotwords")
+def _request_options(form: FormData, recognizer: Recognizer, limit: int) -> DecodingOptions:
+    """The options of a request: its hotwords field, and its prompt as hints (words of 4
+    letters or more, boost PROMPT_BOOST), through the one door (`Recognizer.options`); a
+    HotwordError is a 400 naming the field."""
+    prompt = str(form.get("prompt") or "")
+    if len(prompt) > MAX_LIST_CHARS:
+        raise ApiError(400, f"field 'prompt' is longer than {MAX_LIST_CHARS} characters", "prompt")
     hinted = [w for w in normalize_text(prompt).split() if len(w) >= _PROMPT_MIN_LETTERS]
-    hints = [Hotword((w,), PROMPT_BOOST) for w in dict.fromkeys(hinted)] if searchable else []
-    return merge_hotwords([*entries, *hints[: limit - len(entries)]])  # a long prompt: its first
+    hints = [Hotword((w,), PROMPT_BOOST) for w in dict.fromkeys(hinted)]
+    try:
+        return recognizer.options(str(form.get("hotwords") or ""), limit, hints, where=_WHERE)
+    except HotwordError as err:
+        raise ApiError(400, str(err), "hotwords") from None
 
 
-def _parse_form(form: FormData, max_hotwords: int, searchable: bool = False) -> _Params:
+def _parse_form(form: FormData, recognizer: Recognizer, max_hotwords: int) -> _Params:
     """Validate the request fields (names, response_format, language, the file part)."""
     for key, value in form.multi_items():
         if key not in _FIELDS:
@@ -288,8 +275,8 @@ def _parse_form(form: FormData, max_hotwords: int, searchable: bool = False) -> 
         message = f"language {language!r} is not supported: this model transcribes English (en)"
         raise ApiError(400, message, "language")
     name = PurePath(upload.filename or "").name or "upload"
-    hotwords = _parse_hotwords(form, max_hotwords, searchable)
-    return _Params(upload, response_format, name, hotwords)
+    options = _request_options(form, recognizer, max_hotwords)
+    return _Params(upload, response_format, name, options)
 
 
 @contextmanager
@@ -335,10 +322,7 @@ def _client_message(err: AudioError, path: Path, name: str) -> str:
 async def _run_recognition(server: _Server, path: Path, params: _Params, deadline: float):
     """Queue the recognition and wait for it until `deadline` (event-loop time)."""
     timed = RESPONSE_FORMATS[params.response_format].timed
-    options = server.decoding
-    if params.hotwords:
-        options = replace(options, hotwords=params.hotwords)
-    args = (server.recognizer, path, options, timed, server.config)
+    args = (server.recognizer, path, params.options, timed, server.config)
     try:
         future = server.queue.submit(_recognize, *args)
     except QueueFull as err:
@@ -375,7 +359,7 @@ async def transcriptions(request: Request) -> Response:
     if not content_type.startswith("multipart/form-data"):
         raise ApiError(400, f"expected a multipart/form-data body, got {content_type!r}")
     async with request.form(max_files=1, max_fields=len(_FIELDS)) as form:
-        params = _parse_form(form, server.config.max_hotwords, server.decoding.takes_hotwords)
+        params = _parse_form(form, server.recognizer, server.config.max_hotwords)
         with _upload_file(server.config.upload_dir) as path:
             size = await run_in_threadpool(_copy_upload, params.upload, path)
             if size == 0:

@@ -28,13 +28,14 @@ import json
 import logging
 import math
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asr.audio import StreamResampler
-from asr.hotwords import MAX_LIST_CHARS, Hotword, HotwordError, parse_hotwords, split_list
+from asr.decode import DecodingOptions
+from asr.hotwords import HotwordError, HotwordLimitError
 from asr.inference.stream import Stream, StreamEvent
 from asr.usererror import UserError
 
@@ -206,9 +207,9 @@ async def _vosk_session(websocket: WebSocket, recognizer, limits: StreamLimits) 
                 if not isinstance(config, dict):
                     raise ProtocolError(CLOSE_BAD_DATA, "config must be an object")
                 words = bool(config.get("words", False))
-                hotwords = config_hotwords(recognizer, config.get("hotwords"), limits)
+                options = config_options(recognizer, config.get("hotwords"), limits)
                 rate = config.get("sample_rate", 16000)
-                session = await asyncio.to_thread(_open, recognizer, rate, limits, hotwords)
+                session = await asyncio.to_thread(_open, recognizer, rate, limits, options)
                 continue
             if "eof" in request:
                 session = session or await asyncio.to_thread(_open, recognizer, 16000, limits)
@@ -226,26 +227,14 @@ async def _vosk_session(websocket: WebSocket, recognizer, limits: StreamLimits) 
             await websocket.send_json(reply)
 
 
-def config_hotwords(recognizer, value, limits: StreamLimits) -> tuple[Hotword, ...]:
-    """A config's "hotwords": a list of entries or one string of them separated by commas
-    or newlines, each with an optional ":boost" (asr/hotwords.py), for a recognizer whose
-    search can use them. Its size is checked before any entry is parsed."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        if len(value) > MAX_LIST_CHARS:
-            raise ProtocolError(CLOSE_POLICY, f"config hotwords: over {MAX_LIST_CHARS} characters")
-        value = split_list(value)
-    if not (isinstance(value, list) and all(isinstance(e, str) for e in value)):
-        raise ProtocolError(CLOSE_BAD_DATA, "config hotwords must be a list of strings or a string")
-    if len(value) > limits.max_hotwords:
-        raise ProtocolError(CLOSE_POLICY, f"{len(value)} hotwords; at most {limits.max_hotwords}")
-    if value and not recognizer.default_options.takes_hotwords:
-        raise ProtocolError(
-            CLOSE_POLICY, "hotwords need the lexicon beam search, which this server does not run"
-        )
+def config_options(recognizer, value, limits: StreamLimits) -> DecodingOptions:
+    """A config's options: its "hotwords" (a list of entries or one string of them) through
+    the one door (`Recognizer.options`). A hotword over a limit, or for a search that
+    cannot use it, closes the stream for its policy (1008); a wrong entry for its data."""
     try:
-        return parse_hotwords(value, "config hotwords")
+        return recognizer.options(value, limits.max_hotwords, where="config hotwords")
+    except HotwordLimitError as err:
+        raise ProtocolError(CLOSE_POLICY, str(err)) from None
     except HotwordError as err:
         raise ProtocolError(CLOSE_BAD_DATA, str(err)) from None
 
@@ -255,13 +244,10 @@ def close_reason(text: str) -> str:
     return text.encode()[:123].decode("utf-8", "ignore")
 
 
-def _open(recognizer, rate, limits: StreamLimits, hotwords: tuple[Hotword, ...] = ()) -> _Session:
-    """A session at the client's rate, with the server's hotwords unless the client sent its
-    own (run in a thread: a new list builds its search, the first stream loads the LM)."""
+def _open(recognizer, rate, limits: StreamLimits, options=None) -> _Session:
+    """A session at the client's rate, decoding with `options` (None: the server's own; run
+    in a thread: a new hotword list builds its search, the first stream loads the LM)."""
     rate = check_rate(rate)
-    options = recognizer.default_options
-    if hotwords:
-        options = replace(options, hotwords=hotwords)
     try:
         return _Session(recognizer.stream(options), rate, limits)
     except UserError as err:  # a model that cannot stream

@@ -20,10 +20,10 @@ import numpy as np
 from asr.config import ConfigError
 from asr.decode import DecodingOptions, decode
 from asr.inference.model_folder import model_dir, resolve_decoding, write_decoding
+from asr.inference.recognizer import Recognizer, load_model
 from asr.manifest import read_manifest
 from asr.metrics import error_counts
 from asr.text import normalize_text
-from asr.transcribe import Recognizer, load_model
 
 __all__ = [
     "LM_WEIGHTS",
@@ -69,7 +69,7 @@ def cache_log_probs(recognizer: Recognizer, manifest: str | Path, batch_size: in
     mats, seconds = [], 0.0
     for start in range(0, len(utterances), batch_size):
         chunk = utterances[start : start + batch_size]
-        waves = [recognizer._waveform(u.audio_filepath) for u in chunk]
+        waves = [recognizer.waveform(u.audio_filepath) for u in chunk]
         log_probs, out_lens = recognizer.log_probs(waves)
         mats += [log_probs[b, : int(out_lens[b])] for b in range(len(chunk))]
         seconds += sum(len(w) for w in waves) / recognizer.sample_rate

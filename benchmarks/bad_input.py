@@ -45,7 +45,7 @@ _MEASURE = """
 import sys
 import numpy as np
 from asr.inference.batch import transcribe_files
-from asr.transcribe import load_model
+from asr.inference.recognizer import load_model
 
 def status_mib(key):
     for line in open("/proc/self/status"):

@@ -43,8 +43,8 @@ def run_asr(system: str, manifest: str, model: str) -> dict:
     from dataclasses import replace
 
     from asr.decode import DecodingOptions
+    from asr.inference.recognizer import load_model
     from asr.manifest import read_manifest
-    from asr.transcribe import load_model
 
     start = time.perf_counter()
     recognizer = load_model(model, "cpu")
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args()
     if args.model is None:
-        from asr.transcribe import resolve_model_path
+        from asr.inference.recognizer import resolve_model_path
 
         args.model = str(resolve_model_path(None))
     if args.run:

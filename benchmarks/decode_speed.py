@@ -31,8 +31,8 @@ import torch
 
 from asr.decode import DecodingOptions
 from asr.inference.model_folder import lexicon_for
+from asr.inference.recognizer import load_model
 from asr.metrics import error_counts
-from asr.transcribe import load_model
 from asr.tune import cache_log_probs, decode_cached
 
 RUNNER = Path(__file__).with_name("pyctcdecode_runner.py")

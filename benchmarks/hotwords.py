@@ -32,8 +32,8 @@ from asr.decode import (
     decode,
 )
 from asr.hotwords import DEFAULT_BOOST, Hotword
+from asr.inference.recognizer import load_model
 from asr.metrics import error_counts
-from asr.transcribe import load_model
 from asr.tune import cache_log_probs, decode_cached
 
 

@@ -123,7 +123,7 @@ def cold_start(commands: dict, repeats: int) -> dict:
 def load_variant(model: str, runtime: str, threads: int):
     """load_model(model, "cpu", runtime), with `threads` for torch or onnxruntime."""
     from asr.inference.model_folder import resolve_decoding
-    from asr.transcribe import Recognizer, onnx_graph
+    from asr.inference.recognizer import Recognizer, onnx_graph
 
     options = resolve_decoding(model)
     if runtime == "onnx":
@@ -272,7 +272,7 @@ def main() -> None:
         runtime, model = args.worker
         print(json.dumps(throughput_worker(model, runtime, args)))
         return
-    from asr.transcribe import resolve_model_path
+    from asr.inference.recognizer import resolve_model_path
 
     model = resolve_model_path(args.model).resolve()
     args.manifest = str(Path(args.manifest).resolve())

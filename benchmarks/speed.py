@@ -24,12 +24,12 @@ from torch import nn
 
 from asr.device import resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
+from asr.inference.recognizer import Recognizer
 from asr.inference.runtime_torch import TorchRunner
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
 from asr.training.data import Batch
 from asr.training.loop import compute_loss
-from asr.transcribe import Recognizer
 
 SAMPLE_RATE = 16_000
 

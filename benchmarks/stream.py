@@ -23,10 +23,10 @@ import time
 import numpy as np
 
 from asr.audio import load_audio
+from asr.inference.recognizer import load_model
 from asr.manifest import read_manifest
 from asr.metrics import error_counts
 from asr.text import normalize_text
-from asr.transcribe import load_model
 
 
 def streamed_text(recognizer, wave: np.ndarray, block: int) -> str:

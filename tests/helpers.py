@@ -16,9 +16,9 @@ import torch
 
 from asr.checkpoint import inference_payload, save_checkpoint
 from asr.features import FeatureConfig
+from asr.inference.recognizer import Recognizer
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
-from asr.transcribe import Recognizer
 
 RATE = 16_000
 

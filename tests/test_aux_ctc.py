@@ -6,11 +6,11 @@ import torch
 from asr.config import apply_overrides
 from asr.corpora.tones import make_tone_corpus
 from asr.inference.export import export_model
+from asr.inference.recognizer import Recognizer
 from asr.model import AcousticModel, ModelConfig, drop_aux_head
 from asr.pronounce import PHONE_TOKENS
 from asr.training.data import Batch
 from asr.training.loop import ExperimentConfig, compute_loss, fit
-from asr.transcribe import Recognizer
 
 
 def test_aux_head_reads_its_layer_and_only_when_asked():

@@ -15,10 +15,10 @@ import asr
 from asr.audio import load_audio, resample
 from asr.cli import main
 from asr.corpora.tones import ToneConfig, render_tones
+from asr.inference.recognizer import DEFAULT_MODEL
 from asr.manifest import Utterance, write_manifest
 from asr.metrics import error_counts
 from asr.text import normalize_text
-from asr.transcribe import DEFAULT_MODEL
 
 SAMPLE_MAX_WER = 0.4  # measured: 0.0625 (1 of 16, "walked" as "looked"), the shipped model + LM
 

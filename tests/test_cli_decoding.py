@@ -123,3 +123,12 @@ def test_bad_numbers_are_one_line_errors(flags, capsys):
     assert main(["transcribe", str(SAMPLE), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("asr: error: decoding options: decoding.") and "Traceback" not in err
+
+
+def test_hotwords_greedy_decoding_cannot_use_are_refused(workspace, capsys):
+    """Greedy decoding would drop them without a word (the server answers 400)."""
+    argv = ["transcribe", str(workspace / "utt0.wav"), "--model", str(workspace / "model")]
+    assert main([*argv, "--decoder", "greedy", "--hotwords", "vexation"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asr: error: hotwords: hotwords need the lexicon beam search")
+    assert "Traceback" not in err

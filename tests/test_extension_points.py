@@ -84,7 +84,7 @@ def test_a_new_output_format_is_a_choice_and_written(monkeypatch, tmp_path, caps
 
 
 def _transcript(text: str, path):
-    from asr.transcribe import Transcript
+    from asr.inference.recognizer import Transcript
 
     return Transcript(str(path), text, 1.0, Hypothesis(text))
 

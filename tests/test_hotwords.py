@@ -12,6 +12,7 @@ from asr.hotwords import (
     DEFAULT_BOOST,
     Hotword,
     HotwordError,
+    HotwordLimitError,
     parse_hotwords,
     read_hotwords_file,
 )
@@ -141,6 +142,54 @@ def _batch(mats):
     return batch, lens
 
 
+# --- the one door: a request's hotwords meet the defaults (Recognizer.options) ----------
+
+_LEXICON_BEAM = DecodingOptions(decoder="beam", lexicon_path="lexicon.txt")
+
+
+@pytest.mark.parametrize(
+    "base, hotwords, limit, hints, expected",
+    [
+        (_LEXICON_BEAM, None, None, (), ()),  # none: the defaults' own
+        (_LEXICON_BEAM, "", 5, (), ()),
+        (_LEXICON_BEAM, "Nemo:4,\nned land", 2, (), (("nemo",), ("ned", "land"))),
+        (_LEXICON_BEAM, ["Nemo", "nemo:9"], 2, (), (("nemo",),)),  # one entry, largest boost
+        (_LEXICON_BEAM, "nemo", 2, ["look", "all"], (("nemo",), ("look",))),  # hints fill
+        (_LEXICON_BEAM, None, None, ["look"], (("look",),)),
+        (DecodingOptions(), None, 3, ["look"], ()),  # greedy: the hints are dropped
+    ],
+)
+def test_request_options_merge_entries_and_hints(base, hotwords, limit, hints, expected):
+    from asr.inference.recognizer import request_options
+
+    hints = [Hotword((w,), 3.0) for w in hints]
+    options = request_options(base, hotwords, limit, hints)
+    assert [h.words for h in options.hotwords] == list(expected)
+    assert options.decoder == base.decoder and options.lexicon_path == base.lexicon_path
+
+
+@pytest.mark.parametrize(
+    "base, hotwords, limit, error, words",
+    [
+        (DecodingOptions(), "nemo", None, HotwordLimitError, "run greedy decoding"),
+        (DecodingOptions(decoder="beam"), ["nemo"], None, HotwordLimitError, "lexicon-free"),
+        (_LEXICON_BEAM, "a, b, c", 2, HotwordLimitError, "3 hotwords; at most 2"),
+        (_LEXICON_BEAM, "x" * 20_001, None, HotwordLimitError, "over 20000 characters"),
+        (_LEXICON_BEAM, ["nemo:0"], None, HotwordError, "entry 1: boost '0'"),
+        (_LEXICON_BEAM, [7], None, HotwordError, "a list of strings or a string"),
+        (_LEXICON_BEAM, {"nemo": 1}, None, HotwordError, "a list of strings or a string"),
+    ],
+)
+def test_request_options_refuse(base, hotwords, limit, error, words):
+    from asr.inference.recognizer import request_options
+
+    with pytest.raises(error, match=words) as caught:
+        request_options(base, hotwords, limit, where="config hotwords")
+    assert str(caught.value).startswith("config hotwords")
+    if error is HotwordError:  # a wrong entry is the client's data, not a limit
+        assert not isinstance(caught.value, HotwordLimitError)
+
+
 # --- everywhere a user transcribes: the API, the CLI, evaluate, the server ---------------
 
 SR = 16_000
@@ -176,7 +225,7 @@ def test_the_api_takes_hotwords(tone_setup):
 
 
 def test_the_cli_and_evaluate_take_hotwords(tone_setup, monkeypatch, capsys):
-    import asr.transcribe
+    import asr.inference.recognizer
     from asr.cli import main
     from asr.inference.model_folder import resolve_decoding
     from asr.manifest import Utterance, write_manifest
@@ -187,7 +236,7 @@ def test_the_cli_and_evaluate_take_hotwords(tone_setup, monkeypatch, capsys):
         recognizer.default_options = resolve_decoding(path, **decoding)
         return recognizer
 
-    monkeypatch.setattr(asr.transcribe, "load_model", load)
+    monkeypatch.setattr(asr.inference.recognizer, "load_model", load)
     search = ["--model", str(wav.parent), "--decoder", "beam"]
     search += ["--lexicon", str(wav.parent / "lexicon.txt")]
     assert main(["transcribe", str(wav), *search]) == 0

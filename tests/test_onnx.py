@@ -15,10 +15,10 @@ from asr.checkpoint import CheckpointError
 from asr.corpora.tones import ToneConfig, render_tones
 from asr.decode import DecodingOptions
 from asr.inference.onnx_export import INT8_FILE, ONNX_FILE, export_onnx
+from asr.inference.recognizer import DEFAULT_MODEL, load_model, resolve_runtime
 from asr.inference.runtime_onnx import OnnxRunner
 from asr.inference.runtime_torch import TorchRunner, load_torch_model
 from asr.model import ModelConfig
-from asr.transcribe import DEFAULT_MODEL, load_model, resolve_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "samples" / "sample.wav"

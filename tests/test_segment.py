@@ -90,7 +90,7 @@ _MEMORY_PROBE = textwrap.dedent(
     from asr.inference.runtime_torch import TorchRunner
     from asr.inference.segment import SegmentConfig
     from asr.text import Vocabulary
-    from asr.transcribe import Recognizer
+    from asr.inference.recognizer import Recognizer
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

@@ -90,9 +90,9 @@ TEXT = "the big dog sat on a red mat"
 
 def _cli_output(fmt: str, wav: Path, out: Path, monkeypatch) -> str:
     """What `asr transcribe --output-format` writes for the file, with the same oracle."""
-    import asr.transcribe
+    import asr.inference.recognizer
 
-    monkeypatch.setattr(asr.transcribe, "load_model", lambda *a, **k: OracleRecognizer())
+    monkeypatch.setattr(asr.inference.recognizer, "load_model", lambda *a, **k: OracleRecognizer())
     cli_format = {"json": "txt", "text": "txt"}.get(fmt, fmt)  # OpenAI's json: the text
     assert (
         main(["transcribe", str(wav), "--output-format", cli_format, "--output-dir", str(out)]) == 0
@@ -418,13 +418,13 @@ def test_cli_defaults_are_the_config_defaults():
 
 
 def test_cli_serve_loads_the_model_once_and_runs_the_server(monkeypatch):
+    import asr.inference.recognizer
     import asr.serve
-    import asr.transcribe
 
     calls = []
     recognizer = OracleRecognizer()
     load = lambda *a, **decoding: calls.append((a, decoding)) or recognizer  # noqa: E731
-    monkeypatch.setattr(asr.transcribe, "load_model", load)
+    monkeypatch.setattr(asr.inference.recognizer, "load_model", load)
     monkeypatch.setattr(asr.serve, "run_server", lambda *a: calls.append(a))
     argv = ["serve", "--decoder", "greedy", "--port", "8123", "--workers", "2"]
     assert main(argv) == 0

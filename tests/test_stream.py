@@ -22,6 +22,7 @@ from asr.corpora.tones import make_tone_corpus
 from asr.decode import DecodingOptions
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.frames import StreamWindow
+from asr.inference.recognizer import load_model
 from asr.inference.runtime_torch import TorchRunner
 from asr.inference.stream import (
     AcousticStream,
@@ -34,7 +35,6 @@ from asr.inference.stream import (
 from asr.logmel import RunningNorm
 from asr.manifest import read_manifest
 from asr.model import AcousticModel, ModelConfig
-from asr.transcribe import load_model
 from tests.helpers import VOCAB
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "config.toml"

@@ -2,8 +2,10 @@
 
     report = transcribe_files(recognizer, paths, options, "txt", out_dir="out/")
 
-Every file is read and decoded on its own terms: a file that cannot be read (unreadable,
-truncated, NaN samples, permission denied) is recorded with its reason and the rest go on.
+The one place where a bad file is isolated (`asr transcribe` and `asr evaluate` both ride
+it). Every file is read and decoded on its own terms: a file that cannot be read
+(unreadable, truncated, NaN samples, permission denied) is recorded with its reason and the
+rest go on; `BatchReport.outcomes` says, input by input, which it was.
 Output paths are planned (`formats.plan_outputs`) and checked before any audio is decoded,
 and each transcript is written as soon as it is done, so an interruption keeps what was
 finished. On a terminal a tqdm bar shows files done, audio seconds and the real-time factor.
@@ -20,24 +22,37 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
 from asr.inference import formats
 from asr.inference.segment import SegmentConfig
 
-if TYPE_CHECKING:  # transcribe.py does not import this module; the type alone is needed
-    from asr.transcribe import Recognizer, Transcript
+if TYPE_CHECKING:  # recognizer.py does not import this module; the type alone is needed
+    from asr.inference.recognizer import Recognizer, Transcript
 
 __all__ = ["BatchReport", "transcribe_files"]
 
 
 @dataclass
 class BatchReport:
-    transcripts: list[Transcript] = field(default_factory=list)  # per good file, input order
+    paths: list[Path]  # the inputs, in order
+    # per input: its transcript, or the reason it could not be transcribed
+    outcomes: list[Transcript | str | None]
     written: list[Path] = field(default_factory=list)  # output files (with out_dir)
-    failures: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
     audio_seconds: float = 0.0  # audio transcribed
     seconds: float = 0.0  # wall-clock time
+
+    @property
+    def transcripts(self) -> list[Transcript]:
+        """Of each good file, in input order."""
+        return [o for o in self.outcomes if o is not None and not isinstance(o, str)]
+
+    @property
+    def failures(self) -> list[tuple[Path, str]]:
+        """(file, reason) of each bad file, in input order."""
+        return [
+            (p, o) for p, o in zip(self.paths, self.outcomes, strict=True) if isinstance(o, str)
+        ]
 
     @property
     def summary(self) -> str:
@@ -60,49 +75,50 @@ def transcribe_files(
     segment: SegmentConfig = SegmentConfig(),
     progress: bool | None = None,
 ) -> BatchReport:
-    """Transcribe `paths` with `recognizer`, each bad file recorded in `failures` rather than
-    raised. With `out_dir`, each transcript is written there in `output_format` (paths
-    planned, and the folder checked, before any decoding). progress: a tqdm bar on stderr;
-    None: only when stderr is a terminal. options: None, the recognizer's own."""
+    """Transcribe `paths` with `recognizer`, each bad file's reason recorded in `outcomes`
+    rather than raised. With `out_dir`, each transcript is written there in `output_format`
+    (paths planned, and the folder checked, before any decoding). progress: a tqdm bar on
+    stderr; None: only when stderr is a terminal. options: None, the recognizer's own."""
     options = recognizer.default_options if options is None else options
     paths = [Path(p) for p in paths]
     outputs = formats.plan_outputs(paths, output_format, out_dir) if out_dir else None
     timed = formats.FORMATS[output_format].timed
-    report, start = BatchReport(), time.perf_counter()
+    report, start = BatchReport(paths, [None] * len(paths)), time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    done: dict[int, Transcript] = {}
     with tqdm(total=len(paths), desc="transcribe", unit="file", disable=not show) as bar:
         for group in _groups(paths, batch_size, segment, report):
             for i, transcript in _run_group(
                 recognizer, group, options, batch_size, timed, segment, report
             ):
-                done[i] = transcript
+                report.outcomes[i] = transcript
                 report.audio_seconds += transcript.duration
                 if outputs is not None:
                     report.written.append(
                         formats.write_transcript(transcript, output_format, outputs[i], options)
                     )
-            bar.update(len(done) + len(report.failures) - bar.n)  # failed files count too
-            report.seconds = time.perf_counter() - start
-            rtf = report.seconds / max(report.audio_seconds, 1e-9)
-            bar.set_postfix(audio=f"{report.audio_seconds:.0f}s", rtf=f"{rtf:.3f}")
-        bar.update(len(done) + len(report.failures) - bar.n)  # files failed after the last group
+            _show_progress(bar, report, start)
+        _show_progress(bar, report, start)  # files failed after the last group
     report.seconds = time.perf_counter() - start
-    report.transcripts = [done[i] for i in sorted(done)]
-    order = {path: i for i, path in enumerate(paths)}
-    report.failures.sort(key=lambda f: order[f[0]])
     return report
+
+
+def _show_progress(bar: tqdm, report: BatchReport, start: float) -> None:
+    """Files done (failed ones count too), audio seconds, real-time factor."""
+    bar.update(sum(o is not None for o in report.outcomes) - bar.n)
+    report.seconds = time.perf_counter() - start
+    rtf = report.seconds / max(report.audio_seconds, 1e-9)
+    bar.set_postfix(audio=f"{report.audio_seconds:.0f}s", rtf=f"{rtf:.3f}")
 
 
 def _groups(paths: list[Path], batch_size: int, segment: SegmentConfig, report: BatchReport):
     """Lists of (index, path, duration): a long file alone, short files `batch_size` at once;
-    files whose header cannot be read go to `report.failures`."""
+    files whose header cannot be read are recorded as failed."""
     group: list[tuple[int, Path, float]] = []
     for i, path in enumerate(paths):
         try:
             duration = audio_info(path).duration
         except AudioError as err:
-            report.failures.append((path, _reason(err, path)))
+            report.outcomes[i] = _reason(err, path)
             continue
         if duration > segment.max_seconds:
             yield [(i, path, duration)]
@@ -124,7 +140,7 @@ def _run_group(
         try:
             long = recognizer.transcribe_long(path, options, batch_size, timed, segment)
         except AudioError as err:
-            report.failures.append((path, _reason(err, path)))
+            report.outcomes[i] = _reason(err, path)
             return []
         long.source = str(path)
         return [(i, long)]
@@ -132,10 +148,10 @@ def _run_group(
     waves = []
     for i, path, _ in group:
         try:
-            waves.append(load_audio(path, recognizer.sample_rate))
+            waves.append(recognizer.waveform(path))
             good.append((i, path))
         except AudioError as err:
-            report.failures.append((path, _reason(err, path)))
+            report.outcomes[i] = _reason(err, path)
     if not good:
         return []
     results = recognizer.transcribe(waves, options, batch_size, timed, segment)

@@ -22,7 +22,7 @@ from asr.usererror import UserError
 
 if TYPE_CHECKING:
     from asr.decode import DecodingOptions
-    from asr.transcribe import Transcript
+    from asr.inference.recognizer import Transcript
 
 __all__ = [
     "FORMATS",

@@ -1,8 +1,11 @@
-"""Transcription: a model's log-prob runner (PyTorch or ONNX) + decoder, batched and chunked.
+"""The Recognizer: a model's log-prob runner (PyTorch or ONNX) + decoder, batched and chunked.
 
 import asr
 recognizer = asr.load_model("exp/quickstart")
 print(recognizer.transcribe(["a.wav", "b.flac"])[0].text)
+
+Every request's decoding options come from `Recognizer.options`: the one place a request's
+hotwords meet the model's own settings (the CLI, the API and each server protocol call it).
 
 Which runtime computes the log-probs is decided in one place, `resolve_runtime`: the
 model folder's ONNX graph through onnxruntime (numpy features, no torch) when it has one
@@ -13,7 +16,7 @@ and onnxruntime is installed, else PyTorch. The two give the same log-probs with
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -24,7 +27,15 @@ from asr import layout
 from asr.audio import audio_info, load_audio
 from asr.checkpoint import CheckpointError
 from asr.decode import DecodingOptions, Hypothesis, as_array, decode, prepare_decoder
-from asr.hotwords import parse_hotwords
+from asr.hotwords import (
+    MAX_LIST_CHARS,
+    Hotword,
+    HotwordError,
+    HotwordLimitError,
+    merge,
+    parse_hotwords,
+    split_list,
+)
 from asr.inference.align import WordTiming, align_words
 from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding, resolve_model_path
 from asr.inference.segment import SegmentConfig, iter_chunks
@@ -39,6 +50,7 @@ __all__ = [
     "Transcript",
     "load_model",
     "onnx_graph",
+    "request_options",
     "resolve_model_path",
     "resolve_runtime",
 ]
@@ -48,6 +60,9 @@ RUNTIMES = ("auto", "torch", "onnx")
 ONNX_FILES = layout.ONNX_FILES
 
 AudioInput = str | Path | np.ndarray
+# A request's hotwords: entries ("Captain Nemo:8"), as a list or one text separated by commas
+# or newlines; parsed entries pass as they are.
+HotwordEntries = str | Sequence[str | Hotword]
 
 
 class LogProbRunner(Protocol):
@@ -107,6 +122,19 @@ class Recognizer:
         """Mono waveforms at `sample_rate` -> (B, T', V) float32 log-probs, (B,) lengths."""
         return self.runner.log_probs(waveforms)
 
+    def options(
+        self,
+        hotwords: HotwordEntries | None = None,
+        max_hotwords: int | None = None,
+        hints: Iterable[Hotword] = (),
+        base: DecodingOptions | None = None,
+        where: str = "hotwords",
+    ) -> DecodingOptions:
+        """The options a request decodes with: `base` (None: `default_options`) with the
+        request's hotwords in place of its own; see `request_options`."""
+        base = self.default_options if base is None else base
+        return request_options(base, hotwords, max_hotwords, hints, where)
+
     def transcribe(
         self,
         inputs: Sequence[AudioInput] | AudioInput,
@@ -124,9 +152,7 @@ class Recognizer:
         hotwords: words and phrases to favour, each with an optional ":boost"
         ("Captain Nemo:8"; asr/hotwords.py), in place of the options' own.
         """
-        options = self.default_options if options is None else options
-        if hotwords is not None:
-            options = replace(options, hotwords=parse_hotwords(hotwords))
+        options = self.options(hotwords, base=options)
         prepare_decoder(self.vocab, options)  # the LM and lexicon load beside the model's work
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
@@ -141,7 +167,7 @@ class Recognizer:
                 short.append((i, item))
         for start in range(0, len(short), batch_size):
             chunk = short[start : start + batch_size]
-            waves = [self._waveform(x) for _, x in chunk]
+            waves = [self.waveform(x) for _, x in chunk]
             for (i, x), wave, (hyp, words) in zip(
                 chunk, waves, self._decode(waves, options, word_timestamps), strict=True
             ):
@@ -157,10 +183,7 @@ class Recognizer:
     ) -> Stream:
         """A live stream (asr/inference/stream.py): feed it samples as they arrive, get
         partial and final results. Needs a streaming model (encoder "lc_birnn")."""
-        options = self.default_options if options is None else options
-        if hotwords is not None:
-            options = replace(options, hotwords=parse_hotwords(hotwords))
-        return Stream(self.runner, options, config)
+        return Stream(self.runner, self.options(hotwords, base=options), config)
 
     def transcribe_long(
         self,
@@ -223,7 +246,9 @@ class Recognizer:
             return len(item) / self.sample_rate
         return audio_info(item).duration
 
-    def _waveform(self, item: AudioInput) -> np.ndarray:
+    def waveform(self, item: AudioInput) -> np.ndarray:
+        """A file (read and resampled to `sample_rate`) or a mono array, as float32 (S,);
+        AudioError for a file that cannot be read."""
         if isinstance(item, np.ndarray):
             if item.ndim != 1:
                 raise ValueError(f"waveforms must be mono (S,), got shape {item.shape}")
@@ -233,6 +258,60 @@ class Recognizer:
 
 def _source(item: AudioInput, index: int) -> str:
     return str(item) if not isinstance(item, np.ndarray) else f"<array {index}>"
+
+
+def request_options(
+    base: DecodingOptions,
+    hotwords: HotwordEntries | None = None,
+    max_hotwords: int | None = None,
+    hints: Iterable[Hotword] = (),
+    where: str = "hotwords",
+) -> DecodingOptions:
+    """`base` with a request's hotwords in place of its own: the one place where they meet.
+
+    hotwords: entries as a list, or one text of them separated by commas or newlines, each
+    a word or phrase with an optional ":boost" (asr/hotwords.py); None or empty: `base`'s
+    own. max_hotwords: the most entries a request may send (None: any number). hints: weak
+    entries (a prompt's words) used where the search can use them, after the entries and
+    within `max_hotwords`; dropped elsewhere. `where` names the request's field in errors.
+
+    Sizes are checked before any entry is parsed. HotwordLimitError (a HotwordError) for a
+    text over MAX_LIST_CHARS, more than `max_hotwords` entries, or hotwords for a search
+    that cannot use them (greedy, lexicon-free); HotwordError for an entry that is wrong.
+    """
+    entries = _entry_list(hotwords, where)
+    if max_hotwords is not None and len(entries) > max_hotwords:
+        raise HotwordLimitError(f"{where}: {len(entries)} hotwords; at most {max_hotwords}")
+    if entries and not base.takes_hotwords:
+        search = "greedy decoding" if base.decoder == "greedy" else "a lexicon-free search"
+        raise HotwordLimitError(
+            f"{where}: hotwords need the lexicon beam search (decoder beam with a lexicon), "
+            f"and these options run {search}"
+        )
+    texts = [e for e in entries if isinstance(e, str)]
+    parsed = merge([*(e for e in entries if isinstance(e, Hotword)), *parse_hotwords(texts, where)])
+    if not base.takes_hotwords:  # and no entries (refused above): the hints are dropped
+        return base
+    weak = list(hints)
+    if max_hotwords is not None:  # a long prompt: its first words
+        weak = weak[: max(max_hotwords - len(parsed), 0)]
+    if not parsed and not weak:
+        return base
+    return replace(base, hotwords=merge([*parsed, *weak]))
+
+
+def _entry_list(hotwords: HotwordEntries | None, where: str) -> list[str | Hotword]:
+    """A request's entries as a list (a text split at commas and newlines)."""
+    if hotwords is None:
+        return []
+    if isinstance(hotwords, str):
+        if len(hotwords) > MAX_LIST_CHARS:
+            raise HotwordLimitError(f"{where}: over {MAX_LIST_CHARS} characters")
+        return split_list(hotwords)
+    entries = list(hotwords) if isinstance(hotwords, list | tuple) else None
+    if entries is None or not all(isinstance(e, str | Hotword) for e in entries):
+        raise HotwordError(f"{where} must be a list of strings or a string")
+    return entries
 
 
 def load_model(
@@ -249,7 +328,9 @@ def load_model(
         text = recognizer.transcribe("a.wav")[0].text
     """
     path = resolve_model_path(path)
-    options = resolve_decoding(path, **decoding)  # before the model: a bad option costs nothing
+    hotwords = decoding.pop("hotwords", None)
+    # before the model: a bad option costs nothing
+    options = request_options(resolve_decoding(path, **decoding), hotwords)
     if resolve_runtime(path, runtime, device) == "onnx":
         from asr.inference.runtime_onnx import OnnxRunner
 

@@ -4,7 +4,7 @@ A streaming model's graph is one latency-controlled step (STEP_INPUTS, STEP_OUTP
 `AcousticModel.stream_step`); whole files run through it step by step
 (`stream.AcousticStream`), which equals the model on the whole file.
 
-One of the two interchangeable log-prob runners behind `asr.transcribe.Recognizer` (the
+One of the two interchangeable log-prob runners behind `asr.inference.recognizer.Recognizer` (the
 other is `asr/inference/runtime_torch.py`). The graph (`asr export --onnx`) is the acoustic model
 alone, (B, T, n_mels) features and (B,) lengths to (B, T', V) log-probs and (B,) lengths;
 it describes itself in one metadata entry, "asr": the JSON of the checkpoint's config,

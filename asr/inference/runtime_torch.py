@@ -1,6 +1,6 @@
 """The PyTorch runtime: a checkpoint's feature extractor and acoustic model on a device.
 
-One of the two interchangeable log-prob runners behind `asr.transcribe.Recognizer` (the
+One of the two interchangeable log-prob runners behind `asr.inference.recognizer.Recognizer` (the
 other is `asr/inference/runtime_onnx.py`): waveforms in, numpy log-probs and output lengths out.
 """
 
