@@ -116,6 +116,20 @@ def test_kaldi_plain_and_segments(tmp_path):
     assert not (tmp_path / "escaped.wav").exists() and not list((tmp_path / "cuts2").glob("*"))
 
 
+def test_kaldi_tab_separated_with_paths_from_the_corpus_folder(tmp_path):
+    """speechocean762's layout: tab-separated `text`, space-separated `utt2spk`, and wav.scp
+    paths relative to the corpus folder above the data dir (`WAVE/SPEAKER0036/x.wav`)."""
+    write_tone(tmp_path / "WAVE" / "SPEAKER0036" / "000360013.wav", 1.0)
+    data = tmp_path / "train"
+    data.mkdir()
+    (data / "wav.scp").write_text("000360013\tWAVE/SPEAKER0036/000360013.wav\n")
+    (data / "text").write_text("000360013\tIT'S JUST SO HARD\n")
+    (data / "utt2spk").write_text("000360013 0036\n")
+    [utt] = import_kaldi(data)
+    assert (utt.id, utt.speaker, utt.text) == ("000360013", "0036", "IT'S JUST SO HARD")
+    assert Path(utt.audio_filepath) == (tmp_path / "WAVE" / "SPEAKER0036" / "000360013.wav")
+
+
 @pytest.mark.parametrize(
     "scp, text, message",
     [

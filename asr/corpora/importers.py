@@ -195,12 +195,16 @@ def import_ljspeech(root: str | Path) -> list[Utterance]:
 
 
 def _read_kaldi_table(path: Path) -> dict[str, tuple[str, int]]:
-    """`<key> <value...>` lines -> {key: (value, line number)}; duplicates are errors."""
+    """`<key> <value...>` lines -> {key: (value, line number)}; duplicates are errors.
+
+    Key and value are split at the first run of whitespace, spaces or tabs (Kaldi's tools
+    accept both; speechocean762's `text` uses a tab).
+    """
     table: dict[str, tuple[str, int]] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        key, _, value = line.strip().partition(" ")
+        key, value = (line.split(maxsplit=1) + [""])[:2]
         if key in table:
             raise CorpusError(
                 f"{path}:{lineno}: duplicate id {key!r} (first on line {table[key][1]})"
@@ -216,7 +220,12 @@ def _wav_path(value: str, where: str, data_dir: Path) -> Path:
             f"files first (e.g. with sox) and list their paths"
         )
     path = Path(value)
-    return path if path.is_absolute() else data_dir / path
+    if path.is_absolute():
+        return path
+    # Kaldi resolves a relative path from where the recipe runs: the data dir itself, or the
+    # corpus folder above it (speechocean762: `WAVE/SPEAKER0036/...` beside `train/`).
+    candidates = [data_dir / path, data_dir.parent / path]
+    return next((c for c in candidates if c.exists()), candidates[0])
 
 
 def import_kaldi(data_dir: str | Path, segments_dir: str | Path | None = None) -> list[Utterance]:
