@@ -19,11 +19,16 @@ import numpy as np
 
 from asr.config import ConfigError
 from asr.decode import DecodingOptions, decode
-from asr.inference.model_folder import model_dir, resolve_decoding, write_decoding
-from asr.inference.recognizer import Recognizer, load_model
+from asr.inference.model_folder import (
+    decoding_grid,
+    model_dir,
+    resolve_decoding,
+    write_decoding,
+)
 from asr.manifest import read_manifest
 from asr.metrics import error_counts
 from asr.text import normalize_text
+from asr.transcribe import Recognizer, load_model
 
 __all__ = [
     "LM_WEIGHTS",
@@ -69,7 +74,7 @@ def cache_log_probs(recognizer: Recognizer, manifest: str | Path, batch_size: in
     mats, seconds = [], 0.0
     for start in range(0, len(utterances), batch_size):
         chunk = utterances[start : start + batch_size]
-        waves = [recognizer.waveform(u.audio_filepath) for u in chunk]
+        waves = [recognizer._waveform(u.audio_filepath) for u in chunk]
         log_probs, out_lens = recognizer.log_probs(waves)
         mats += [log_probs[b, : int(out_lens[b])] for b in range(len(chunk))]
         seconds += sum(len(w) for w in waves) / recognizer.sample_rate
@@ -128,6 +133,7 @@ def tune(
     options = resolve_decoding(model, **{**overrides, "decoder": "beam"})
     if not options.lm_path:
         raise ConfigError("tuning needs an LM: lm_path (--lm), or one in the model folder")
+    decoding_grid(options, lm_weights, word_scores)  # each point checked before decoding
     recognizer = load_model(model, device)
     cache = cache_log_probs(recognizer, dev_manifest, batch_size)
     rows = grid_search(cache, recognizer.vocab, options, lm_weights, word_scores)
