@@ -88,6 +88,7 @@ def make_workspace(root: Path) -> Path:
     (root / "latin1.jsonl").write_bytes(line.encode()[:-2] + 'é"}\n'.encode("latin-1"))
     (root / "a_file").write_text("not a folder")
     _write_lying_audio(bad, wave)
+    (root / "lm.txt").write_text("the cat sat on the mat\n" * 40)
     _write_json_at_its_limits(root, good_line)
     for name, content in {
         "decoding_empty": "",
@@ -357,6 +358,38 @@ CASES = [
         2,
         ("optim.lr", "5001 digits"),
     ),
+    *[
+        Case(
+            f"lm build {flag} {value}",
+            f"lm build --text {{ws}}/lm.txt --out {{ws}}/lm_bad {flag} {value}",
+            2,
+            words,
+        )
+        for flag, value, words in (
+            ("--order", "1000", ("--order must be 1-6", "1000")),  # lmplz spun for minutes
+            ("--order", "7", ("--order must be 1-6",)),  # build_binary failed after lmplz
+            ("--vocab-size", "0", ("--vocab-size must be >= 1",)),  # exit 0, empty lexicon
+            ("--memory", "1", ("--memory '1'", "at least 32M")),
+            ("--memory", "250%", ("percentage",)),
+            ("--prune", "-1", ("--prune", "[-1]")),
+            ("--prune", "0 1 0", ("never decrease",)),
+            ("--quantize", "99", ("--quantize", "25 bits")),
+        )
+    ],
+    *[
+        Case(
+            f"decode tune {flag} {value}",
+            f"decode tune {{ws}}/model_bad_lm {{ws}}/good.jsonl {flag} {value} --no-save",
+            2,
+            (field,),
+        )
+        for flag, value, field in (
+            ("--lm-weights", "1 nan", "lm_weight"),
+            ("--lm-weights", "-1", "lm_weight"),
+            ("--lm-weights", "1e309", "lm_weight"),
+            ("--word-scores", "inf", "word_score"),
+        )
+    ],
     Case(
         "trained folder, no --resume",
         "train --config {ws}/cfg_empty.toml --exp-dir {ws}/trained_exp",

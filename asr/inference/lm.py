@@ -35,6 +35,7 @@ __all__ = [
     "TextStats",
     "book_id",
     "build_lm",
+    "check_build_options",
     "find_kenlm_tool",
     "parse_book_ids",
     "prepare_text",
@@ -44,6 +45,12 @@ __all__ = [
 ]
 
 INSTALL_SCRIPT = "scripts/install_kenlm.sh"
+MAX_ORDER = 6  # KENLM_MAX_ORDER that INSTALL_SCRIPT compiles build_binary with
+MAX_QUANTIZE_BITS = 25  # build_binary -q: 26 and more are refused
+# lmplz's vocabulary hash alone takes 24 MiB (its default estimate of a million words);
+# below this it aborts ("Vocab hash size estimate ... exceeds total memory").
+MIN_MEMORY = 32 << 20
+_MEMORY_RE = re.compile(r"(\d+(?:\.\d+)?)([%bKMGT]?)")
 
 _SENTENCE_END_RE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+")
 _BOOK_ID_RE = re.compile(r"pg(\d+)")
@@ -199,10 +206,7 @@ def build_lm(
     to this many bits (build_binary -q/-b), about a third of the default probing size.
     """
     text_path, out_dir = Path(text_path), Path(out_dir)
-    if unit not in ("word", "char"):
-        raise LMError(f"LM unit must be 'word' or 'char', got {unit!r}")
-    if order < 1:
-        raise LMError(f"LM order must be >= 1, got {order}")
+    check_build_options(order, prune, unit, vocab_size, memory, quantize_bits)
     if not text_path.is_file():
         raise LMError(f"{text_path}: no such text file")
     lmplz, build_binary = find_kenlm_tool("lmplz"), find_kenlm_tool("build_binary")
@@ -219,6 +223,60 @@ def build_lm(
             elif name == LEXICON:  # a character LM has none: an old one would mislead
                 (out_dir / name).unlink(missing_ok=True)
     return info
+
+
+def check_build_options(order, prune, unit, vocab_size, memory, quantize_bits) -> None:
+    """LMError for a `build_lm` option KenLM would take badly, before anything runs: an
+    order past what build_binary is compiled for (lmplz spins on --order 1000, then
+    build_binary fails on 7), thresholds lmplz refuses, an empty vocabulary, a memory
+    budget lmplz cannot sort in, quantization bits build_binary refuses."""
+    if unit not in ("word", "char"):
+        raise LMError(f"LM unit must be 'word' or 'char', got {unit!r}")
+    if not _is_int(order) or not 1 <= order <= MAX_ORDER:
+        raise LMError(
+            f"--order must be 1-{MAX_ORDER} (KenLM is built for at most {MAX_ORDER}: "
+            f"KENLM_MAX_ORDER in {INSTALL_SCRIPT}), got {order}"
+        )
+    prune = list(prune)
+    if not all(_is_int(p) and p >= 0 for p in prune) or len(prune) > order:
+        raise LMError(f"--prune takes at most {order} counts >= 0 (one per order), got {prune}")
+    if prune and (prune[0] != 0 or prune != sorted(prune)):
+        raise LMError(
+            f"--prune counts must start at 0 (lmplz cannot prune unigrams) and never "
+            f"decrease, got {prune}"
+        )
+    if vocab_size is not None and (not _is_int(vocab_size) or vocab_size < 1):
+        raise LMError(f"--vocab-size must be >= 1 (words kept), got {vocab_size}")
+    _check_memory(memory)
+    if not _is_int(quantize_bits) or not 0 <= quantize_bits <= MAX_QUANTIZE_BITS:
+        raise LMError(
+            f"--quantize must be 0 (no quantization) to {MAX_QUANTIZE_BITS} bits, "
+            f"got {quantize_bits}"
+        )
+
+
+def _check_memory(memory: str) -> None:
+    """lmplz -S: a percentage of this machine's memory (0-100%], or a size (bytes with
+    b, K (the default unit), M, G, T) of at least MIN_MEMORY and at most the memory."""
+    match = _MEMORY_RE.fullmatch(str(memory).strip())
+    if match is None:
+        raise LMError(f"--memory must be like 25% or 2G, got {memory!r}")
+    value, unit = float(match.group(1)), match.group(2) or "K"
+    if unit == "%":
+        if not 0 < value <= 100:
+            raise LMError(f"--memory must be a percentage in (0, 100], got {memory!r}")
+        return
+    size = value * 1024 ** "bKMGT".index(unit)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if not MIN_MEMORY <= size <= total:
+        raise LMError(
+            f"--memory {memory!r}: lmplz needs at least {MIN_MEMORY >> 20}M to sort in, "
+            f"and this machine has {total / 2**30:.1f}G (or give a percentage)"
+        )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _build_into(out_dir: Path, text_path, order, prune, unit, vocab_size, memory,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import typing
-from dataclasses import fields
+from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 
 from asr import jsonsafe
@@ -25,6 +26,7 @@ __all__ = [
     "DECODING_FILE",
     "DEFAULT_MODEL",
     "NO_LEXICON",
+    "decoding_grid",
     "lexicon_for",
     "model_dir",
     "resolve_decoding",
@@ -90,6 +92,20 @@ def resolve_decoding(model: str | Path | None = None, **overrides) -> DecodingOp
         return DecodingOptions(**settings)
     except (ValueError, TypeError) as err:  # TypeError: a mistyped value in decoding.json
         raise ConfigError(f"decoding options: {err}") from err
+
+
+def decoding_grid(
+    base: DecodingOptions, lm_weights: Sequence[float], word_scores: Sequence[float]
+) -> list[DecodingOptions]:
+    """`base` with every (lm_weight, word_score) pair, in grid order, each checked as
+    DecodingOptions checks its values (NaN, infinity, out of range): before any decoding,
+    not after the grid points before it. ConfigError for an empty grid or a bad value."""
+    if not lm_weights or not word_scores:
+        raise ConfigError("the tuning grid is empty: give at least one LM weight and word score")
+    try:
+        return [replace(base, lm_weight=w, word_score=s) for w in lm_weights for s in word_scores]
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"tuning grid: {err}") from err
 
 
 def saved_decoding(model: str | Path | None) -> dict:
