@@ -181,6 +181,21 @@ def test_every_spoken_word_maps_to_one_written_word(tiny_model):
     assert restored.text == " ".join(w.text for w in restored.words)
 
 
+def test_timed_words_keep_their_timings(tiny_model):
+    from asr.inference.align import WordTiming
+    from asr.punctuation import restore_transcript
+
+    words = _words("john paid twenty five dollars stop")
+    timings = [WordTiming(w, i, i + 0.5, 0.9 - 0.1 * i) for i, w in enumerate(words)]
+    punctuator = Punctuator(tiny_model[1])
+    text, written = restore_transcript(" ".join(words), timings, punctuator)
+    assert text == " ".join(w.word for w in written)
+    money = next(w for w in written if w.word.startswith("$25"))
+    assert (money.start, money.end) == (2, 4.5)
+    assert money.confidence == pytest.approx(0.5)  # the lowest of its three words
+    assert restore_transcript(" ".join(words), (), punctuator) == (text, [])
+
+
 def test_options_leave_the_utterance_open(tiny_model):
     _, folder = tiny_model
     options = RestoreOptions(sentence_start=False, end_sentence=False)

@@ -21,6 +21,7 @@ from asr.punctuation.restore import (
     restore,
     restore_lines,
     restore_timed,
+    restore_transcript,
 )
 from asr.punctuation.runtime import PunctModelError
 
@@ -40,4 +41,5 @@ __all__ = [
     "restore",
     "restore_lines",
     "restore_timed",
+    "restore_transcript",
 ]

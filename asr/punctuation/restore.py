@@ -12,12 +12,12 @@ word keeps the indices of the spoken words it stands for, so timings stay per wo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from asr.inference.align import WordTiming
 from asr.punctuation.itn import ItnConfig, Token, inverse_normalize
 from asr.punctuation.runtime import TaggerRuntime, Tagging
 from asr.text import normalize_text
@@ -36,6 +36,7 @@ __all__ = [
     "restore",
     "restore_lines",
     "restore_timed",
+    "restore_transcript",
 ]
 
 # The bundled model (asr/models/punct-en links to data/models/punct-en, as en-default does).
@@ -125,22 +126,36 @@ def restore(words: Sequence[str], options: RestoreOptions = RestoreOptions()) ->
 
 
 def restore_timed(
-    timings: Sequence,
+    timings: Sequence[WordTiming],
     punctuator: Punctuator | None = None,
     options: RestoreOptions = RestoreOptions(),
-) -> list:
-    """Timed spoken words (asr.inference.align.WordTiming) -> timed written words: each
-    spans its spoken words' start to end, with their lowest confidence."""
-    from asr.inference.align import WordTiming
-
+) -> list[WordTiming]:
+    """Timed spoken words -> timed written words: each spans its spoken words' start to
+    end, with their lowest confidence ("twenty five dollars" -> one "$25")."""
     punctuator = punctuator or default_punctuator()
     restored = punctuator.restore([t.word for t in timings], options)
     out = []
     for word in restored.words:
         spans = [timings[k] for k in word.spoken]
-        confidence = min((s.confidence for s in spans), default=math.nan)
+        confidence = min(s.confidence for s in spans)
         out.append(WordTiming(word.text, spans[0].start, spans[-1].end, confidence))
     return out
+
+
+def restore_transcript(
+    text: str,
+    words: Sequence[WordTiming] = (),
+    punctuator: Punctuator | None = None,
+    options: RestoreOptions = RestoreOptions(),
+) -> tuple[str, list[WordTiming]]:
+    """A recognizer's output (normalized text, and its timed words when it has them) ->
+    the written text and timed written words. With words, the text is theirs, restored, so
+    the two always agree; without, the text alone is restored."""
+    if words:
+        written = restore_timed(words, punctuator, options)
+        return " ".join(w.word for w in written), written
+    punctuator = punctuator or default_punctuator()
+    return punctuator.restore(text.split(), options).text, []
 
 
 def read_lines(path: str | Path) -> Iterator[str]:
