@@ -16,6 +16,7 @@ from pathlib import Path
 
 from asr import jsonsafe
 from asr.audio import AudioError, audio_info
+from asr.files import atomic_write
 from asr.usererror import UserError
 
 __all__ = [
@@ -129,18 +130,14 @@ def write_manifest(path: str | Path, utterances: Sequence[Utterance]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     root = path.parent.resolve()
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         for utt in utterances:
             f.write(json.dumps(utt.to_json(root), ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def write_dropped(path: str | Path, dropped: Sequence[tuple[Utterance, str]]) -> None:
     """A TSV of dropped entries: manifest line (0 when none), id, audio file, reason."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         f.write("line\tid\taudio_filepath\treason\n")
         for utt, reason in dropped:
             f.write(f"{utt.line}\t{utt.id}\t{utt.audio_filepath}\t{reason}\n")

@@ -900,3 +900,17 @@ def test_a_file_written_on_a_full_disk_is_named_and_left_as_it_was(tmp_path):
         )
         assert (disk / "report.txt").read_text() == "the old report\n"
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "report.txt"]
+
+
+def test_outputs_on_a_full_disk_are_named_and_never_half_written(ws, tmp_path, capsys):
+    with small_disk(tmp_path / "disk", "1M") as disk:
+        fill_disk(disk)
+        argv = ["transcribe", str(ws / "good"), "--model", str(ws / "model")]
+        code, _, err = run_cli(
+            [*argv, "--output-dir", str(disk), "--output-format", "json"], capsys
+        )
+        assert code == 2 and "utt0.json: cannot write" in err and "disk full" in err
+        argv = ["evaluate", str(ws / "good.jsonl"), "--model", str(ws / "model")]
+        code, _, err = run_cli([*argv, "--out-dir", str(disk)], capsys)
+        assert code == 2 and "report.txt: cannot write" in err and "disk full" in err
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no 0-byte file, no .tmp

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from asr.files import write_atomic
 from asr.inference.align import WordTiming
 from asr.inference.subtitles import split_cues
 from asr.usererror import UserError
@@ -224,12 +225,7 @@ def check_output_dir(out_dir: str | Path) -> None:
 
 def write_transcript(transcript: Transcript, name: str, path: Path, options) -> Path:
     """One transcript in format `name` to `path` (its folder made as needed)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(FORMATS[name].render(transcript, options), encoding="utf-8")
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from err
-    return path
+    return write_atomic(path, FORMATS[name].render(transcript, options))  # whole or not at all
 
 
 def write_transcripts(

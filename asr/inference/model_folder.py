@@ -19,6 +19,7 @@ from asr import jsonsafe
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.decode import DecodingOptions
+from asr.files import write_atomic
 from asr.inference.lm import LMError, read_lm_info
 from asr.layout import DECODING_FILE, LEXICON, LM_BINARY, LM_DIR
 
@@ -165,8 +166,7 @@ def write_decoding(folder: str | Path, options: DecodingOptions, extra: dict) ->
             file = Path(record[key]).resolve()
             inside = file.is_relative_to(folder.resolve())
             record[key] = str(file.relative_to(folder.resolve()) if inside else file)
-    path.write_text(json.dumps({**record, **extra}, indent=2) + "\n")
-    return path
+    return write_atomic(path, json.dumps({**record, **extra}, indent=2) + "\n")
 
 
 def lexicon_for(lm_path: str | Path) -> str | None:
