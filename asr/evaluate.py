@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asr.decode import DecodingOptions
+from asr.files import atomic_write, write_atomic
 from asr.inference.batch import transcribe_files
 from asr.inference.formats import check_output_dir
 from asr.inference.model_folder import model_dir
@@ -115,8 +116,7 @@ def evaluate_manifest(
 
 
 def _write_reports(out_dir, utterances, refs, hyps, result, options) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "report.txt").open("w", encoding="utf-8") as f:
+    with atomic_write(out_dir / "report.txt") as f:  # whole or not at all; a full disk named
         for utt, ref, hyp in zip(utterances, refs, hyps, strict=True):
             score = score_utterance(ref, hyp)
             w = score.words
@@ -128,7 +128,7 @@ def _write_reports(out_dir, utterances, refs, hyps, result, options) -> None:
         for line, audio, reason in result.failures:
             f.write(f"line {line}: {audio}\nnot transcribed, not scored: {reason}\n\n")
     summary = {**result.to_dict(), "decoding": options.to_dict()}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
 def report_dir(manifest: str | Path, model: str | Path | None = None) -> Path:
