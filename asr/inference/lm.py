@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asr import jsonsafe
-from asr.files import expand_paths
+from asr.files import atomic_write, expand_paths
 from asr.layout import LEXICON, LM_ARPA, LM_BINARY, LM_INFO
 from asr.text import WORD_BOUNDARY, Vocabulary, normalize_text
 from asr.usererror import UserError
@@ -141,10 +141,9 @@ def prepare_text(
     vocab = vocab or Vocabulary.english()
     exclude = set(exclude_ids)
     stats, unknown = TextStats(), Counter()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with out_path.open("w", encoding="utf-8") as out:
-        for path in expand_paths(books, {".txt", ".xz"}, LMError):
+    paths = expand_paths(books, {".txt", ".xz"}, LMError)
+    with atomic_write(out_path) as out:  # whole or not at all
+        for path in paths:
             if book_id(path) in exclude:
                 stats.excluded_books += 1
                 continue
