@@ -390,6 +390,21 @@ CASES = [
             ("--word-scores", "inf", "word_score"),
         )
     ],
+    Case("--max-seconds nan", f"transcribe {{ws}}/good {M} --max-seconds nan", 2, ("max_seconds",)),
+    Case("--max-seconds -1", f"transcribe {{ws}}/good {M} --max-seconds -1", 2, ("max_seconds",)),
+    Case(
+        "data check --silence-dbfs nan",
+        "data check {ws}/good.jsonl --silence-dbfs nan",
+        2,
+        ("--silence-dbfs", "nan"),
+    ),
+    Case(
+        "data check --duration-tolerance inf",
+        "data check {ws}/good.jsonl --duration-tolerance inf",
+        2,
+        ("--duration-tolerance",),
+    ),
+    Case("data check --jobs 0", "data check {ws}/good.jsonl --jobs 0", 2, ("--jobs",)),
     Case(
         "trained folder, no --resume",
         "train --config {ws}/cfg_empty.toml --exp-dir {ws}/trained_exp",

@@ -22,7 +22,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.audio import AudioError, AudioInfo, audio_info, decoded_blocks, wav_declared_frames
+from asr.audio import (
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    AudioError,
+    AudioInfo,
+    audio_info,
+    decoded_blocks,
+    wav_declared_frames,
+)
+from asr.config import ConfigError
 from asr.frames import ctc_min_frames, subsampled_length
 from asr.logmel import FeatureConfig, frame_count
 from asr.manifest import (
@@ -49,6 +58,20 @@ class CheckConfig:
     duration_tolerance: float = 0.1  # seconds the manifest may differ from the file
     silence_dbfs: float = -60.0  # a clip whose peak stays below this is silent
     jobs: int = 1  # worker processes decoding audio
+
+    def __post_init__(self) -> None:  # `not low <= x`: NaN is in no range
+        ranges = {
+            "sample_rate": (0, MAX_SAMPLE_RATE),
+            "channels": (0, MAX_CHANNELS),
+            "duration_tolerance": (0.0, 3600.0),
+            "silence_dbfs": (-200.0, 0.0),
+            "jobs": (1, 256),
+        }
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not low <= value <= high:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} must be in [{low:g}, {high:g}], got {value}")
 
 
 @dataclass(frozen=True)

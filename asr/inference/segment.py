@@ -19,8 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import iter_audio_blocks
+from asr.config import ConfigError
 
 __all__ = ["Chunk", "SegmentConfig", "iter_chunks", "speech_intervals", "split_points"]
+
+
+MAX_CHUNK_SECONDS = 600.0  # a longer chunk is one batch item of unbounded memory
 
 
 @dataclass(frozen=True)
@@ -29,11 +33,16 @@ class SegmentConfig:
     top_db: float = 35.0  # frames this far below the window's peak (dB) count as pause
     min_fraction: float = 0.5  # a cut must fall in the last (1 - this) of a window
 
-    def __post_init__(self) -> None:
-        if self.max_seconds <= 1.0:
-            raise ValueError(f"segment.max_seconds must be > 1, got {self.max_seconds}")
+    def __post_init__(self) -> None:  # `not low <= x`: NaN is in no range
+        if not 1.0 < self.max_seconds <= MAX_CHUNK_SECONDS:
+            raise ConfigError(
+                f"segment.max_seconds (--max-seconds) must be > 1 and <= {MAX_CHUNK_SECONDS:g}"
+                f", got {self.max_seconds}"
+            )
+        if not 0.0 < self.top_db <= 200.0:
+            raise ConfigError(f"segment.top_db must be > 0 and <= 200, got {self.top_db}")
         if not 0.0 <= self.min_fraction < 1.0:
-            raise ValueError(f"segment.min_fraction must be in [0, 1), got {self.min_fraction}")
+            raise ConfigError(f"segment.min_fraction must be in [0, 1), got {self.min_fraction}")
 
 
 @dataclass
