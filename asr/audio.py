@@ -79,7 +79,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: names that are not UTF-8 too
     except PermissionError as err:
         raise AudioError(f"{path}: permission denied") from err
     except Exception as err:  # soundfile raises several types for undecodable input
@@ -140,7 +140,7 @@ def iter_audio_blocks(
     block = max(1, int(block_seconds * info.sample_rate))
     decoded = 0
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             floating = f.subtype in FLOAT_SUBTYPES
             for samples in decoded_blocks(f, block):
                 _check_samples(path, samples, decoded, info.sample_rate, floating)

@@ -23,6 +23,11 @@ from asr.usererror import UserError
 __all__ = ["FileWriteError", "atomic_write", "expand_paths", "file_mode", "write_atomic"]
 
 
+# A file name that is not UTF-8 reaches Python as surrogate escapes; written back with
+# them, it is the same bytes the system named the file with (a JSON transcript's "file").
+_TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
 class FileWriteError(UserError):
     """A file that could not be written (a full disk, no permission); the file it would
     have replaced is untouched. `os_error`: the OSError behind it."""
@@ -71,7 +76,7 @@ def file_mode() -> int:
 def atomic_write(path: str | Path, binary: bool = False, durable: bool = True) -> Iterator[IO]:
     """A file object to write `path` through: a temporary file `<name>*.tmp` beside it,
     renamed over `path` when the block ends without an exception (after an fsync of the
-    file and its folder when `durable`), else removed. UTF-8 text unless `binary`. An
+    file and its folder when `durable`), else removed. UTF-8 text (`_TEXT`) unless `binary`. An
     OSError on the way, even one chained behind another exception, raises FileWriteError.
 
         with atomic_write(out_dir / "report.txt") as f:
@@ -84,9 +89,7 @@ def atomic_write(path: str | Path, binary: bool = False, durable: bool = True) -
     except OSError as err:
         raise _write_error(path, err) from err
     try:
-        with os.fdopen(
-            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
-        ) as f:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else _TEXT)) as f:
             yield f
             f.flush()
             os.fchmod(f.fileno(), file_mode())

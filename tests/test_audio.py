@@ -154,3 +154,13 @@ def test_float_wav_scaled_like_int16_is_named(tmp_path, noise):
         load_audio(path)
     sf.write(path, np.clip(noise(0.5) * 3, -1.5, 1.5), 16_000, subtype="FLOAT")  # clips: kept
     assert len(load_audio(path)) == 8_000
+
+
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path, noise):
+    import os
+
+    name = os.fsdecode(b"caf\xe9.wav")  # Latin-1: a surrogate escape in Python
+    sf.write(tmp_path / "plain.wav", noise(0.5), 16_000)
+    os.rename(tmp_path / "plain.wav", tmp_path / name)
+    assert audio_info(tmp_path / name).frames == 8_000  # was "surrogates not allowed"
+    assert len(load_audio(tmp_path / name)) == 8_000

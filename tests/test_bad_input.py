@@ -929,3 +929,18 @@ def test_outputs_on_a_full_disk_are_named_and_never_half_written(ws, tmp_path, c
         code, _, err = run_cli([*argv, "--out-dir", str(disk)], capsys)
         assert code == 2 and "report.txt: cannot write" in err and "disk full" in err
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no 0-byte file, no .tmp
+
+
+def test_file_names_that_are_not_utf8_work(ws, tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9")  # Latin-1 bytes, as an old archive unpacks them
+    (folder / f"{name}.wav").write_bytes((ws / "good" / "utt0.wav").read_bytes())
+    out = tmp_path / "out"
+    argv = ["transcribe", str(folder), "--model", str(ws / "model"), "--output-dir", str(out)]
+    code, _, err = run_cli([*argv, "--output-format", "json"], capsys)
+    assert code == 0, err
+    written = (out / f"{name}.json").read_bytes()  # the same bytes as the audio file's name
+    assert b'caf\xe9.wav"' in written

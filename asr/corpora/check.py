@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ def _decode_peak(path: Path) -> tuple[int, float, str]:
     """Decode block by block: (frames decoded, peak |sample|, error message or "")."""
     decoded, peak = 0, 0.0
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             for block in decoded_blocks(f, 1 << 16):  # what was decoded, not what was promised
                 decoded += block.shape[0]
                 if block.size and not np.isfinite(block).all():
