@@ -350,8 +350,9 @@ def _run_features(args) -> int:
         paths = [u.audio_filepath for u in read_manifest(manifest)]
         stats = cache.build(paths, speeds, Path(manifest).name)
         print(
-            f"{manifest}: {len(paths)} utterances x speeds {speeds}: {stats.built} built, "
-            f"{stats.present} present, {stats.bytes / 2**20:.1f} MiB in {root}"
+            f"{manifest}: {len(paths)} utterances x speeds {speeds}: {stats.built} built "
+            f"({stats.damaged} of them damaged), {stats.present} present, "
+            f"{stats.bytes / 2**20:.1f} MiB in {root}"
         )
     return 0
 
