@@ -117,7 +117,7 @@ def test_training_builds_the_cache_and_cli_reuses_it(tmp_path, corpus, capsys):
     config.write_text(f'[data]\ntrain_manifest = "{corpus}"\nfeature_cache_dir = "{root}"\n'
                       "[augment]\nspeed_perturb = true\n")  # fmt: skip
     assert main(["data", "features", "--config", str(config)]) == 0
-    assert "0 built, 18 present" in capsys.readouterr().out
+    assert "0 built (0 of them damaged), 18 present" in capsys.readouterr().out
     assert sorted(root.rglob("*.feat")) == entries
 
 
@@ -163,7 +163,7 @@ def test_data_features_counts_damaged_entries(tmp_path, corpus, capsys, caplog):
         _damage(entry, how)
     capsys.readouterr()
     assert main(["data", "features", "--config", str(config)]) == 0
-    assert "5 built, 1 present" in capsys.readouterr().out
+    assert "5 built (5 of them damaged), 1 present" in capsys.readouterr().out
     assert caplog.text.count("damaged feature-cache entry") == 5
     cache = FeatureCache(root, FeatureConfig())
     assert cache.build([u.audio_filepath for u in read_manifest(corpus)], [1.0]).damaged == 0
