@@ -88,12 +88,25 @@ def test_runners_agree_from_waveforms(exported, noise):
 def test_int8_graph_quantizes_the_weights_and_stays_close(exported, noise):
     import onnx
 
-    ops = {node.op_type for node in onnx.load(str(exported / INT8_FILE)).graph.node}
+    graph = onnx.load(str(exported / INT8_FILE)).graph
+    ops = {node.op_type for node in graph.node}
     assert {"DynamicQuantizeLSTM", "MatMulInteger"} & ops  # the recurrent or linear weights
+    weights = [
+        onnx.numpy_helper.to_array(t)
+        for t in graph.initializer
+        if t.data_type == onnx.TensorProto.INT8
+    ]
+    # 7-bit symmetric weights (|w| <= 64): no pair of u8 x s8 products overflows 16 bits
+    assert weights and max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
     waves = [noise(1.0), noise(0.5, seed=1)]
     got, lens = OnnxRunner.from_file(exported / INT8_FILE).log_probs(waves)
     expected, _ = OnnxRunner.from_file(exported / ONNX_FILE).log_probs(waves)
-    assert max_diff_on_real_frames(got, expected, lens) < 0.05  # measured: at most 0.004
+    # 7-bit weights per channel (onnx_export.INT8_SETTINGS), `python benchmarks/int8_accuracy.py`
+    # on these five models (noise and the sample): at most 0.0135 on an AVX-512 VNNI Xeon and
+    # the same figures, to the digit, under `qemu-x86_64 -cpu Haswell` (AVX2 only: no
+    # saturation left, so the integer sums are exact on both). 8-bit weights gave 0.21-0.38
+    # there (issue 31: 0.057-0.14 on an AVX2 EPYC) and 0.008 here.
+    assert max_diff_on_real_frames(got, expected, lens) < 0.03
 
 
 def test_half_storage_halves_the_file_and_changes_no_fp16_weight(tmp_path):

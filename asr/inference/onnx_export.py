@@ -10,7 +10,8 @@ arithmetic as PyTorch (log-probs equal within 1e-4 on padded batches, tests/test
 With `half`, weights are stored as float16 and cast to float32 when the graph loads: half
 the file, and no change to a model whose weights are already fp16 (`asr export --half`
 rounds model.pt first). With `int8`, model.int8.onnx beside it: onnxruntime's dynamic
-quantization (int8 weights, activations quantized per batch), a quarter of the fp32 size.
+quantization (int8 weights, activations quantized per batch), a quarter of the fp32 size,
+with 7-bit weights quantized per output channel (`INT8_SETTINGS`: why, below).
 A latency-controlled (streaming) model's graph is its `stream_step` instead: one chunk's
 window and the forward states in, the chunk's log-probs and new states out; the runtime
 steps it over a whole file too (the chunk loop cannot be traced for every length).
@@ -168,6 +169,18 @@ def _store_weights_half(graph) -> None:
         graph.graph.node.insert(0, node)
 
 
+# How the int8 graph is quantized, the same on every CPU. onnxruntime multiplies u8
+# activations by s8 weights; on a CPU without VNNI (AVX2, AVX-512F/BW) its kernels add pairs
+# of products in 16-bit saturating arithmetic (vpmaddubsw), so 8-bit weights overflow and one
+# graph is accurate on one CPU and not on another. onnxruntime's quantization guide names
+# 7-bit weights (reduce_range) as the remedy for that format on those CPUs; per-channel
+# scales win back most of the bit. Measured with benchmarks/int8_accuracy.py, largest
+# log-prob error on the tests' tiny models (noise and the sample), 8-bit per tensor against
+# this: AVX-512 VNNI 0.0013-0.0082 against 0.0022-0.0135; AVX2 only (qemu -cpu Haswell)
+# 0.21-0.38 against 0.0135 or less.
+INT8_SETTINGS = {"reduce_range": True, "per_channel": True}
+
+
 def _quantize_int8(fp32_path: Path, tmp: Path):
     """onnxruntime's dynamic int8 quantization of a float graph, loaded back."""
     import onnx
@@ -176,7 +189,7 @@ def _quantize_int8(fp32_path: Path, tmp: Path):
     out = tmp / INT8_FILE
     logging.disable(logging.WARNING)  # it logs every tensor it leaves in float, on the root
     try:
-        quantize_dynamic(str(fp32_path), str(out), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(fp32_path), str(out), weight_type=QuantType.QInt8, **INT8_SETTINGS)
     finally:
         logging.disable(logging.NOTSET)
     return onnx.load(str(out))
