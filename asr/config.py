@@ -20,13 +20,40 @@ from typing import Any, TypeVar
 from asr.jsonsafe import check_bounds
 from asr.usererror import UserError
 
-__all__ = ["ConfigError", "apply_overrides", "from_dict", "load_toml", "to_dict", "to_toml"]
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "check_choice",
+    "check_ranges",
+    "from_dict",
+    "load_toml",
+    "to_dict",
+    "to_toml",
+]
 
 T = TypeVar("T")
 
 
 class ConfigError(UserError, ValueError):
     """A config value or key that does not fit the dataclass it is meant for."""
+
+
+def check_ranges(section: str, config: Any, ranges: dict[str, tuple[float, float]]) -> None:
+    """ValueError naming `section.field` for each field of `config` outside its closed
+    `ranges[field]` = (low, high); NaN is inside no range. A dataclass's __post_init__
+    calls it with its table, so every number is checked where the config is built (from_dict
+    turns the ValueError into a ConfigError naming the file or the override)."""
+    for name, (low, high) in ranges.items():
+        value = getattr(config, name)
+        values = value if isinstance(value, list | tuple) else [value]
+        if not all(low <= v <= high for v in values):
+            raise ValueError(f"{section}.{name} must be >= {low} and <= {high}, got {value!r}")
+
+
+def check_choice(key: str, value: Any, choices: Any) -> None:
+    """ValueError naming `key` unless `value` is one of `choices` (a table's keys too)."""
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {sorted(choices)}, got {value!r}")
 
 
 def _field_types(cls: type) -> dict[str, Any]:

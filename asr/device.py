@@ -11,25 +11,42 @@ import torch
 
 from asr.config import ConfigError
 
-__all__ = ["autocast", "cpu_has_bf16", "resolve_device", "resolve_precision"]
+__all__ = [
+    "PRECISIONS",
+    "autocast",
+    "check_device_name",
+    "cpu_has_bf16",
+    "resolve_device",
+    "resolve_precision",
+]
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = (*_DTYPES, "auto")  # the names resolve_precision takes
 # /proc/cpuinfo: bf16 arithmetic in hardware (x86's flags; aarch64's Features say "bf16")
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
+def check_device_name(name: str, key: str = "device") -> None:
+    """ConfigError naming `key` unless `name` is "auto" or a device torch can name (whether
+    this machine has it is resolve_device's question)."""
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except RuntimeError:  # torch's own words list every device type it knows
+        raise ConfigError(f"{key} {name!r}: expected auto, cpu, cuda or cuda:N") from None
+
+
 def resolve_device(name: str) -> torch.device:
     """ "auto" is CUDA when torch sees a GPU, else the CPU."""
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA device")
-    try:
-        return torch.device(name)
-    except RuntimeError:  # torch's own words list every device type it knows
-        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    return torch.device(name)
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
@@ -49,7 +66,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
             )
         return _DTYPES[name]
     if name != "auto":
-        raise ValueError(f"precision must be one of {[*_DTYPES, 'auto']}, got {name!r}")
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {name!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_bf16() else torch.float32

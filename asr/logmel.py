@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr.config import check_ranges
+
 __all__ = [
     "FeatureConfig",
     "LogMelExtractor",
@@ -57,8 +59,26 @@ class FeatureConfig:
                 f"features.normalization must be one of {_NORMALIZATIONS}, "
                 f"got {self.normalization!r}"
             )
+        check_ranges("features", self, _FEATURE_RANGES)
         if self.win_length > self.n_fft:
             raise ValueError(f"features.win_length {self.win_length} > n_fft {self.n_fft}")
+        if not self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ValueError(
+                f"features: f_min {self.f_min} < f_max {self.f_max} <= sample_rate / 2 "
+                f"({self.sample_rate / 2}) does not hold"
+            )
+
+
+# Every number of [features]: (lowest, highest) accepted.
+_FEATURE_RANGES = {
+    "sample_rate": (1000, 384_000),
+    "n_fft": (2, 65_536),
+    "win_length": (1, 65_536),
+    "hop_length": (1, 65_536),
+    "n_mels": (1, 1024),
+    "f_min": (0.0, 192_000.0),
+    "f_max": (0.0, 192_000.0),
+}
 
 
 def frame_count(num_samples, hop_length: int):

@@ -5,12 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asr.config import check_ranges
 from asr.frames import SUBSAMPLING_FACTORS
 from asr.text import UNITS
 
 __all__ = ["RNN_CELLS", "ModelConfig"]
 
 RNN_CELLS = ("lstm", "gru")  # the recurrent cells asr.model builds (its _RNN_TYPES)
+
+
+# Every number of [model]: (lowest, highest) accepted; the highs are far past any model
+# this recognizer trains (a 16,384-wide layer alone is 2 GB of LSTM weights).
+_MODEL_RANGES = {
+    "num_layers": (1, 64),
+    "hidden_size": (1, 16_384),
+    "dropout": (0.0, 0.99),
+    "conv_channels": (1, 4096),
+    "chunk_frames": (0, 100_000),
+    "right_frames": (0, 100_000),
+    "chunk_jitter": (0, 100_000),
+}
 
 
 @dataclass
@@ -49,10 +63,7 @@ class ModelConfig:
             raise ValueError(
                 f"model.subsampling must be one of {SUBSAMPLING_FACTORS}, got {self.subsampling}"
             )
-        if self.num_layers < 1 or self.hidden_size < 1:
-            raise ValueError("model.num_layers and model.hidden_size must be positive")
-        if self.chunk_frames < 0 or self.right_frames < 0 or self.chunk_jitter < 0:
-            raise ValueError("model.chunk_frames, right_frames and chunk_jitter must be >= 0")
+        check_ranges("model", self, _MODEL_RANGES)
         if (self.encoder == "lc_birnn") != (self.chunk_frames > 0):
             raise ValueError(
                 f"model.chunk_frames ({self.chunk_frames}) is for encoder 'lc_birnn' and "

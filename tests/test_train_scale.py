@@ -295,6 +295,24 @@ def test_average_last_or_best(tmp_path, by, num, epochs, mean):
     assert int(model["n"]) == epochs[-1]  # integer buffers: from the last checkpoint
 
 
+def test_a_run_shorter_than_its_averaging_window_averages_what_it_has(corpus, tmp_path, caplog):
+    """optim.epochs=1 with train.average_last=5 (issue 31): the run ends with model.pt and
+    averaged.pt of its 1 epoch, saying so; resumed to 2 epochs it averages those 2; an
+    earlier, longer run's epoch files left in the folder are not averaged."""
+    exp = tmp_path / "exp"
+    _epoch_checkpoint(exp, 3, 3.0, 0.1)  # a stale epoch-003.pt of an earlier run
+    short = _config(corpus, "optim.epochs=1", "train.average_last=5", 'train.average_by="best"')
+    with caplog.at_level(logging.WARNING, logger="asr"):
+        fit(short, exp)
+    assert "train.average_last = 5, but the run has 1 epoch checkpoint(s)" in caplog.text
+    assert (exp / "model.pt").is_file()
+    averaged = load_checkpoint(exp / "averaged.pt")["averaged_from"]
+    assert [Path(p).name for p in averaged] == ["epoch-001.pt"]
+    fit(apply_overrides(short, ["optim.epochs=2"]), exp, resume=True)
+    averaged = load_checkpoint(exp / "averaged.pt")["averaged_from"]
+    assert [Path(p).name for p in averaged] == ["epoch-001.pt", "epoch-002.pt"]
+
+
 def test_average_command(tmp_path, capsys):
     from asr.cli import main
 
@@ -312,7 +330,9 @@ def test_average_errors(tmp_path):
         select_checkpoints(tmp_path, 1)
     _epoch_checkpoint(tmp_path, 1, 1.0, 0.1)
     with pytest.raises(CheckpointError, match="2 checkpoints asked for"):
-        select_checkpoints(tmp_path, 2)
+        select_checkpoints(tmp_path, 2)  # asked for by name (asr average): refused
+    _epoch_checkpoint(tmp_path, 2, 2.0, 0.1)
+    assert [p.name for p in select_checkpoints(tmp_path, 1, up_to=1)] == ["epoch-001.pt"]
     with pytest.raises(ValueError):
         average_checkpoints([])
 

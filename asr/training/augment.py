@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from asr.audio import load_audio
+from asr.config import check_ranges
 
 __all__ = [
     "AugmentConfig",
@@ -57,16 +58,11 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         self.speeds = list(self.speeds)
-        if any(s <= 0 for s in self.speeds) or not self.speeds:
-            raise ValueError(f"augment.speeds must be positive factors, got {self.speeds}")
-        if not 0.0 <= self.noise_prob <= 1.0:
-            raise ValueError(f"augment.noise_prob must be in [0, 1], got {self.noise_prob}")
+        if not self.speeds:
+            raise ValueError("augment.speeds must hold at least one factor")
+        check_ranges("augment", self, _AUGMENT_RANGES)
         if self.snr_min > self.snr_max:
             raise ValueError(f"augment.snr_min {self.snr_min} > snr_max {self.snr_max}")
-        if not 0.0 <= self.vtlp < 0.5:
-            raise ValueError(f"augment.vtlp must be in [0, 0.5), got {self.vtlp}")
-        if self.start_epoch < 0:
-            raise ValueError(f"augment.start_epoch must be >= 0, got {self.start_epoch}")
 
     def active(self, epoch: int) -> bool:
         """Whether augmentation applies in 0-based `epoch`."""
@@ -79,6 +75,23 @@ class AugmentConfig:
     @property
     def feature_enabled(self) -> bool:
         return self.spec_augment or self.vtlp > 0
+
+
+# Every number of [augment]: (lowest, highest) accepted; speeds each.
+_AUGMENT_RANGES = {
+    "freq_masks": (0, 100),
+    "freq_mask_width": (0, 10_000),
+    "time_masks": (0, 1000),
+    "time_mask_width": (0, 100_000),
+    "time_mask_ratio": (0.0, 1.0),
+    "speeds": (0.25, 4.0),  # resampled in steps of 1/100 (_speed_ratio)
+    "noise_prob": (0.0, 1.0),
+    "snr_min": (-100.0, 200.0),
+    "snr_max": (-100.0, 200.0),
+    "start_epoch": (0, 10_000),
+    "vtlp": (0.0, 0.49),
+    "vtlp_boundary": (0.01, 1.0),
+}
 
 
 def _speed_ratio(speed: float) -> tuple[int, int]:

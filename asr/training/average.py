@@ -17,31 +17,47 @@ import torch
 
 from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-__all__ = ["average_checkpoints", "average_experiment", "epoch_checkpoints", "select_checkpoints"]
+__all__ = [
+    "AVERAGE_BY",
+    "average_checkpoints",
+    "average_experiment",
+    "epoch_checkpoints",
+    "select_checkpoints",
+]
 
+AVERAGE_BY = ("last", "best")  # the epochs averaged: the last N, or the N of lowest WER
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 
 
-def epoch_checkpoints(exp_dir: str | Path) -> list[Path]:
-    """The experiment's per-epoch checkpoints, in epoch order."""
+def epoch_checkpoints(exp_dir: str | Path, up_to: int | None = None) -> list[Path]:
+    """The experiment's per-epoch checkpoints, in epoch order; with `up_to`, those of
+    epochs 1 .. up_to alone (a run's own: files of an earlier, longer run that --overwrite
+    left in the folder are not its)."""
     folder = Path(exp_dir) / "epochs"
-    found = [p for p in folder.glob("epoch-*.pt") if _EPOCH_FILE.fullmatch(p.name)]
-    if not found:
+    numbered = {}
+    for path in folder.glob("epoch-*.pt"):
+        match = _EPOCH_FILE.fullmatch(path.name)
+        if match and (up_to is None or int(match.group(1)) <= up_to):
+            numbered[path] = int(match.group(1))
+    if not numbered:
         raise CheckpointError(f"{folder}: no epoch-NNN.pt checkpoints to average")
-    return sorted(found, key=lambda p: int(_EPOCH_FILE.fullmatch(p.name).group(1)))
+    return sorted(numbered, key=numbered.get)
 
 
-def select_checkpoints(exp_dir: str | Path, num: int, by: str = "last") -> list[Path]:
-    """The last `num` epochs, or the `num` of lowest validation WER (ties: later epoch)."""
+def select_checkpoints(
+    exp_dir: str | Path, num: int, by: str = "last", up_to: int | None = None
+) -> list[Path]:
+    """The last `num` epochs, or the `num` of lowest validation WER (ties: later epoch),
+    among epochs 1 .. `up_to` when given."""
     if num < 1:
         raise ValueError(f"number of checkpoints to average must be positive, got {num}")
-    paths = epoch_checkpoints(exp_dir)
+    paths = epoch_checkpoints(exp_dir, up_to)
     if len(paths) < num:
         raise CheckpointError(f"{exp_dir}: {num} checkpoints asked for, {len(paths)} exist")
     if by == "last":
         return paths[-num:]
-    if by != "best":
-        raise ValueError(f"average by 'last' or 'best', got {by!r}")
+    if by not in AVERAGE_BY:
+        raise ValueError(f"average by one of {list(AVERAGE_BY)}, got {by!r}")
     wers = {}
     for i, path in enumerate(paths):
         metrics = load_checkpoint(path).get("metrics", {})
@@ -80,10 +96,15 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict:
 
 
 def average_experiment(
-    exp_dir: str | Path, num: int, by: str = "last", out: str | Path | None = None
+    exp_dir: str | Path,
+    num: int,
+    by: str = "last",
+    out: str | Path | None = None,
+    up_to: int | None = None,
 ) -> Path:
-    """Average `num` epoch checkpoints of `exp_dir` (by "last" or "best"); return the file."""
-    paths = select_checkpoints(exp_dir, num, by)
+    """Average `num` epoch checkpoints of `exp_dir` (by "last" or "best", among epochs
+    1 .. `up_to` when given); return the file."""
+    paths = select_checkpoints(exp_dir, num, by, up_to)
     out = Path(out) if out else Path(exp_dir) / "averaged.pt"
     save_checkpoint(out, average_checkpoints(paths))
     return out

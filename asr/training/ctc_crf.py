@@ -38,6 +38,7 @@ from torch import nn
 from asr.config import ConfigError
 
 __all__ = [
+    "CRF_LM_ORDERS",
     "LOSSES",
     "CtcCrfLoss",
     "Denominator",
@@ -46,6 +47,10 @@ __all__ = [
     "make_criterion",
     "plain_ctc",
 ]
+
+# Unit n-gram orders the dense denominator graph holds (a trigram's thousands of states
+# would need a sparse one).
+CRF_LM_ORDERS = (1, 2)
 
 
 @dataclass
@@ -84,7 +89,7 @@ def estimate_bigram(
     """(U + 1, U + 1) log p(next | previous) with add-`smoothing` counts over unit indices;
     index U stands for <s> as a history and </s> as an outcome. Order 1: every row is the
     unigram (next does not depend on previous)."""
-    if order not in (1, 2):
+    if order not in CRF_LM_ORDERS:
         raise ConfigError(
             f"train.crf_lm_order = {order}: the denominator supports orders 1 and 2 (a dense "
             f"graph of 2 U + 1 states; a trigram's thousands of states would need a sparse one)"
@@ -237,8 +242,6 @@ def _ctc(train, vocab, sequences) -> nn.Module:
 
 
 def _ctc_crf(train, vocab, sequences) -> nn.Module:
-    if not (np.isfinite(train.crf_ctc_weight) and train.crf_ctc_weight >= 0):
-        raise ConfigError(f"train.crf_ctc_weight = {train.crf_ctc_weight}: must be >= 0")
     blank = vocab.blank_id
     den = denominator_from_sequences(
         sequences, len(vocab), blank, train.crf_lm_order, train.crf_lm_smoothing

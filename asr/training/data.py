@@ -6,7 +6,6 @@ Manifests themselves (`Utterance`, reading, writing) are asr/manifest.py's.
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from asr.audio import load_audio
+from asr.config import check_ranges
 from asr.features import FeatureConfig, pad_sequences
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize_text
@@ -45,17 +45,22 @@ class DataConfig:
     feature_cache_dir: str = ""  # empty: $ASR_FEATURE_CACHE, else ~/.cache/asr/features
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "num_buckets", "sort_window"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_workers", "early_batch_epochs"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"data.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("max_batch_seconds", "early_batch_seconds"):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise ValueError(f"data.{name} must be a finite number >= 0 (0: off)")
+        check_ranges("data", self, _DATA_RANGES)
         if not self.max_duration > 0:
             raise ValueError(f"data.max_duration must be > 0, got {self.max_duration}")
+
+
+# Every number of [data]: (lowest, highest) accepted (0 seconds: off).
+_DATA_RANGES = {
+    "batch_size": (1, 100_000),
+    "num_workers": (0, 1024),
+    "max_duration": (0.0, 86_400.0),
+    "sort_window": (1, 10**6),
+    "max_batch_seconds": (0.0, 10**7),
+    "early_batch_seconds": (0.0, 10**7),
+    "early_batch_epochs": (0, 10_000),
+    "num_buckets": (1, 10_000),
+}
 
 
 def prepare_targets(

@@ -34,18 +34,19 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from asr.checkpoint import CheckpointError, CheckpointWriteError
-from asr.config import ConfigError, load_toml, to_toml
+from asr.config import ConfigError, check_choice, check_ranges, load_toml, to_toml
 from asr.decode import decode
-from asr.device import autocast, resolve_device, resolve_precision
+from asr.device import PRECISIONS, autocast, check_device_name, resolve_device, resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.frames import ctc_min_frames, ctc_min_frames_batch, subsampled_length
 from asr.logmel import GLOBAL_STATS_NORMALIZATIONS, frame_count
 from asr.manifest import ManifestError, find_unreadable, read_manifest
 from asr.metrics import error_counts
-from asr.model import AcousticModel, ModelConfig
+from asr.model import ENCODERS, AcousticModel, ModelConfig
 from asr.text import PHONE_JOINER, Vocabulary, normalize_text
 from asr.training.augment import AugmentConfig, AugmentedDataset, SpecAugment
-from asr.training.ctc_crf import make_criterion, plain_ctc
+from asr.training.average import AVERAGE_BY
+from asr.training.ctc_crf import CRF_LM_ORDERS, LOSSES, make_criterion, plain_ctc
 from asr.training.data import Batch, DataConfig, SpeechDataset, collate
 from asr.training.distributed import (
     DistContext,
@@ -99,23 +100,27 @@ class OptimConfig:
     batch_lr_exponent: float = 0.5
 
     def __post_init__(self) -> None:
-        finite = ("lr", "weight_decay", "final_lr_ratio", "grad_clip", "batch_lr_exponent")
-        for name in finite:
-            if not 0 <= getattr(self, name) < math.inf:
-                raise ValueError(f"optim.{name} must be a finite number >= 0")
-        if not self.lr > 0:
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
-        for name in ("epochs", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"optim.{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        check_ranges("optim", self, _OPTIM_RANGES)
+
+
+# Every number of [optim]: (lowest, highest) accepted. The highs are far past any run
+# (10,000 epochs, an lr of 10) and keep a typo from starting one.
+_OPTIM_RANGES = {
+    "lr": (1e-12, 10.0),
+    "weight_decay": (0.0, 100.0),
+    "warmup_steps": (0, 10**9),
+    "final_lr_ratio": (0.0, 1.0),
+    "grad_clip": (0.0, 1e6),
+    "epochs": (1, 10_000),
+    "grad_accum": (1, 10_000),
+    "batch_lr_exponent": (0.0, 2.0),
+}
 
 
 @dataclass
 class TrainConfig:
     seed: int = 0  # seeds python, numpy and torch
-    device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda" or "cuda:N"
     # "fp32", "bf16", "fp16", or "auto": bf16 where the GPU or CPU has it (AVX512-BF16/AMX),
     # else fp16 (with loss scaling) on a GPU and fp32 on a CPU (asr.device.resolve_precision)
     precision: str = "auto"
@@ -123,7 +128,9 @@ class TrainConfig:
     stop_at_wer: float = -1.0  # stop once validation WER is at or below this (< 0: never)
     save_every_steps: int = 500  # also write last.pt every this many steps (0: epoch ends only)
     max_bad_steps: int = 20  # stop after this many consecutive non-finite steps
-    average_last: int = 0  # >0: at the end, average this many epoch checkpoints to averaged.pt
+    # >0: at the end, average this many epoch checkpoints to averaged.pt (a run that ends
+    # with fewer epochs averages those it has, with a warning)
+    average_last: int = 0
     average_by: str = "last"  # which epochs to average: "last" or "best" (by validation WER)
     tensorboard: bool = True  # write TensorBoard scalars to <exp>/tensorboard
     aux_weight: float = 0.3  # weight of the phone CTC loss (with model.aux_layer > 0)
@@ -134,6 +141,30 @@ class TrainConfig:
     crf_lm_smoothing: float = 0.5  # add-k counts of that n-gram
     crf_ctc_weight: float = 0.0  # + this x CTC beside the CTC-CRF loss
 
+    def __post_init__(self) -> None:
+        check_ranges("train", self, _TRAIN_RANGES)
+        check_choice("train.precision", self.precision, PRECISIONS)
+        check_choice("train.average_by", self.average_by, AVERAGE_BY)
+        check_choice("train.loss", self.loss, LOSSES)
+        check_choice("train.crf_lm_order", self.crf_lm_order, CRF_LM_ORDERS)
+        check_device_name(self.device, "train.device")
+
+
+# Every number of [train]: (lowest, highest) accepted.
+_TRAIN_RANGES = {
+    "seed": (0, 2**31 - 1),  # numpy's seed is below 2**32; rank r seeds torch with seed + r
+    "stats_utterances": (1, 10**7),
+    "stop_at_wer": (-1e9, 10.0),
+    "save_every_steps": (0, 10**9),
+    "max_bad_steps": (1, 10**6),
+    "average_last": (0, 10_000),
+    "aux_weight": (0.0, 1.0),  # (1 - w) x character CTC + w x phone CTC
+    # add-k counts: near 1e307 the n-gram's row sums overflow (a NaN loss); from about 1e6
+    # on the n-gram is uniform anyway
+    "crf_lm_smoothing": (1e-6, 1e6),
+    "crf_ctc_weight": (0.0, 100.0),
+}
+
 
 @dataclass
 class ExperimentConfig:
@@ -143,6 +174,17 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        """What one section cannot check alone, checked before anything is built: a setting
+        refused after hours of training costs those hours."""
+        check_choice("model.encoder", self.model.encoder, ENCODERS)
+        by_wer = self.train.average_last and self.train.average_by == "best"
+        if by_wer and not self.data.valid_manifest:
+            raise ValueError(
+                'train.average_by = "best" ranks the epochs by validation WER: it needs '
+                "data.valid_manifest"
+            )
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -360,11 +402,7 @@ def make_loader(
             early_epochs=cfg.early_batch_epochs,
         )
     else:
-        if shuffle and dist.enabled:
-            raise ValueError(
-                "training on several processes needs data.max_batch_seconds > 0 "
-                "(duration batching keeps every rank's step count equal)"
-            )
+        assert not (shuffle and dist.enabled), "check_processes refuses count batching"
         window = cfg.sort_window if shuffle else 10**9  # evaluation: one sorted pass
         inner = SortedBatchSampler(durations, cfg.batch_size, window, seed)
         sampler = ShardedBatchSampler(inner, dist.rank, dist.world_size)
@@ -454,7 +492,7 @@ def make_pronouncer(model: ModelConfig):
 def load_splits(cfg: ExperimentConfig, vocab: Vocabulary, pronouncer):
     """The training set and the validation set (None without data.valid_manifest)."""
     if not cfg.data.train_manifest:
-        raise ValueError("data.train_manifest is not set")
+        raise ConfigError("data.train_manifest is not set")
     split = {"vocab": vocab, "sample_rate": cfg.features.sample_rate, "pronouncer": pronouncer}
     split["skip_unreadable"] = cfg.data.skip_unreadable
     train_set = load_split(cfg.data.train_manifest, cfg.data.max_duration, **split)
@@ -524,6 +562,16 @@ def open_feature_cache(cfg: ExperimentConfig, train_set, valid_set, dist: DistCo
     return cache
 
 
+def check_processes(cfg: ExperimentConfig, dist: DistContext) -> None:
+    """What the config cannot say alone: several processes need duration batching, which
+    keeps every rank's step count equal (checked before anything is built)."""
+    if dist.enabled and cfg.data.max_batch_seconds <= 0:
+        raise ConfigError(
+            f"training on {dist.world_size} processes needs data.max_batch_seconds > 0 "
+            "(duration batching keeps every rank's step count equal)"
+        )
+
+
 def build_trainer(
     cfg: ExperimentConfig,
     exp_dir: Path,
@@ -531,6 +579,7 @@ def build_trainer(
     device: torch.device | None = None,
     estimate_stats: bool = True,
 ) -> Trainer:
+    check_processes(cfg, dist)
     seed_everything(cfg.train.seed)
     device = device or resolve_device(cfg.train.device)
     vocab = Vocabulary.for_units(cfg.model.units)
@@ -929,7 +978,23 @@ def _run(tr: Trainer, resume: bool, init_from: str | Path | None) -> None:
             log.info("validation WER %.4f <= train.stop_at_wer: stopping", metrics["valid_wer"])
             break
     if cfg.train.average_last > 0 and tr.dist.is_main:
-        from asr.training.average import average_experiment
+        average_at_end(tr)
 
-        out = average_experiment(tr.exp_dir, cfg.train.average_last, cfg.train.average_by)
-        log.info("averaged %d checkpoints into %s", cfg.train.average_last, out)
+
+def average_at_end(tr: Trainer) -> Path:
+    """Average `train.average_last` of this run's epoch checkpoints into averaged.pt; a run
+    with fewer epochs (a short optim.epochs, an early stop) averages all it has, saying so:
+    a setting never fails a run whose training is done."""
+    from asr.training.average import average_experiment, epoch_checkpoints
+
+    asked, by = tr.cfg.train.average_last, tr.cfg.train.average_by
+    num = min(asked, len(epoch_checkpoints(tr.exp_dir, up_to=tr.epoch)))
+    if num < asked:
+        log.warning(
+            "train.average_last = %d, but the run has %d epoch checkpoint(s): averaging those",
+            asked,
+            num,
+        )
+    out = average_experiment(tr.exp_dir, num, by, up_to=tr.epoch)
+    log.info("averaged %d checkpoint(s) (%s) into %s", num, by, out)
+    return out
