@@ -221,6 +221,29 @@ def test_punctuate_reads_stdin(tiny_model):
     assert run.stdout.split("\n")[:3] == ["Is it raining? Yes, it is.", "", "John went home."]
 
 
+_NO_TORCH = """
+import sys
+sys.modules["torch"] = None  # any import of torch now raises ImportError
+from asr.cli import main
+sys.exit(main(["punctuate", "-", "--model", sys.argv[1]]))
+"""
+
+
+def test_punctuate_runs_without_torch(tiny_model):
+    """The light install has no torch: the restorer is numpy and onnxruntime only."""
+    _, folder = tiny_model
+    run = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, str(folder)],
+        input="stop\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "Stop!\n"
+
+
 def test_punctuate_names_a_missing_file(tiny_model):
     _, folder = tiny_model
     run = subprocess.run(
