@@ -258,9 +258,7 @@ class AcousticModel(nn.Module):
     @property
     def stream_window(self) -> StreamWindow | None:
         """The feature window of one streaming step; None for a model that cannot stream."""
-        if not isinstance(self.rnn, LatencyControlledBiRNN):
-            return None
-        return StreamWindow.of(self.cfg.subsampling, self.rnn.chunk, self.rnn.right)
+        return self.cfg.stream_window
 
     def stream_step(
         self, feats: torch.Tensor, first: torch.Tensor, last: torch.Tensor, states: torch.Tensor
@@ -285,9 +283,8 @@ class AcousticModel(nn.Module):
         return torch.log_softmax(logits.float(), dim=-1), torch.stack(packed, 0)
 
     def initial_states(self, batch: int = 1) -> torch.Tensor:
-        """(L, S, B, H) zero forward states of `stream_step`."""
-        kinds = 2 if self.cfg.rnn_type == "lstm" else 1
-        return torch.zeros(self.cfg.num_layers, kinds, batch, self.cfg.hidden_size)
+        """(L, S, B, H) zero forward states of `stream_step` (ModelConfig.state_shape)."""
+        return torch.zeros(self.cfg.state_shape(batch))
 
 
 def drop_aux_head(config: dict, state: dict) -> tuple[dict, dict]:

@@ -1,17 +1,23 @@
 """The acoustic model's configuration, without torch: what checks and tools that only read
-a config (the frame rate, the units) need, on the light install too."""
+a config (the frame rate, the units) need, on the light install too.
+
+It is the one record of the network's geometry: what rebuilds it (asr.model), and what
+streaming and export need of it, the step's window and the carried state's shape, read by
+both runtimes (asr/inference/runtime_torch.py, runtime_onnx.py) through `from_dict`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from asr.config import check_ranges
-from asr.frames import SUBSAMPLING_FACTORS
+from asr.frames import SUBSAMPLING_FACTORS, StreamWindow
 from asr.text import UNITS
 
 __all__ = ["RNN_CELLS", "ModelConfig"]
 
-RNN_CELLS = ("lstm", "gru")  # the recurrent cells asr.model builds (its _RNN_TYPES)
+# the recurrent cells asr.model builds (its _RNN_TYPES), each with the tensors its state
+# holds: an LSTM's h and c, a GRU's h
+RNN_CELLS = {"lstm": 2, "gru": 1}
 
 
 # Every number of [model]: (lowest, highest) accepted; the highs are far past any model
@@ -79,3 +85,16 @@ class ModelConfig:
                 f"model.aux_layer must be 0 (none) or a layer below the last "
                 f"(1..{self.num_layers - 1}), got {self.aux_layer}"
             )
+
+    @property
+    def stream_window(self) -> StreamWindow | None:
+        """The feature window of one streaming step (AcousticModel.stream_step); None for
+        an encoder that cannot stream (only "lc_birnn" has chunks)."""
+        if not self.chunk_frames:
+            return None
+        return StreamWindow.of(self.subsampling, self.chunk_frames, self.right_frames)
+
+    def state_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        """(L, S, B, H): the forward states a streaming step carries, per layer the S
+        tensors of its cell (2 for an LSTM's h and c, 1 for a GRU's h)."""
+        return (self.num_layers, RNN_CELLS[self.rnn_type], batch, self.hidden_size)

@@ -73,3 +73,59 @@ def test_x3_front_end_keeps_every_ctc_feasible_transcript_trainable():
             ids = torch.tensor([target])
             fits = ctc_feasible(out_lens, ids, torch.tensor([len(target)]))
             assert bool(fits[0]) == (ctc_min_frames(target) <= n)
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_the_config_record_says_what_a_stream_step_reads_and_carries(rnn_type):
+    """ModelConfig's stream window and state shape are those of the network it rebuilds:
+    a step over a window of that many frames, with states of that shape, returns a chunk
+    and states of the same shape (what the ONNX runtime allocates from the config alone)."""
+    cfg = ModelConfig(
+        encoder="lc_birnn", rnn_type=rnn_type, num_layers=2, hidden_size=8, conv_channels=4,
+        subsampling=4, chunk_frames=5, right_frames=3,
+    )  # fmt: skip
+    model = AcousticModel(cfg, 40, 29).eval()
+    window = cfg.stream_window
+    assert window == model.stream_window and window.chunk == 5 and window.right == 3
+    assert cfg.state_shape(3) == (2, 2 if rnn_type == "lstm" else 1, 3, 8)
+    feats = torch.randn(1, window.frames, 40)
+    states = torch.randn(cfg.state_shape(1))
+    ends = torch.tensor([0]), torch.tensor([window.frames])
+    log_probs, new_states = model.stream_step(feats, *ends, states)
+    assert log_probs.shape == (1, 5, 29) and new_states.shape == states.shape
+    assert ModelConfig(hidden_size=8).stream_window is None  # "birnn" cannot stream
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_both_runtimes_read_the_geometry_from_the_config(tmp_path, rnn_type):
+    """The ONNX runtime rebuilds no network: its window and states come from the same
+    ModelConfig record as the torch model's, and its steps equal the torch steps."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    from helpers import tiny_checkpoint
+
+    from asr.inference.onnx_export import export_onnx
+    from asr.inference.runtime_onnx import OnnxRunner
+    from asr.inference.runtime_torch import TorchRunner
+
+    cfg = ModelConfig(
+        encoder="lc_birnn", rnn_type=rnn_type, num_layers=2, hidden_size=8, conv_channels=4,
+        chunk_frames=4, right_frames=2,
+    )  # fmt: skip
+    checkpoint = tiny_checkpoint(tmp_path, cfg)
+    (graph,) = export_onnx(checkpoint, tmp_path / "onnx")
+    onnx_runner, torch_runner = (
+        OnnxRunner.from_file(graph),
+        TorchRunner.from_checkpoint(checkpoint, "cpu"),
+    )
+    window = cfg.stream_window
+    assert onnx_runner.stream_window == torch_runner.stream_window == window
+    assert onnx_runner.initial_states().shape == cfg.state_shape(1)
+    assert torch_runner.initial_states().shape == cfg.state_shape(1)
+    rng = np.random.default_rng(0)
+    states = rng.normal(0, 0.5, cfg.state_shape(1)).astype(np.float32)
+    feats = rng.normal(0, 1, (1, window.frames, 80)).astype(np.float32)
+    a, sa = torch_runner.stream_step(feats, 0, window.frames, states)
+    b, sb = onnx_runner.stream_step(feats, 0, window.frames, states)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    np.testing.assert_allclose(sa, sb, atol=1e-4)

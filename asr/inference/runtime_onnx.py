@@ -23,6 +23,7 @@ from asr.checkpoint import CheckpointError
 from asr.config import ConfigError, from_dict
 from asr.frames import StreamWindow, frame_seconds
 from asr.logmel import FeatureConfig, LogMelExtractor
+from asr.model_config import ModelConfig
 from asr.text import Vocabulary
 
 __all__ = [
@@ -73,6 +74,7 @@ class OnnxRunner:
     ) -> None:
         self.session = session  # onnxruntime.InferenceSession of the exported graph
         self.stream_window: StreamWindow | None = None  # a streaming step graph's window
+        self.state_shape = (0, 0, 1, 0)  # (L, S, 1, H) of its carried states
         self.stream_features = extractor
         self.extractor = extractor
         self.vocab = vocab
@@ -88,34 +90,23 @@ class OnnxRunner:
         metadata = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         record = read_metadata(metadata, path)
         try:
-            cfg = from_dict(FeatureConfig, record["config"]["features"], "features")
+            config = record["config"]
+            cfg = from_dict(FeatureConfig, config["features"], "features")
+            model = from_dict(ModelConfig, config["model"], "model")  # the geometry
             stats = record["features"]
             extractor = LogMelExtractor(cfg, np.array(stats["mean"]), np.array(stats["std"]))
             vocab = Vocabulary.from_list(record["vocab"])
-            subsampling = int(record["config"]["model"]["subsampling"])
         except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise CheckpointError(f"{path}: inconsistent graph metadata ({err})") from err
-        runner = cls(session, extractor, vocab, subsampling)
-        if record["config"]["model"].get("encoder") == "lc_birnn":
-            runner.set_stream_window(record, path)
+        runner = cls(session, extractor, vocab, model.subsampling)
+        runner.stream_window = model.stream_window  # a streaming step graph's, else None
+        runner.state_shape = model.state_shape(1)
         runner.check_output(path)
         return runner
 
-    def set_stream_window(self, record: dict, path: str | Path) -> None:
-        """The graph is a streaming step: its window and states, from its metadata."""
-        try:
-            model = record["config"]["model"]
-            self.stream_window = StreamWindow.of(
-                int(model["subsampling"]), int(model["chunk_frames"]), int(model["right_frames"])
-            )
-            self._state_shape = (int(model["num_layers"]), 2 if model["rnn_type"] == "lstm" else 1)
-            self._state_shape += (1, int(model["hidden_size"]))
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: inconsistent graph metadata ({err})") from err
-
     def initial_states(self) -> np.ndarray:
         """(L, S, 1, H) zero forward states of the streaming step."""
-        return np.zeros(self._state_shape, np.float32)
+        return np.zeros(self.state_shape, np.float32)
 
     def stream_step(self, feats, first: int, last: int, states) -> tuple[np.ndarray, ...]:
         """(1, W, n_mels) window, valid frames [first, last), (L, S, 1, H) states ->
