@@ -9,13 +9,13 @@ metrics) and writes a model checkpoint that `asr transcribe --model` loads.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from asr.layout import AVERAGED_FILE, EPOCHS_DIR, epoch_number
 
 __all__ = [
     "AVERAGE_BY",
@@ -26,19 +26,18 @@ __all__ = [
 ]
 
 AVERAGE_BY = ("last", "best")  # the epochs averaged: the last N, or the N of lowest WER
-_EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 
 
 def epoch_checkpoints(exp_dir: str | Path, up_to: int | None = None) -> list[Path]:
     """The experiment's per-epoch checkpoints, in epoch order; with `up_to`, those of
     epochs 1 .. up_to alone (a run's own: files of an earlier, longer run that --overwrite
     left in the folder are not its)."""
-    folder = Path(exp_dir) / "epochs"
+    folder = Path(exp_dir) / EPOCHS_DIR
     numbered = {}
     for path in folder.glob("epoch-*.pt"):
-        match = _EPOCH_FILE.fullmatch(path.name)
-        if match and (up_to is None or int(match.group(1)) <= up_to):
-            numbered[path] = int(match.group(1))
+        epoch = epoch_number(path.name)
+        if epoch is not None and (up_to is None or epoch <= up_to):
+            numbered[path] = epoch
     if not numbered:
         raise CheckpointError(f"{folder}: no epoch-NNN.pt checkpoints to average")
     return sorted(numbered, key=numbered.get)
@@ -105,6 +104,6 @@ def average_experiment(
     """Average `num` epoch checkpoints of `exp_dir` (by "last" or "best", among epochs
     1 .. `up_to` when given); return the file."""
     paths = select_checkpoints(exp_dir, num, by, up_to)
-    out = Path(out) if out else Path(exp_dir) / "averaged.pt"
+    out = Path(out) if out else Path(exp_dir) / AVERAGED_FILE
     save_checkpoint(out, average_checkpoints(paths))
     return out

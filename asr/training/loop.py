@@ -39,6 +39,7 @@ from asr.decode import decode
 from asr.device import PRECISIONS, autocast, check_device_name, resolve_device, resolve_precision
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.frames import ctc_min_frames, ctc_min_frames_batch, subsampled_length
+from asr.layout import LAST_FILE, TRAINED_FILES
 from asr.logmel import GLOBAL_STATS_NORMALIZATIONS, frame_count
 from asr.manifest import ManifestError, find_unreadable, read_manifest
 from asr.metrics import error_counts
@@ -81,9 +82,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# Files whose presence means the experiment folder holds a trained model.
-TRAINED_FILES = ("model.pt", "best.pt", "last.pt")
 
 
 @dataclass
@@ -723,7 +721,7 @@ def train_step(tr: Trainer, ctc: nn.CTCLoss, batches: list[Batch]) -> dict:
         raise NonFiniteLossError(
             f"{tr.bad_steps} consecutive steps with a non-finite loss or gradient (last at "
             f"step {tr.step}, epoch {tr.epoch + 1}); lower optim.lr, check the data, or use "
-            f"train.precision=fp32. The last good state is in {tr.exp_dir / 'last.pt'}"
+            f"train.precision=fp32. The last good state is in {tr.exp_dir / LAST_FILE}"
         )
     return {"loss_sum": loss_sum, "utterances": int(count), "grad_norm": grad_norm}
 
@@ -910,7 +908,7 @@ def fit(
         raise ConfigError("resume and init_from (--resume, --init-from) exclude each other")
     exp_dir = Path(exp_dir)
     dist, device = init_distributed(resolve_device(cfg.train.device))
-    last = exp_dir / "last.pt"
+    last = exp_dir / LAST_FILE
     if resume and not last.is_file():
         raise CheckpointError(f"{last}: nothing to resume from")
     trained = [n for n in TRAINED_FILES if (exp_dir / n).is_file()]
@@ -951,7 +949,7 @@ def _fit_locked(cfg, exp_dir: Path, dist, device, resume: bool, init_from) -> Tr
 def _run(tr: Trainer, resume: bool, init_from: str | Path | None) -> None:
     cfg = tr.cfg
     if resume:
-        resume_state(tr, tr.exp_dir / "last.pt")
+        resume_state(tr, tr.exp_dir / LAST_FILE)
     elif init_from:
         load_init_weights(tr, init_from)
     if tr.dist.is_main:  # once what it continues from is accepted: a refusal changes nothing

@@ -25,6 +25,7 @@ import torch
 
 from asr.checkpoint import CheckpointError, inference_payload, load_checkpoint, save_checkpoint
 from asr.config import ConfigError, to_dict
+from asr.layout import BEST_FILE, LAST_FILE, MODEL_FILE, epoch_file
 from asr.logmel import GLOBAL_STATS_NORMALIZATIONS
 from asr.training.distributed import barrier, gather_objects
 
@@ -112,7 +113,7 @@ def save_last(tr: Trainer) -> None:
     """Write last.pt (rank 0) with every rank's RNG state: resuming continues exactly here."""
     rng_states = gather_objects(rng_state())
     if tr.dist.is_main:
-        save_checkpoint(tr.exp_dir / "last.pt", training_payload(tr, rng_states))
+        save_checkpoint(tr.exp_dir / LAST_FILE, training_payload(tr, rng_states))
     barrier()
 
 
@@ -121,11 +122,12 @@ def save_epoch(tr: Trainer, metrics: dict) -> None:
     is_best = wer <= tr.best_wer  # metrics are reduced: every rank agrees
     tr.best_wer = min(wer, tr.best_wer)
     if tr.dist.is_main:
-        epoch_file = tr.exp_dir / "epochs" / f"epoch-{tr.epoch:03d}.pt"
-        save_checkpoint(epoch_file, {**model_payload(tr), "metrics": metrics})
+        save_checkpoint(
+            tr.exp_dir / epoch_file(tr.epoch), {**model_payload(tr), "metrics": metrics}
+        )
         if is_best:
-            save_checkpoint(tr.exp_dir / "best.pt", training_payload(tr, []))
-            save_checkpoint(tr.exp_dir / "model.pt", model_payload(tr))
+            save_checkpoint(tr.exp_dir / BEST_FILE, training_payload(tr, []))
+            save_checkpoint(tr.exp_dir / MODEL_FILE, model_payload(tr))
         append_epoch_log(tr.exp_dir / "train.log", metrics)
     # last.pt goes last: a crash before it redoes the epoch's end (deterministically)
     # rather than skipping its epoch checkpoint.
