@@ -28,7 +28,6 @@ from asr.corpora.tones import make_tone_corpus
 from asr.decode import DECODERS, DecodingOptions
 from asr.errors import exit_code, user_message
 from asr.evaluate import evaluate_manifest, report_dir
-from asr.hotwords import merge as merge_hotwords
 from asr.hotwords import read_hotwords_file
 from asr.inference import formats, lm
 from asr.inference.batch import transcribe_files
@@ -37,13 +36,11 @@ from asr.inference.recognizer import RUNTIMES
 from asr.inference.segment import SegmentConfig
 from asr.manifest import split_manifest
 from asr.punctuation.restore import default_punctuator, read_lines, restore_lines
-from asr.serve_config import ServeConfig
+from asr.serve.config import ServeConfig
 from asr.tune import LM_WEIGHTS, WORD_SCORES, tune
 from asr.usererror import UserError
 
 __all__ = ["build_parser", "main", "serve_config"]
-
-_SPLIT = "longer recordings are split at pauses into chunks of at most this length"
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -74,24 +71,42 @@ def _add_model(p: argparse.ArgumentParser, named: bool = True) -> None:
     group = p.add_argument_group(
         "decoding", "unset: the model folder's decoding.json or <model>/lm, else the built-in"
     )
-    hints = typing.get_type_hints(DecodingOptions)
-    for f in fields(DecodingOptions):  # a flag per field; its metadata names it and helps
+    _add_fields(group, DecodingOptions, unset=True, choices={"decoder": list(DECODERS)})
+    hotwords = "a word or phrase a line, an optional boost after a tab or ':' (+ --hotwords)"
+    group.add_argument("--hotwords-file", metavar="FILE", help=f"hotwords, {hotwords}")
+
+
+def _add_fields(group, cls, unset: bool = False, choices: dict | None = None) -> None:
+    """A flag per field of the dataclass `cls` whose metadata has its help (and, optionally,
+    its `flag` name, a `parse` function, `cli` False for none): the dataclass writes each
+    option once. `unset`: a flag not given is absent from the arguments (the library then
+    decides), its help naming the built-in default."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if "help" not in f.metadata or not f.metadata.get("cli", True):
+            continue
         kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
         kind = kind or hints[f.name]  # the T of "T | None", or the type itself
-        how = {"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}
-        if f.metadata["parse"]:
-            how = {"type": _flag_parser(f.metadata["parse"])}
-        if f.name == "decoder":
-            how["choices"] = list(DECODERS)
-        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
-        help = f"{f.metadata['help']} (built-in: {f.default})"
-        group.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=help, **how)
-    group.add_argument(
-        "--hotwords-file",
-        metavar="FILE",
-        help="hotwords, a word or phrase a line, an optional boost after a tab or ':' "
-        "(added to --hotwords)",
-    )
+        how: dict = {"type": kind, "default": f.default}
+        if f.metadata.get("parse"):
+            how["type"] = _flag_parser(f.metadata["parse"])
+        elif kind is bool:
+            how = {"action": argparse.BooleanOptionalAction, "default": f.default}
+        elif isinstance(f.default, tuple):  # a repeatable flag
+            how = {"action": "append", "default": []}
+        if f.name in (choices or {}):
+            how["choices"] = choices[f.name]
+        help = f.metadata["help"]
+        if unset:
+            how["default"], help = argparse.SUPPRESS, f"{help} (built-in: {f.default})"
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        group.add_argument(flag, dest=f.name, help=help, **how)
+
+
+def _given(args, cls) -> dict:
+    """The flags of `_add_fields(cls)` that were given (lists as tuples), by field name."""
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if f.name in args}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
 
 
 def _positive_int(text: str) -> int:
@@ -118,11 +133,10 @@ def _flag_parser(parse):
 
 
 def _decoding(args) -> dict:
-    """The decoding flags given, as DecodingOptions fields for `resolve_decoding`."""
-    given = {f.name: getattr(args, f.name) for f in fields(DecodingOptions) if f.name in args}
-    if getattr(args, "hotwords_file", None):
-        listed = read_hotwords_file(args.hotwords_file)
-        given["hotwords"] = merge_hotwords([*given.get("hotwords", ()), *listed])
+    """The decoding flags given, as DecodingOptions fields for `load_model`."""
+    given = _given(args, DecodingOptions)
+    if getattr(args, "hotwords_file", None):  # beside --hotwords; load_model merges them
+        given["hotwords"] = (*given.get("hotwords", ()), *read_hotwords_file(args.hotwords_file))
     return given
 
 
@@ -133,7 +147,7 @@ def _add_inference(sub) -> None:
     kinds = "; ".join(f"{name}: {f.help}" for name, f in formats.FORMATS.items())
     p.add_argument("--output-format", default="txt", choices=list(formats.FORMATS), help=kinds)
     p.add_argument("--output-dir", help="write <audio name>.<format> per input here, not stdout")
-    p.add_argument("--max-seconds", type=float, default=SegmentConfig.max_seconds, help=_SPLIT)
+    _add_fields(p, SegmentConfig)  # --max-seconds
     p.add_argument("--quiet", action="store_true", help="no progress bar (none unless a tty)")
     p.add_argument(
         "--stream",
@@ -166,16 +180,7 @@ def _add_serve(sub) -> None:
     p = _command(sub, "serve", "HTTP transcription server (OpenAI-style API) and a page")
     p.description = "POST /v1/audio/transcriptions, GET /health, GET /; needs the serve extra."
     _add_model(p)
-    hints = typing.get_type_hints(ServeConfig)
-    for f in fields(ServeConfig):  # a flag per field, its help and default written there
-        if not f.metadata["cli"]:
-            continue
-        flag, help = "--" + f.name.replace("_", "-"), f.metadata["help"]
-        if isinstance(f.default, tuple):  # a repeatable flag
-            p.add_argument(flag, action="append", default=[], help=help)
-            continue
-        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
-        p.add_argument(flag, type=kind or hints[f.name], default=f.default, help=help)
+    _add_fields(p.add_argument_group("server"), ServeConfig)
     p.set_defaults(func=_run_serve)
 
 
@@ -190,7 +195,7 @@ def _run_transcribe(args) -> int:
         return _stream_files(recognizer, paths, not args.fast)
     options = recognizer.default_options
     how = {"output_format": args.output_format, "out_dir": args.output_dir}
-    how |= {"batch_size": args.batch_size, "segment": SegmentConfig(args.max_seconds)}
+    how |= {"batch_size": args.batch_size, "segment": SegmentConfig(**_given(args, SegmentConfig))}
     report = transcribe_files(recognizer, paths, progress=False if args.quiet else None, **how)
     if args.output_dir:
         print(f"wrote {len(report.written)} {args.output_format} files to {args.output_dir}")
@@ -238,13 +243,7 @@ def _run_evaluate(args) -> int:
     recognizer = load_model(args.model, args.device, args.runtime, **_decoding(args))
     out_dir = Path(args.out_dir) if args.out_dir else report_dir(args.manifest, args.model)
     result = evaluate_manifest(recognizer, args.manifest, out_dir, batch_size=args.batch_size)
-    print(f"utterances: {result.utterances}  audio: {result.audio_seconds / 60:.1f} min")
-    for name, c in (("WER", result.words), ("CER", result.chars)):
-        counts = f"S={c.substitutions} D={c.deletions} I={c.insertions} N={c.reference_length}"
-        print(f"{name} {100 * c.rate:.2f}%  ({counts})")
-    if result.speakers:
-        rates = (f"{k} {100 * c.rate:.1f}%" for k, c in result.speakers.items())
-        print("WER per speaker: " + ", ".join(rates))
+    print(result.summary)
     print(f"report: {out_dir / 'report.txt'}  summary: {out_dir / 'summary.json'}")
     for line, _audio, reason in result.failures:
         print(f"asr: error: {args.manifest}:{line}: {reason}", file=sys.stderr)
@@ -256,11 +255,7 @@ def _run_evaluate(args) -> int:
 def _run_tune(args) -> int:
     grid = (args.lm_weights, args.word_scores, args.device, args.batch_size, not args.no_save)
     report = tune(args.model, args.dev_manifest, *grid, **_decoding(args))
-    print(f"{'lm_weight':>9} {'word_score':>10} {'WER %':>7} {'seconds':>8}")
-    for r in report.rows:
-        print(f"{r.lm_weight:9.2f} {r.word_score:10.2f} {100 * r.wer:7.2f} {r.seconds:8.2f}")
-    best = report.best
-    print(f"best: lm_weight {best.lm_weight} word_score {best.word_score} WER {best.wer:.2%}")
+    print(report.table)
     if report.written:
         print(f"wrote {report.written}")
     return 0
@@ -268,12 +263,7 @@ def _run_tune(args) -> int:
 
 def serve_config(args) -> ServeConfig:
     """ServeConfig from the `asr serve` flags."""
-    given = {f.name: vars(args)[f.name] for f in fields(ServeConfig) if f.metadata["cli"]}
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-    try:
-        return ServeConfig(batch_size=args.batch_size, **given)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
+    return ServeConfig(**_given(args, ServeConfig))  # --batch-size too
 
 
 def _run_serve(args) -> int:
@@ -395,11 +385,7 @@ def _add_data(sub) -> None:
     p.description = "Decodes each entry's audio; asr/corpora/check.py lists what is checked."
     p.add_argument("manifest", help="JSON-lines manifest")
     p.add_argument("--config", help="experiment TOML setting the frame rate (features, model)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes decoding audio")
-    p.add_argument("--sample-rate", type=int, default=0, help="every file's rate (0: any)")
-    p.add_argument("--channels", type=int, default=0, help="every file's channels (0: any)")
-    p.add_argument("--duration-tolerance", type=float, default=0.1, help="seconds of slack")
-    p.add_argument("--silence-dbfs", type=float, default=-60.0, help="quieter peaks: silent")
+    _add_fields(p, check.CheckConfig)
     p.add_argument("--write-clean", metavar="OUT", help="good entries to OUT, the rest to .tsv")
     p.set_defaults(func=_run_check)
     p = _command(data, "features", "compute the feature cache training reads (every speed)")
@@ -476,8 +462,7 @@ def _run_prepare(args) -> int:
 
 
 def _run_check(args) -> int:
-    limits = ("sample_rate", "channels", "duration_tolerance", "silence_dbfs", "jobs")
-    cfg = check.check_config(args.config, **{k: vars(args)[k] for k in limits})
+    cfg = check.check_config(args.config, **_given(args, check.CheckConfig))
     report = check.check_manifest(args.manifest, cfg)
     for problem in report.problems:
         print(f"{args.manifest}:{problem}")
@@ -492,14 +477,7 @@ def _run_check(args) -> int:
 def _run_synth(args) -> int:
     cfg = synth.SynthConfig(voices=tuple(args.voices), seed=args.seed, jobs=args.jobs)
     made = synth.make_corpus(args.text, args.out, cfg, args.num, args.min_words, args.max_words)
-    result, hours = made.result, sum(u.duration for u in made.result.utterances) / 3600
-    print(f"{made.usable} usable sentences; {made.rejected} left out by length or spelling")
-    now = f"{result.synthesized} synthesized now, in {made.seconds:.1f} s"
-    print(f"{made.manifest}: {len(result.utterances)} utterances, {hours:.3f} h ({now})")
-    for utt, reason in result.skipped:
-        print(f"skipped {utt.id}: {reason}: {utt.text!r}")
-    if made.skipped_file:
-        print(f"skipped {len(result.skipped)}: {made.skipped_file}")
+    print(made.summary)
     return 0
 
 

@@ -38,6 +38,19 @@ class EvaluationResult:
     # counts above are over the others
     failures: list[tuple[int, str, str]] = field(default_factory=list)
 
+    @property
+    def summary(self) -> str:
+        """What `asr evaluate` prints: utterances, WER and CER with their counts, WER per
+        speaker (where the manifest names speakers)."""
+        lines = [f"utterances: {self.utterances}  audio: {self.audio_seconds / 60:.1f} min"]
+        for name, c in (("WER", self.words), ("CER", self.chars)):
+            counts = f"S={c.substitutions} D={c.deletions} I={c.insertions} N={c.reference_length}"
+            lines.append(f"{name} {100 * c.rate:.2f}%  ({counts})")
+        if self.speakers:
+            rates = (f"{k} {100 * c.rate:.1f}%" for k, c in self.speakers.items())
+            lines.append("WER per speaker: " + ", ".join(rates))
+        return "\n".join(lines)
+
     def to_dict(self) -> dict:
         return {
             "manifest": self.manifest,

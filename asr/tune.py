@@ -25,10 +25,10 @@ from asr.inference.model_folder import (
     resolve_decoding,
     write_decoding,
 )
+from asr.inference.recognizer import Recognizer, load_model
 from asr.manifest import read_manifest
 from asr.metrics import error_counts
 from asr.text import normalize_text
-from asr.transcribe import Recognizer, load_model
 
 __all__ = [
     "LM_WEIGHTS",
@@ -67,6 +67,20 @@ class TuneReport:
     best: TuneResult  # the lowest WER
     written: Path | None  # the decoding.json written, None when not saved
 
+    @property
+    def table(self) -> str:
+        """Every setting's WER and search time, then the best (what `asr decode tune` prints)."""
+        lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER %':>7} {'seconds':>8}"]
+        for r in self.rows:
+            lines.append(
+                f"{r.lm_weight:9.2f} {r.word_score:10.2f} {100 * r.wer:7.2f} {r.seconds:8.2f}"
+            )
+        best = self.best
+        lines.append(
+            f"best: lm_weight {best.lm_weight} word_score {best.word_score} WER {best.wer:.2%}"
+        )
+        return "\n".join(lines)
+
 
 def cache_log_probs(recognizer: Recognizer, manifest: str | Path, batch_size: int = 8):
     """Run the acoustic model once over a manifest; keep the log-probs (numpy)."""
@@ -74,7 +88,7 @@ def cache_log_probs(recognizer: Recognizer, manifest: str | Path, batch_size: in
     mats, seconds = [], 0.0
     for start in range(0, len(utterances), batch_size):
         chunk = utterances[start : start + batch_size]
-        waves = [recognizer._waveform(u.audio_filepath) for u in chunk]
+        waves = [recognizer.waveform(u.audio_filepath) for u in chunk]
         log_probs, out_lens = recognizer.log_probs(waves)
         mats += [log_probs[b, : int(out_lens[b])] for b in range(len(chunk))]
         seconds += sum(len(w) for w in waves) / recognizer.sample_rate

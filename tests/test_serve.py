@@ -22,7 +22,7 @@ from asr.audio import AudioError, load_audio
 from asr.cli import build_parser, main, serve_config
 from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions
-from asr.serve import ServeConfig, create_app
+from asr.serve import ServeConfig, Server, create_app, server_app
 
 SR = 16_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,8 +341,8 @@ def _wait_for(condition, seconds: float = 10.0) -> None:
 def test_full_queue_is_503_and_queued_requests_finish(upload_dir):
     data, _, _ = _tone_recording("we go")
     recognizer = GatedRecognizer()
-    app = create_app(recognizer, ServeConfig(workers=1, max_queue=1, upload_dir=str(upload_dir)))
-    queue = app.state.server.queue
+    server = Server(recognizer, ServeConfig(workers=1, max_queue=1, upload_dir=str(upload_dir)))
+    app, queue = server_app(server), server.queue
     responses = []
     with TestClient(app, base_url=LOCAL) as client:
         threads = [
@@ -366,15 +366,15 @@ def test_full_queue_is_503_and_queued_requests_finish(upload_dir):
 def test_time_limit_is_504_and_the_upload_is_removed_at_once(upload_dir):
     data, _, _ = _tone_recording("we go")
     recognizer = GatedRecognizer()
-    app = create_app(recognizer, ServeConfig(timeout=0.3, upload_dir=str(upload_dir)))
-    with TestClient(app, base_url=LOCAL) as client:
+    server = Server(recognizer, ServeConfig(timeout=0.3, upload_dir=str(upload_dir)))
+    with TestClient(server_app(server), base_url=LOCAL) as client:
         started = time.monotonic()
         response = _post(client, data, name="slow.wav")
         waited = time.monotonic() - started
         assert list(upload_dir.iterdir()) == []  # while the recognition still runs
-        assert app.state.server.queue.pending == 1  # which holds its worker
+        assert server.queue.pending == 1  # which holds its worker
         recognizer.gate.set()
-        _wait_for(lambda: app.state.server.queue.pending == 0)
+        _wait_for(lambda: server.queue.pending == 0)
     assert response.status_code == 504
     assert response.json()["error"]["message"] == "slow.wav: not transcribed within 0.3 s"
     assert waited < 5.0

@@ -331,16 +331,21 @@ def _pcm16(wave: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def client(tone_model):
+def stream_server(tone_model):
+    from asr.serve import ServeConfig, Server
+
+    config = ServeConfig(max_streams=2, stream_idle_timeout=2.0, max_stream_seconds=20.0)
+    return Server(load_model(tone_model[0], "cpu", "onnx"), config)
+
+
+@pytest.fixture(scope="module")
+def client(stream_server, tone_model):
     from starlette.testclient import TestClient
 
-    from asr.serve import ServeConfig, create_app
+    from asr.serve import server_app
 
-    folder, manifest = tone_model
-    config = ServeConfig(max_streams=2, stream_idle_timeout=2.0, max_stream_seconds=20.0)
-    app = create_app(load_model(folder, "cpu", "onnx"), config)
-    with TestClient(app, base_url=LOCAL) as test_client:
-        yield test_client, manifest
+    with TestClient(server_app(stream_server), base_url=LOCAL) as test_client:
+        yield test_client, tone_model[1]
 
 
 @pytest.mark.slow
@@ -523,7 +528,8 @@ def test_wyoming_describe_and_transcribe(tone_model):
     from wyoming.client import AsyncTcpClient
     from wyoming.info import Describe, Info
 
-    from asr.serve_stream import StreamLimits, StreamSlots, wyoming_server
+    from asr.serve import ServeConfig, Server
+    from asr.serve.wyoming import wyoming_server
 
     folder, manifest = tone_model
     recognizer = load_model(folder, "cpu", "onnx")
@@ -531,8 +537,8 @@ def test_wyoming_describe_and_transcribe(tone_model):
     pcm = _pcm16(load_audio(utt.audio_filepath))
 
     async def exchange() -> tuple:
-        limits = StreamLimits(max_streams=2, idle_timeout=5.0, max_seconds=60.0, max_hotwords=10)
-        server = await wyoming_server(recognizer, "127.0.0.1", 0, limits, StreamSlots(2))
+        config = ServeConfig(max_streams=2, stream_idle_timeout=5.0, max_stream_seconds=60.0)
+        server = await wyoming_server(Server(recognizer, config), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server, AsyncTcpClient("127.0.0.1", port) as client:
             await client.write_event(Describe().event())
@@ -571,9 +577,9 @@ def test_a_checkpoint_of_a_streaming_model_loads_and_streams(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_client_that_goes_away_frees_its_stream(client):
+def test_a_client_that_goes_away_frees_its_stream(client, stream_server):
     test_client, manifest = client
-    slots = test_client.app.state.server.stream_slots
+    slots = stream_server.stream_slots
     wave = load_audio(read_manifest(manifest)[0].audio_filepath)
     for _ in range(3):  # more than max_streams (2) times: each one's slot came back
         with test_client.websocket_connect(WS) as ws:

@@ -48,17 +48,23 @@ from asr.text import Vocabulary, normalize_text
 __all__ = ["CheckConfig", "CheckReport", "Problem", "check_config", "check_manifest", "write_clean"]
 
 
+def _flag(default, help: str):
+    """A CheckConfig field with a command-line flag: its default and the flag's help."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class CheckConfig:
     vocab: Vocabulary = field(default_factory=Vocabulary.english)  # symbols the model can emit
     hop_length: int = FeatureConfig.hop_length  # feature frame shift in samples
     feature_rate: int = FeatureConfig.sample_rate  # sample rate features are computed at
     subsampling: int = 4  # the model's time reduction (model.subsampling)
-    sample_rate: int = 0  # every file must have this rate (0: only where a line declares one)
-    channels: int = 0  # every file must have this many channels (0: only where declared)
-    duration_tolerance: float = 0.1  # seconds the manifest may differ from the file
-    silence_dbfs: float = -60.0  # a clip whose peak stays below this is silent
-    jobs: int = 1  # worker processes decoding audio
+    # The fields below are `asr data check`'s flags, their help in the metadata.
+    sample_rate: int = _flag(0, "every file's rate (0: only where a line declares one)")
+    channels: int = _flag(0, "every file's channels (0: only where a line declares them)")
+    duration_tolerance: float = _flag(0.1, "seconds the manifest may differ from the file")
+    silence_dbfs: float = _flag(-60.0, "a clip whose peak stays below this is silent")
+    jobs: int = _flag(1, "worker processes decoding audio")
 
     def __post_init__(self) -> None:  # `not low <= x`: NaN is in no range
         ranges = {

@@ -404,6 +404,21 @@ class CorpusReport:
     manifest: Path  # manifest.jsonl written
     skipped_file: Path | None  # skipped.tsv, when some sentences could not be spoken
 
+    @property
+    def summary(self) -> str:
+        """What `asr data synth` prints: sentences used, utterances and hours, each sentence
+        that could not be spoken and why."""
+        result, hours = self.result, sum(u.duration for u in self.result.utterances) / 3600
+        now = f"{result.synthesized} synthesized now, in {self.seconds:.1f} s"
+        lines = [
+            f"{self.usable} usable sentences; {self.rejected} left out by length or spelling",
+            f"{self.manifest}: {len(result.utterances)} utterances, {hours:.3f} h ({now})",
+            *(f"skipped {utt.id}: {reason}: {utt.text!r}" for utt, reason in result.skipped),
+        ]
+        if self.skipped_file:
+            lines.append(f"skipped {len(result.skipped)}: {self.skipped_file}")
+        return "\n".join(lines)
+
 
 def make_corpus(
     texts: Sequence[str | Path],

@@ -13,7 +13,7 @@ are held at once, whatever the file length.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,11 @@ MAX_CHUNK_SECONDS = 600.0  # a longer chunk is one batch item of unbounded memor
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    max_seconds: float = 30.0  # files longer than this are split; no chunk is longer
+    # files longer than this are split; no chunk is longer (the --max-seconds flag's help)
+    max_seconds: float = field(
+        default=30.0,
+        metadata={"help": "longer recordings are split at pauses into chunks of at most this"},
+    )
     top_db: float = 35.0  # frames this far below the window's peak (dB) count as pause
     min_fraction: float = 0.5  # a cut must fall in the last (1 - this) of a window
 

@@ -6,9 +6,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from asr.config import ConfigError
 from asr.inference.segment import SegmentConfig
 
 __all__ = ["ServeConfig"]
+
+# Limits of the fields: integers at least this; numbers finite and above 0 (seconds, MiB).
+_LEAST = {
+    "workers": 1,
+    "batch_size": 1,
+    "max_hotwords": 0,
+    "max_streams": 1,
+    "max_connections": 1,
+    "max_queue": 0,
+}
+_POSITIVE = (
+    "max_upload_mb",
+    "timeout",
+    "max_audio_seconds",
+    "read_timeout",
+    "stream_idle_timeout",
+    "max_stream_seconds",
+)
 
 
 def _flag(default, help: str, cli: bool = True):
@@ -50,34 +69,26 @@ class ServeConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("workers", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_upload_mb", "timeout", "max_audio_seconds", "read_timeout"):
+        for name, low in _LEAST.items():
+            value = getattr(self, name)
+            if value < low:
+                raise ConfigError(f"serve.{name} must be >= {low}, got {value}")
+        for name in _POSITIVE:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"serve.{name} must be a finite number > 0, got {value}")
-        if self.max_hotwords < 0:
-            raise ValueError(f"serve.max_hotwords must be >= 0, got {self.max_hotwords}")
-        if self.max_streams < 1:
-            raise ValueError(f"serve.max_streams must be >= 1, got {self.max_streams}")
-        for name in ("stream_idle_timeout", "max_stream_seconds"):
+                raise ConfigError(f"serve.{name} must be a finite number > 0, got {value}")
+        for name in ("port", "wyoming_port"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"serve.{name} must be a finite number > 0, got {value}")
-        if self.wyoming_port is not None and not 0 < self.wyoming_port < 65536:
-            raise ValueError(f"serve.wyoming_port must be in 1..65535, got {self.wyoming_port}")
-        if self.max_connections < 1:
-            raise ValueError(f"serve.max_connections must be >= 1, got {self.max_connections}")
+            if value is not None and not 0 < value < 65536:
+                raise ConfigError(f"serve.{name} must be in 1..65535, got {value}")
         object.__setattr__(self, "allow_host", tuple(h.lower() for h in self.allow_host))
         object.__setattr__(
             self, "allow_origin", tuple(o.lower().rstrip("/") for o in self.allow_origin)
         )
-        if self.max_queue < 0:
-            raise ValueError(f"serve.max_queue must be >= 0, got {self.max_queue}")
-        if not 0 < self.port < 65536:
-            raise ValueError(f"serve.port must be in 1..65535, got {self.port}")
-        SegmentConfig(max_seconds=self.max_seconds)  # validates it
+        try:
+            SegmentConfig(max_seconds=self.max_seconds)  # validates it
+        except ValueError as err:
+            raise ConfigError(f"serve.max_seconds: {err}") from None
 
     @property
     def max_upload_bytes(self) -> int:

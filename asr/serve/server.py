@@ -1,0 +1,95 @@
+"""The server object every protocol is handed (`Server`: the model, the limits, the queue of
+recognitions and the live-stream slots) and what a protocol module gives back (`Protocol`).
+
+A protocol module (transcriptions.py, vosk.py, wyoming.py) only translates: bytes to audio
+and request fields, results and errors (HotwordError, AudioError, ProtocolError) to its own
+answers. Every request's decoding options come from `server.recognizer.options(...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from starlette.routing import BaseRoute
+
+from asr.inference.recognizer import Recognizer
+from asr.serve.config import ServeConfig
+from asr.serve.streaming import StreamLimits, StreamSlots
+
+__all__ = ["Protocol", "QueueFull", "RecognitionQueue", "Server"]
+
+
+class QueueFull(Exception):
+    pass
+
+
+class RecognitionQueue:
+    """At most `workers` recognitions at once and `max_queue` waiting; more are refused."""
+
+    def __init__(self, workers: int, max_queue: int) -> None:
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="asr-serve")
+        self.capacity = workers + max_queue
+        self.pending = 0  # submitted and not finished: running or waiting
+        self._lock = threading.Lock()
+
+    @property
+    def full(self) -> bool:
+        return self.pending >= self.capacity
+
+    def submit(self, fn, /, *args) -> Future:
+        with self._lock:
+            if self.pending >= self.capacity:
+                raise QueueFull(f"{self.pending} recognitions running or queued")
+            self.pending += 1
+        future = self._executor.submit(fn, *args)
+        # Released when the work ends, not when its request gives up: a recognition that
+        # outlives its time limit still holds its worker, and the count stays honest.
+        future.add_done_callback(self._release)
+        return future
+
+    def _release(self, _future: Future) -> None:
+        with self._lock:
+            self.pending -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Server:
+    """What every protocol shares: the model (decoding with its own options, each request's
+    through `recognizer.options`), the limits, the recognition queue, the stream slots."""
+
+    recognizer: Recognizer
+    config: ServeConfig = field(default_factory=ServeConfig)
+    queue: RecognitionQueue = field(init=False)  # whole-file recognitions (HTTP)
+    stream_limits: StreamLimits = field(init=False)  # live streams, every protocol
+    stream_slots: StreamSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        config = self.config
+        self.queue = RecognitionQueue(config.workers, config.max_queue)
+        self.stream_limits = StreamLimits(
+            config.max_streams,
+            config.stream_idle_timeout,
+            config.max_stream_seconds,
+            config.max_hotwords,
+        )
+        self.stream_slots = StreamSlots(config.max_streams)
+
+
+# A protocol's own listener (Wyoming's TCP port): started with the app, closed at its end;
+# None when the configuration does not ask for it.
+Listener = Callable[[Server], Awaitable[asyncio.AbstractServer | None]]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What a protocol module gives the server (its `PROTOCOL`, listed in app.PROTOCOLS)."""
+
+    routes: Callable[[Server], list[BaseRoute]]  # its HTTP and WebSocket endpoints
+    listen: Listener | None = None  # its own port, outside the HTTP server

@@ -1,0 +1,200 @@
+"""The Wyoming protocol (Home Assistant's) on its own TCP port (`asr serve --wyoming-port`).
+
+An event is a JSON header line, then `data_length` bytes of JSON data and `payload_length`
+bytes of payload (PyPI `wyoming`). `describe` -> `info`; `transcribe`, `audio-start`,
+`audio-chunk`..., `audio-stop` -> `transcript`. A client that breaks a rule
+(asr/serve/streaming.py) gets an `error` event with the reason, and is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+
+from starlette.routing import BaseRoute
+
+from asr.serve.server import Protocol, Server
+from asr.serve.streaming import (
+    CLOSE_BAD_DATA,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    MAX_MESSAGE_BYTES,
+    ProtocolError,
+    StreamLimits,
+    StreamSession,
+    json_object,
+    open_session,
+)
+
+__all__ = ["PROTOCOL", "read_event", "wyoming_info", "wyoming_server", "write_event"]
+
+log = logging.getLogger("asr.serve.wyoming")
+
+_MAX_HEADER_BYTES = 64 * 1024  # one event's JSON header line
+
+
+async def read_event(
+    reader: asyncio.StreamReader, timeout: float
+) -> tuple[str, dict, bytes] | None:
+    """The next Wyoming event (type, data, payload); None at the end of the connection."""
+    try:
+        line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+    except asyncio.IncompleteReadError:
+        return None
+    except asyncio.LimitOverrunError:
+        raise ProtocolError(
+            CLOSE_TOO_BIG, f"an event header over {_MAX_HEADER_BYTES} bytes"
+        ) from None
+    except TimeoutError:
+        raise ProtocolError(CLOSE_POLICY, f"nothing received for {timeout:g} s") from None
+    header = json_object(line.decode("utf-8", errors="replace"))
+    kind = header.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(CLOSE_BAD_DATA, "an event needs a string 'type'")
+    data = header.get("data") or {}
+    lengths = [header.get("data_length") or 0, header.get("payload_length") or 0]
+    if not all(isinstance(n, int) and 0 <= n <= MAX_MESSAGE_BYTES for n in lengths):
+        raise ProtocolError(
+            CLOSE_TOO_BIG, f"data/payload lengths {lengths}: at most {MAX_MESSAGE_BYTES}"
+        )
+    try:
+        extra = (
+            await asyncio.wait_for(reader.readexactly(lengths[0]), timeout) if lengths[0] else b""
+        )
+        payload = (
+            await asyncio.wait_for(reader.readexactly(lengths[1]), timeout) if lengths[1] else b""
+        )
+    except asyncio.IncompleteReadError:
+        return None
+    except TimeoutError:
+        raise ProtocolError(CLOSE_POLICY, f"nothing received for {timeout:g} s") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(CLOSE_BAD_DATA, "an event's data must be an object")
+    if extra:
+        data = {**data, **json_object(extra.decode("utf-8", errors="replace"))}
+    return kind, data, payload
+
+
+async def write_event(writer: asyncio.StreamWriter, kind: str, data: dict) -> None:
+    """One Wyoming event with its data inline in the header line (no payload)."""
+    writer.write((json.dumps({"type": kind, "data": data}) + "\n").encode())
+    await writer.drain()
+
+
+def wyoming_info(language: str = "en") -> dict:
+    """What `describe` is answered with: one ASR program and its model."""
+    attribution = {"name": "asr", "url": "https://github.com/"}
+    model = {
+        "name": "en-stream",
+        "description": "asr streaming BiLSTM CTC model",
+        "attribution": attribution,
+        "installed": True,
+        "languages": [language],
+        "version": "1",
+    }
+    program = {
+        "name": "asr",
+        "description": "asr speech-to-text",
+        "attribution": attribution,
+        "installed": True,
+        "version": "1",
+        "models": [model],
+        "supports_transcript_streaming": True,
+    }
+    return {"asr": [program], "tts": [], "handle": [], "intent": [], "wake": [], "satellite": None}
+
+
+async def wyoming_client(server: Server, reader, writer) -> None:
+    """One Wyoming connection: any number of describe and transcribe exchanges."""
+    slots = server.stream_slots
+    if not slots.take():
+        await write_event(
+            writer,
+            "error",
+            {"text": f"{slots.limit} streams at once: try again later", "code": "busy"},
+        )
+        writer.close()
+        return
+    try:
+        await _wyoming_events(server, reader, writer)
+    except ProtocolError as err:
+        log.info("wyoming client closed: %s", err.reason)
+        with contextlib.suppress(Exception):
+            await write_event(writer, "error", {"text": err.reason, "code": str(err.code)})
+    except (ConnectionError, asyncio.IncompleteReadError):
+        log.info("wyoming: the client went away")
+    finally:
+        slots.give()
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+async def _wyoming_events(server: Server, reader, writer) -> None:
+    recognizer, limits = server.recognizer, server.stream_limits
+    session = None
+    while (event := await read_event(reader, limits.idle_timeout)) is not None:
+        kind, data, payload = event
+        if kind == "describe":
+            await write_event(writer, "info", wyoming_info())
+        elif kind == "transcribe":
+            continue  # its model and language: there is one of each
+        elif kind == "audio-start":
+            session = await asyncio.to_thread(_wyoming_session, recognizer, data, limits)
+        elif kind == "audio-chunk":
+            if session is None:  # a chunk without audio-start: its own format tells
+                session = await asyncio.to_thread(_wyoming_session, recognizer, data, limits)
+            _check_format(data, session.rate)
+            events = await asyncio.to_thread(session.accept, payload)
+            session.said += [e.text for e in events if e.kind == "final" and e.text]
+        elif kind == "audio-stop":
+            if session is None:
+                raise ProtocolError(CLOSE_POLICY, "audio-stop without audio")
+            events = await asyncio.to_thread(session.finish)
+            session.said += [e.text for e in events if e.kind == "final" and e.text]
+            await write_event(writer, "transcript", {"text": " ".join(session.said)})
+            session = None
+        else:
+            log.info("wyoming: ignored a %r event", kind)
+
+
+def _wyoming_session(recognizer, data: dict, limits: StreamLimits) -> StreamSession:
+    if data.get("width", 2) != 2 or data.get("channels", 1) != 1:
+        raise ProtocolError(
+            CLOSE_BAD_DATA,
+            f"audio must be 16-bit mono: width {data.get('width')}, "
+            f"channels {data.get('channels')}",
+        )
+    return open_session(recognizer, data.get("rate", 16000), limits)
+
+
+def _check_format(data: dict, rate: int) -> None:
+    if data.get("rate", rate) != rate or data.get("width", 2) != 2 or data.get("channels", 1) != 1:
+        raise ProtocolError(
+            CLOSE_BAD_DATA, "an audio-chunk's format differs from its audio-start's"
+        )
+
+
+async def wyoming_server(server: Server, host: str, port: int) -> asyncio.Server:
+    """The listening asyncio server (`async with listening: await listening.serve_forever()`)."""
+    handle = functools.partial(wyoming_client, server)
+    return await asyncio.start_server(handle, host, port, limit=_MAX_HEADER_BYTES)
+
+
+async def listen(server: Server) -> asyncio.AbstractServer | None:
+    """The Wyoming port, when `--wyoming-port` asks for one."""
+    if not server.config.wyoming_port:
+        return None
+    host, port = server.config.host, server.config.wyoming_port
+    listening = await wyoming_server(server, host, port)
+    log.info("Wyoming protocol on tcp://%s:%d", host, port)
+    return listening
+
+
+def routes(_server: Server) -> list[BaseRoute]:
+    return []  # its own port, not the HTTP server's
+
+
+PROTOCOL = Protocol(routes, listen)
