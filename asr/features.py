@@ -122,12 +122,28 @@ class FeatureExtractor(nn.Module):
 
     def normalize(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Raw log-mel (B, T, n_mels), (B,) -> normalized, zeros past each length; (B,)."""
-        if self.cfg.normalization == "global":
-            feats = (feats - self.mean) / self.std
-        elif self.cfg.normalization == "utterance":
-            mean, std = utterance_stats(feats, feat_lens)
-            feats = (feats - mean) / std
-        elif self.cfg.normalization == "running":
-            feats = running_normalized(feats, self.mean, self.std)
+        feats = _TORCH_NORMALIZE[self.cfg.normalization](feats, feat_lens, self.mean, self.std)
         feats = feats.masked_fill(~_valid_mask(feat_lens, feats.shape[1]), 0.0)
         return feats, feat_lens
+
+
+def _global(feats, feat_lens, mean, std) -> torch.Tensor:
+    return (feats - mean) / std
+
+
+def _utterance(feats, feat_lens, mean, std) -> torch.Tensor:
+    utt_mean, utt_std = utterance_stats(feats, feat_lens)
+    return (feats - utt_mean) / utt_std
+
+
+def _running(feats, feat_lens, mean, std) -> torch.Tensor:
+    return running_normalized(feats, mean, std)
+
+
+def _none(feats, feat_lens, mean, std) -> torch.Tensor:
+    return feats
+
+
+# The torch twin of logmel.NORMALIZERS, by the same names: (B, T, F) raw log-mel, (B,)
+# lengths, (F,) training-set mean and std -> (B, T, F) normalized.
+_TORCH_NORMALIZE = {"global": _global, "utterance": _utterance, "running": _running, "none": _none}

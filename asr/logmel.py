@@ -17,6 +17,7 @@ import numpy as np
 from asr.config import check_ranges
 
 __all__ = [
+    "NORMALIZERS",
     "FeatureConfig",
     "LogMelExtractor",
     "RunningNorm",
@@ -28,7 +29,6 @@ __all__ = [
 ]
 
 _LOG_OFFSET = 1e-6  # keeps log() finite on digital silence (as features.py)
-_NORMALIZATIONS = ("global", "utterance", "running", "none")
 # "running": frame t is normalized by the mean and variance of frames 0..t together with
 # this many frames' worth of the training-set statistics (a prior for the first second).
 # Causal, so a stream normalizes each frame as it arrives, exactly as training did.
@@ -54,9 +54,9 @@ class FeatureConfig:
     normalization: str = "global"
 
     def __post_init__(self) -> None:
-        if self.normalization not in _NORMALIZATIONS:
+        if self.normalization not in NORMALIZERS:
             raise ValueError(
-                f"features.normalization must be one of {_NORMALIZATIONS}, "
+                f"features.normalization must be one of {list(NORMALIZERS)}, "
                 f"got {self.normalization!r}"
             )
         check_ranges("features", self, _FEATURE_RANGES)
@@ -180,18 +180,16 @@ class LogMelExtractor:
         self.mean = np.asarray(mean, dtype=np.float32)  # (n_mels,) training-set statistics
         self.std = np.maximum(np.asarray(std, dtype=np.float32), np.float32(1e-5))
 
+    def normalizer(self):
+        """A fresh normalizer of features.normalization (NORMALIZERS) with these statistics."""
+        return NORMALIZERS[self.cfg.normalization](self.mean, self.std)
+
     def __call__(self, waveforms: np.ndarray, wave_lens: np.ndarray) -> tuple[np.ndarray, ...]:
         """(B, S), (B,) -> normalized (B, T, n_mels) float32, zeros past each length, (B,)."""
         feats, feat_lens = log_mel_spectrogram(
             waveforms, wave_lens, self.window, self.mel_fbank, self.cfg
         )
-        if self.cfg.normalization == "global":
-            feats = (feats - self.mean) / self.std
-        elif self.cfg.normalization == "utterance":
-            mean, std = utterance_stats(feats, feat_lens)
-            feats = (feats - mean) / std
-        elif self.cfg.normalization == "running":
-            feats = RunningNorm(self.mean, self.std).batch(feats)
+        feats = self.normalizer().batch(feats, feat_lens)
         feats = np.where(_valid_mask(feat_lens, feats.shape[1]), feats, np.float32(0.0))
         return feats.astype(np.float32, copy=False), feat_lens
 
@@ -209,7 +207,9 @@ class RunningNorm:
         self.total_sq = prior * (np.square(std) + np.square(mean))  # (F,) sum of squares
         self.count = prior
 
-    def batch(self, feats: np.ndarray) -> np.ndarray:
+    streams = True
+
+    def batch(self, feats: np.ndarray, feat_lens: np.ndarray | None = None) -> np.ndarray:
         """(B, T, F) -> (B, T, F) float32; frames past a length do not reach earlier ones."""
         steps = np.arange(1, feats.shape[1] + 1, dtype=np.float64)[None, :, None]  # (1, T, 1)
         total = self.total + np.cumsum(feats, axis=1, dtype=np.float64)
@@ -223,6 +223,61 @@ class RunningNorm:
         self.total_sq = self.total_sq + np.square(frames, dtype=np.float64).sum(0)
         self.count += len(frames)
         return out
+
+
+class GlobalNorm:
+    """ "global": every frame by the training set's mean and std."""
+
+    streams = True  # frame by frame, nothing carried
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean, self.std = mean, std  # (F,)
+
+    def batch(self, feats: np.ndarray, feat_lens: np.ndarray | None = None) -> np.ndarray:
+        """(B, T, F) -> (B, T, F) float32."""
+        return ((feats - self.mean) / self.std).astype(np.float32)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """(n, F) the stream's next frames -> (n, F) float32."""
+        return self.batch(frames)
+
+
+class UtteranceNorm:
+    """ "utterance": each utterance by its own mean and std (known only at its end, so a
+    stream cannot use it)."""
+
+    streams = False
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        pass  # the training set's statistics play no part
+
+    def batch(self, feats: np.ndarray, feat_lens: np.ndarray) -> np.ndarray:
+        """(B, T, F), (B,) -> (B, T, F)."""
+        mean, std = utterance_stats(feats, feat_lens)
+        return (feats - mean) / std
+
+
+class NoNorm(UtteranceNorm):
+    """ "none": the log-mel as it is."""
+
+    streams = True
+
+    def batch(self, feats: np.ndarray, feat_lens: np.ndarray | None = None) -> np.ndarray:
+        return feats
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return frames
+
+
+# features.normalization -> its normalizer: batch(feats, feat_lens) for whole utterances,
+# and where `streams`, a call per stream piece (n, F) equal to batch over the whole.
+# features.py's FeatureExtractor.normalize is the torch twin of each (_TORCH_NORMALIZE).
+NORMALIZERS = {
+    "global": GlobalNorm,
+    "utterance": UtteranceNorm,
+    "running": RunningNorm,
+    "none": NoNorm,
+}
 
 
 def _normalized(feats, total, total_sq, count) -> np.ndarray:

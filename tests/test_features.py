@@ -72,3 +72,30 @@ def test_global_normalization_uses_stats(noise):
 def test_rejects_bad_config():
     with pytest.raises(ValueError, match="normalization"):
         FeatureConfig(normalization="cepstral")
+
+
+def test_every_normalization_and_decoder_table_has_its_twin():
+    """One name table each: the torch normalizations are the numpy ones, the streaming
+    searches are the whole-file decoders, so a name added to one and not the other fails."""
+    from asr.decode import DECODERS
+    from asr.features import _TORCH_NORMALIZE
+    from asr.inference.stream import STREAM_DECODERS
+    from asr.logmel import NORMALIZERS
+
+    assert list(_TORCH_NORMALIZE) == list(NORMALIZERS)
+    assert list(STREAM_DECODERS) == list(DECODERS)
+    assert [n for n, norm in NORMALIZERS.items() if not norm.streams] == ["utterance"]
+
+
+@pytest.mark.parametrize("normalization", ["global", "running", "none"])
+def test_a_streaming_normalizer_fed_in_pieces_equals_the_batch(normalization):
+    from asr.logmel import NORMALIZERS
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(-5, 2, (1, 50, 8)).astype(np.float32)
+    mean, std = np.full(8, -4.0, np.float32), np.full(8, 1.5, np.float32)
+    whole = NORMALIZERS[normalization](mean, std).batch(feats, np.array([50]))
+    stream = NORMALIZERS[normalization](mean, std)
+    pieces = np.concatenate([stream(feats[0, :17]), stream(feats[0, 17:])])
+    np.testing.assert_allclose(pieces, whole[0], atol=1e-5)
+    assert normalization == "none" or not np.allclose(whole, feats)

@@ -31,13 +31,14 @@ from asr.audio import iter_audio_blocks
 from asr.decode import DecodingOptions, Hypothesis, StreamSearch, greedy_search
 from asr.frames import StreamWindow, subsampled_length
 from asr.inference.align import WordTiming, align_words
-from asr.logmel import LogMelExtractor, RunningNorm, frame_count, log_mel_frames
+from asr.logmel import LogMelExtractor, frame_count, log_mel_frames
 from asr.text import Vocabulary
 from asr.usererror import UserError
 
 __all__ = [
     "AcousticStream",
     "FeatureStream",
+    "STREAM_DECODERS",
     "SegmentDecoder",
     "Stream",
     "StreamConfig",
@@ -102,13 +103,13 @@ class FeatureStream:
 
     def __init__(self, extractor: LogMelExtractor) -> None:
         cfg = extractor.cfg
-        if cfg.normalization == "utterance":
+        self.norm = extractor.normalizer()  # carries a running normalization's sums
+        if not self.norm.streams:
             raise StreamError(
                 "this model normalizes each utterance by its own statistics, which a stream "
                 "does not have until it ends: use a streaming model (data/models/en-stream)"
             )
         self.extractor = extractor
-        self.norm = RunningNorm(extractor.mean, extractor.std)
         self.buffer = np.zeros(cfg.n_fft // 2)  # the centered STFT's zero padding, float64
         self.samples = 0  # received so far
         self.frames = 0  # emitted so far
@@ -135,11 +136,7 @@ class FeatureStream:
         feats = log_mel_frames(span, self.extractor.window, self.extractor.mel_fbank, cfg)
         self.buffer = self.buffer[count * cfg.hop_length :]
         self.frames += count
-        if cfg.normalization == "global":
-            return ((feats - self.extractor.mean) / self.extractor.std).astype(np.float32)
-        if cfg.normalization == "running":
-            return self.norm(feats)
-        return feats
+        return self.norm(feats)
 
 
 class AcousticStream:
@@ -205,8 +202,8 @@ def _rows(rows: list[np.ndarray], vocab_size: int) -> np.ndarray:
 class _GreedyStream:
     """Greedy decoding with StreamSearch's interface (accept, best, finish)."""
 
-    def __init__(self, vocab: Vocabulary) -> None:
-        self.vocab = vocab
+    def __init__(self, vocab: Vocabulary, options: DecodingOptions | None = None) -> None:
+        self.vocab = vocab  # greedy: the options hold nothing it uses
         self.rows: list[np.ndarray] = []
 
     def accept(self, log_probs: np.ndarray) -> None:
@@ -225,6 +222,11 @@ class _GreedyStream:
         return best
 
 
+# DecodingOptions.decoder -> its search over a stream of rows, (vocab, options) -> an
+# object with accept, best and finish: the streaming twin of decode.DECODERS.
+STREAM_DECODERS = {"greedy": _GreedyStream, "beam": StreamSearch}
+
+
 class SegmentDecoder:
     """Log-prob rows -> events: a partial whenever the text so far changes, a final one at
     each endpoint (and at the end). Holds the current utterance's rows (for word times)."""
@@ -237,8 +239,7 @@ class SegmentDecoder:
         cfg: StreamConfig = StreamConfig(),
     ) -> None:
         self.vocab, self.frame_seconds = vocab, frame_seconds
-        beam = options.decoder == "beam"
-        self.search = StreamSearch(vocab, options) if beam else _GreedyStream(vocab)
+        self.search = STREAM_DECODERS[options.decoder](vocab, options)
         self.endpoint_frames = max(1, round(cfg.endpoint_seconds / frame_seconds))
         self.max_frames = max(1, round(cfg.max_segment_seconds / frame_seconds))
         self.quiet = (vocab.blank_id, vocab.space_id)  # tokens that are not speech
