@@ -1,7 +1,7 @@
 """Typed configs: nested dataclasses filled from TOML, dotted overrides, TOML output.
 
 Each stage owns its dataclass (FeatureConfig in logmel.py, ModelConfig in model_config.py,
-ServeConfig in serve_config.py, ...);
+ServeConfig in serve/config.py, ...);
 this module only knows how to fill, override and write any of them. Config files hold
 values, never object construction.
 """
