@@ -570,31 +570,22 @@ def check_processes(cfg: ExperimentConfig, dist: DistContext) -> None:
         )
 
 
-def build_trainer(
-    cfg: ExperimentConfig,
-    exp_dir: Path,
-    dist: DistContext = DistContext(),
-    device: torch.device | None = None,
-    estimate_stats: bool = True,
-) -> Trainer:
-    check_processes(cfg, dist)
-    seed_everything(cfg.train.seed)
-    device = device or resolve_device(cfg.train.device)
-    vocab = Vocabulary.for_units(cfg.model.units)
-    pronouncer = make_pronouncer(cfg.model)
-    train_set, valid_set = load_splits(cfg, vocab, pronouncer)
-    valid_loader = None
-    if valid_set is not None:
-        valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, False, dist)
+def make_extractor(cfg: ExperimentConfig, train_set, cache, estimate_stats: bool, device):
+    """The feature extractor, its global statistics estimated from the training set (from
+    the cache where there is one) when its normalization uses them and `estimate_stats`."""
     extractor = FeatureExtractor(cfg.features)
-    cache = open_feature_cache(cfg, train_set, valid_set, dist)
     if cfg.features.normalization in GLOBAL_STATS_NORMALIZATIONS and estimate_stats:
         frames = functools.partial(waveform_frames, extractor, train_set)
         if cache is not None:
             frames = functools.partial(cached_frames, cache, train_set)
         n = len(train_set)
         estimate_feature_stats(extractor, frames, n, cfg.train.stats_utterances, cfg.train.seed)
-    extractor.to(device)
+    return extractor.to(device)
+
+
+def add_aux_targets(cfg: ExperimentConfig, train_set: SpeechDataset, pronouncer) -> int:
+    """With a phone head (model.aux_layer), the training set's phone targets; returns the
+    head's vocabulary size (0: no head)."""
     aux_vocab_size = 0
     if cfg.model.aux_layer:
         from asr.pronounce import PHONE_TOKENS
@@ -604,21 +595,51 @@ def build_trainer(
         aux_vocab_size = len(PHONE_TOKENS)
     if pronouncer is not None:
         report_unpronounced(pronouncer)
+    return aux_vocab_size
+
+
+def make_loaders(cfg: ExperimentConfig, train_set, valid_set, cache, dist: DistContext):
+    """(training loader, validation loader or None): cached frames where there is a cache,
+    else waveforms (augmented when waveform augmentation is on)."""
+    seed = cfg.train.seed
+    if cache is not None:
+        train_set = CachedFeatureDataset(train_set, cfg.augment, seed, cache)
+        if valid_set is not None:
+            valid_set = CachedFeatureDataset(valid_set, AugmentConfig(), seed, cache)
+    elif cfg.augment.waveform_enabled:
+        train_set = AugmentedDataset(train_set, cfg.augment, seed)
+    accum = max(1, cfg.optim.grad_accum)
+    train_loader = make_loader(train_set, cfg.data, seed, True, dist, accum)
+    valid_loader = None
+    if valid_set is not None:
+        valid_loader = make_loader(valid_set, cfg.data, seed, False, dist)
+    return train_loader, valid_loader
+
+
+def build_trainer(
+    cfg: ExperimentConfig,
+    exp_dir: Path,
+    dist: DistContext = DistContext(),
+    device: torch.device | None = None,
+    estimate_stats: bool = True,
+) -> Trainer:
+    """Everything a run needs, built in order: data, features (cache, statistics), model,
+    loss, optimizer, loaders, schedule (`fit` then advances it)."""
+    check_processes(cfg, dist)
+    seed_everything(cfg.train.seed)
+    device = device or resolve_device(cfg.train.device)
+    vocab = Vocabulary.for_units(cfg.model.units)
+    pronouncer = make_pronouncer(cfg.model)
+    train_set, valid_set = load_splits(cfg, vocab, pronouncer)
+    cache = open_feature_cache(cfg, train_set, valid_set, dist)
+    extractor = make_extractor(cfg, train_set, cache, estimate_stats, device)
+    aux_vocab_size = add_aux_targets(cfg, train_set, pronouncer)
     model = AcousticModel(cfg.model, cfg.features.n_mels, len(vocab), aux_vocab_size).to(device)
     criterion = make_criterion(cfg.train, vocab, train_set.targets)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
-    if cache is not None:
-        train_set = CachedFeatureDataset(train_set, cfg.augment, cfg.train.seed, cache)
-        if valid_set is not None:
-            valid_set = CachedFeatureDataset(valid_set, AugmentConfig(), cfg.train.seed, cache)
-            valid_loader = make_loader(valid_set, cfg.data, cfg.train.seed, False, dist)
-    elif cfg.augment.waveform_enabled:
-        train_set = AugmentedDataset(train_set, cfg.augment, cfg.train.seed)
-    train_loader = make_loader(
-        train_set, cfg.data, cfg.train.seed, True, dist, max(1, cfg.optim.grad_accum)
-    )
+    train_loader, valid_loader = make_loaders(cfg, train_set, valid_set, cache, dist)
     scheduler = make_scheduler(optimizer, cfg.optim, epoch_steps(train_loader, cfg), lr_scales(cfg))
     dtype = resolve_precision(cfg.train.precision, device)
     if dist.enabled:
