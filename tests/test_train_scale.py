@@ -203,7 +203,10 @@ def test_one_nonfinite_step_is_skipped_and_counted(corpus, tmp_path, monkeypatch
     assert all(torch.isfinite(p).all() for p in tr.model.parameters())
 
 
-def test_init_from_checks_the_vocabulary_and_the_shapes(corpus, tmp_path):
+def test_init_from_loads_weights_and_statistics_and_refuses_other_shapes(corpus, tmp_path):
+    """The donor's weights and feature statistics come along; other [model] shapes are
+    refused. Another vocabulary is not refused (its output layer starts afresh:
+    test_init_from_another_vocabulary_keeps_the_encoder_only)."""
     donor = build_trainer(_config(corpus), tmp_path)
     donor.extractor.set_global_stats(torch.full((40,), 3.0), torch.full((40,), 2.0))
     payload = model_payload(donor)
