@@ -100,31 +100,31 @@ def tone_oracle_log_probs(wave: np.ndarray, sample_rate: int, hop_length: int) -
     return (probs / probs.sum(dim=1, keepdim=True)).log()
 
 
-class ToneOracleRecognizer(Recognizer):
-    """A Recognizer whose "acoustic model" is `tone_oracle_log_probs` at 20 ms per frame."""
+class ToneOracleRunner:
+    """A LogProbRunner (the seam a Recognizer reads log-probs through) whose "acoustic
+    model" is `tone_oracle_log_probs` at 20 ms per frame."""
 
+    vocab = VOCAB
+    sample_rate = 16_000
     hop_length = 320
-
-    def __init__(self) -> None:
-        self.vocab = VOCAB
-        self.device = torch.device("cpu")
-        self.source = "tone oracle"
-
-    @property
-    def sample_rate(self) -> int:
-        return 16_000
-
-    @property
-    def frame_seconds(self) -> float:
-        return self.hop_length / self.sample_rate
+    frame_seconds = hop_length / sample_rate
+    stream_window = None  # it cannot stream
 
     def log_probs(self, waveforms):
+        """Mono waveforms -> (B, T', V) float32 log-probs, (B,) lengths, as a runtime's."""
         mats = [tone_oracle_log_probs(w, self.sample_rate, self.hop_length) for w in waveforms]
         lens = torch.tensor([m.shape[0] for m in mats])
         batch = torch.full((len(mats), int(lens.max()), len(VOCAB)), -30.0)
         for b, m in enumerate(mats):
             batch[b, : m.shape[0]] = m
-        return batch, lens
+        return batch.float().numpy(), lens.numpy()
+
+
+class ToneOracleRecognizer(Recognizer):
+    """A real Recognizer over the tone oracle's log-probs (ToneOracleRunner)."""
+
+    def __init__(self) -> None:
+        super().__init__(ToneOracleRunner(), source="tone oracle")
 
 
 SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"
