@@ -286,7 +286,7 @@ def test_a_pause_between_two_utterances_gives_two_results(tone_model):
     assert len(finals) == 2 and finals[0].text == first.text
     pause_start = len(waves[0]) / 16000
     assert pause_start < finals[0].end < pause_start + 1.0 <= finals[1].end
-    assert finals[1].text
+    assert set(finals[1].text.split()) & set(second.text.split())  # some of its words
 
 
 @pytest.mark.slow
@@ -299,7 +299,8 @@ def test_transcribe_stream_cli(tone_model, capsys, tmp_path):
     out = capsys.readouterr()
     lines = [line for line in out.out.splitlines() if not line.startswith("==")]
     assert [line.split("] ", 1)[1] for line in lines] == [u.text for u in utterances]
-    assert out.err.strip()  # the partials
+    partials = out.err.splitlines()  # one line each off a terminal, the first file first
+    assert partials[0] and utterances[0].text.startswith(partials[0])
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"not audio")
     args = ["transcribe", str(junk), paths[0], "--model", str(folder), "--stream", "--fast"]
