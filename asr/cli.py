@@ -326,23 +326,20 @@ def _run_train(args) -> int:
 def _run_features(args) -> int:
     from asr.config import load_toml
     from asr.manifest import read_manifest
-    from asr.training.feature_cache import FeatureCache, cache_speeds, default_cache_dir
-    from asr.training.loop import ExperimentConfig
+    from asr.training.loop import ExperimentConfig, cache_jobs, feature_cache
 
     cfg = load_toml(ExperimentConfig, args.config, args.overrides)
-    root = default_cache_dir(cfg.data.feature_cache_dir)
-    cache = FeatureCache(root, cfg.features)
-    train = [cfg.data.train_manifest] if cfg.data.train_manifest else []
-    valid = [cfg.data.valid_manifest] if cfg.data.valid_manifest else []
-    jobs = [(m, cache_speeds(cfg.augment)) for m in args.manifests or train]
-    jobs += [] if args.manifests else [(m, [1.0]) for m in valid]
-    for manifest, speeds in jobs:
+    cache = feature_cache(cfg)
+    jobs = [job for m in args.manifests for job in cache_jobs(cfg, m, None)]
+    if not args.manifests:
+        jobs = cache_jobs(cfg, cfg.data.train_manifest or None, cfg.data.valid_manifest or None)
+    for manifest, speeds, _ in jobs:
         paths = [u.audio_filepath for u in read_manifest(manifest)]
         stats = cache.build(paths, speeds, Path(manifest).name)
         print(
             f"{manifest}: {len(paths)} utterances x speeds {speeds}: {stats.built} built "
             f"({stats.damaged} of them damaged), {stats.present} present, "
-            f"{stats.bytes / 2**20:.1f} MiB in {root}"
+            f"{stats.bytes / 2**20:.1f} MiB in {cache.root}"
         )
     return 0
 

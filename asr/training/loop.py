@@ -57,6 +57,7 @@ from asr.training.distributed import (
 )
 from asr.training.feature_cache import (
     CachedFeatureDataset,
+    CacheStats,
     FeatureCache,
     cache_speeds,
     default_cache_dir,
@@ -536,26 +537,38 @@ def epoch_steps(loader: DataLoader, cfg: ExperimentConfig) -> list[int]:
     return [math.ceil(n / accum) for n in batches]
 
 
+def feature_cache(cfg: ExperimentConfig) -> FeatureCache:
+    """The feature cache a config reads (data.feature_cache_dir, else the default)."""
+    return FeatureCache(default_cache_dir(cfg.data.feature_cache_dir), cfg.features)
+
+
+def cache_jobs(cfg: ExperimentConfig, train, valid) -> list[tuple]:
+    """What the feature cache must hold for a run, decided here for `asr train` and `asr
+    data features` alike: (split, speed factors, label) for the training split (a dataset
+    or a manifest; None: none) at every speed augment draws, the validation split at 1.0."""
+    jobs = [] if train is None else [(train, cache_speeds(cfg.augment), "train features")]
+    if valid is not None:
+        jobs.append((valid, [1.0], "validation features"))
+    return jobs
+
+
 def open_feature_cache(cfg: ExperimentConfig, train_set, valid_set, dist: DistContext):
     """The feature cache with every entry this run reads (built now where missing), or None
     with data.feature_cache off."""
     if not cfg.data.feature_cache:
         return None
-    root = default_cache_dir(cfg.data.feature_cache_dir)
-    cache = FeatureCache(root, cfg.features)
-    speeds = cache_speeds(cfg.augment)
-    stats = cache.build([u.audio_filepath for u in train_set.utterances], speeds, "train features")
-    if valid_set is not None:
-        paths = [u.audio_filepath for u in valid_set.utterances]
-        stats.add(cache.build(paths, [1.0], "validation features"))
+    cache = feature_cache(cfg)
+    jobs, stats = cache_jobs(cfg, train_set, valid_set), CacheStats()
+    for dataset, speeds, label in jobs:
+        stats.add(cache.build([u.audio_filepath for u in dataset.utterances], speeds, label))
     if dist.is_main:
         log.info(
             "feature cache %s: %d entries (%d built now), %.1f MiB, speeds %s",
-            root,
+            cache.root,
             stats.present + stats.built,
             stats.built,
             stats.bytes / 2**20,
-            speeds,
+            jobs[0][1],
         )
     return cache
 
