@@ -310,6 +310,7 @@ def _add_training(sub) -> None:
 
 
 def _run_train(args) -> int:
+    from asr.layout import MODEL_FILE
     from asr.training.loop import train
 
     overrides = list(args.overrides)
@@ -319,7 +320,7 @@ def _run_train(args) -> int:
     trainer = train(args.config, args.exp_dir, overrides, *how)
     if trainer.dist.is_main:
         best = f"best validation WER {trainer.best_wer:.4f}"
-        print(f"model: {trainer.exp_dir / 'model.pt'}  ({best})")
+        print(f"model: {trainer.exp_dir / MODEL_FILE}  ({best})")
     return 0
 
 
