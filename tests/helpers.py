@@ -100,6 +100,23 @@ def tone_oracle_log_probs(wave: np.ndarray, sample_rate: int, hop_length: int) -
     return (probs / probs.sum(dim=1, keepdim=True)).log()
 
 
+QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "config.toml"
+
+
+def train_tone_model(root: Path, *overrides: str) -> tuple[Path, Path]:
+    """The quickstart recipe trained on an 8-utterance tone corpus (its training and its
+    validation set), with `overrides` ("section.key=value"): (experiment folder, manifest).
+    The one tiny trained model the phone and the streaming tests start from."""
+    from asr.cli import main
+    from asr.corpora.tones import make_tone_corpus
+
+    manifest = make_tone_corpus(root / "tones", num_utterances=8, seed=3)
+    sets = [f"data.train_manifest={manifest}", f"data.valid_manifest={manifest}", *overrides]
+    args = ["train", "--config", str(QUICKSTART), "--exp-dir", str(root / "exp")]
+    assert main([*args, *(x for o in sets for x in ("--set", o))]) == 0
+    return root / "exp", manifest
+
+
 class ToneOracleRunner:
     """A LogProbRunner (the seam a Recognizer reads log-probs through) whose "acoustic
     model" is `tone_oracle_log_probs` at 20 ms per frame."""

@@ -3,19 +3,17 @@ and a phone model end to end on the tone corpus, spelled back into words by the 
 beam search."""
 
 import json
-from pathlib import Path
 
 import pytest
+from helpers import train_tone_model
 
 from asr.cli import main
-from asr.corpora.tones import _WORDS, make_tone_corpus
+from asr.corpora.tones import _WORDS
 from asr.inference.export import write_phone_lexicon
 from asr.inference.lm import write_lexicon
 from asr.manifest import read_manifest
 from asr.text import PHONES, Vocabulary
 from asr.training.loop import unit_error_counts
-
-QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "config.toml"
 
 
 def test_phone_vocabulary_round_trips_phone_text():
@@ -50,15 +48,7 @@ def test_phone_lexicon_keeps_the_first_words_of_a_pronunciation(tmp_path, monkey
 @pytest.fixture(scope="module")
 def phone_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("phones")
-    manifest = make_tone_corpus(root / "tones", num_utterances=8, seed=3)
-    overrides = [
-        f"data.train_manifest={manifest}",
-        f"data.valid_manifest={manifest}",
-        'model.units="phones"',
-        "train.stop_at_wer=0.0",
-    ]
-    args = ["train", "--config", str(QUICKSTART), "--exp-dir", str(root / "exp")]
-    assert main([*args, *(x for o in overrides for x in ("--set", o))]) == 0
+    _, manifest = train_tone_model(root, 'model.units="phones"', "train.stop_at_wer=0.0")
     write_lexicon(_WORDS, root / "chars.txt")
     write_phone_lexicon(root / "chars.txt", root / "lexicon.txt")
     return root, manifest

@@ -9,7 +9,6 @@ import asyncio
 import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ import torch
 from asr.audio import load_audio
 from asr.checkpoint import inference_payload, save_checkpoint
 from asr.cli import main
-from asr.corpora.tones import make_tone_corpus
 from asr.decode import DecodingOptions
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.frames import StreamWindow
@@ -35,9 +33,7 @@ from asr.inference.stream import (
 from asr.logmel import RunningNorm
 from asr.manifest import read_manifest
 from asr.model import AcousticModel, ModelConfig
-from tests.helpers import VOCAB
-
-QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "config.toml"
+from tests.helpers import VOCAB, train_tone_model
 
 
 def _lc_config(**changes) -> ModelConfig:
@@ -214,18 +210,9 @@ def tone_model(tmp_path_factory):
     """The quickstart recipe on the tone corpus as a latency-controlled GRU, exported with
     its ONNX step graph: (model folder, manifest)."""
     root = tmp_path_factory.mktemp("stream")
-    manifest = make_tone_corpus(root / "tones", num_utterances=8, seed=3)
-    overrides = [
-        f"data.train_manifest={manifest}",
-        f"data.valid_manifest={manifest}",
-        'model.encoder="lc_birnn"',
-        "model.chunk_frames=10",
-        "model.right_frames=5",
-        'features.normalization="running"',
-    ]
-    args = ["train", "--config", str(QUICKSTART), "--exp-dir", str(root / "exp")]
-    assert main([*args, *(x for o in overrides for x in ("--set", o))]) == 0
-    assert main(["export", str(root / "exp"), "--out", str(root / "model"), "--onnx"]) == 0
+    streaming = ['model.encoder="lc_birnn"', "model.chunk_frames=10", "model.right_frames=5"]
+    exp, manifest = train_tone_model(root, *streaming, 'features.normalization="running"')
+    assert main(["export", str(exp), "--out", str(root / "model"), "--onnx"]) == 0
     return root / "model", manifest
 
 
