@@ -133,10 +133,19 @@ def full_steps(tr, ctc, batches: Batches, steps: int, meter: Meter) -> None:
     meter.seconds += time.perf_counter() - start
 
 
+def utterances_per_batch(data, utt_seconds: float) -> int:
+    """How many utterances of `utt_seconds` one of the config's batches holds: as many as
+    fill max_batch_seconds, or data.batch_size where batches are counted (max_batch_seconds
+    0, as the 960 h config)."""
+    if data.max_batch_seconds > 0:
+        return max(1, int(data.max_batch_seconds // utt_seconds))
+    return data.batch_size
+
+
 def synthetic_batch(tr, utt_seconds: float) -> tuple[torch.Tensor, ...]:
-    """Equal-length random features and targets filling max_batch_seconds."""
+    """Equal-length random features and targets, as many utterances as a real batch."""
     cfg = tr.cfg
-    batch_size = max(1, int(cfg.data.max_batch_seconds // utt_seconds))
+    batch_size = utterances_per_batch(cfg.data, utt_seconds)
     frames = int(utt_seconds * cfg.features.sample_rate / cfg.features.hop_length)
     feats = torch.randn(batch_size, frames, cfg.features.n_mels, device=tr.device)  # (B, T, F)
     feat_lens = torch.full((batch_size,), frames, device=tr.device)
@@ -173,8 +182,12 @@ def model_steps(tr, ctc, batch, steps: int, utt_seconds: float, meter: Meter) ->
 
 def describe(name: str, tr) -> None:
     data = tr.cfg.data
+    if data.max_batch_seconds > 0:
+        size = f"batches <= {data.max_batch_seconds:g} s"
+    else:
+        size = f"batches of {data.batch_size} utterances"
     print(
-        f"{name}: batches <= {data.max_batch_seconds:g} s, {len(tr.train_loader)} per epoch, "
+        f"{name}: {size}, {len(tr.train_loader)} per epoch, "
         f"feature cache {'on' if data.feature_cache else 'off'}, {data.num_workers} workers, "
         f"lr {tr.cfg.optim.lr:g}, {tr.device}, {tr.dtype}"
     )

@@ -27,10 +27,12 @@ class SpyRecognizer:
 
     def __init__(self, recognizer) -> None:
         self.recognizer = recognizer
-        self.source = recognizer.source
-        self.default_options = recognizer.default_options
-        self.stream = recognizer.stream  # the page's live text (this model refuses)
         self.seen: list[AudioInfo] = []
+
+    def __getattr__(self, name: str):
+        # Everything but transcribe is the real Recognizer's (source, options, stream, ...),
+        # so the spy follows the Recognizer's interface as it grows.
+        return getattr(self.recognizer, name)
 
     def transcribe(self, inputs, *args, **kwargs):
         self.seen.append(audio_info(inputs[0]))
