@@ -127,6 +127,14 @@ class DecodingOptions:
         saved=False,
         parse=parse_hotwords,
     )
+    # Not a search setting: what the transcript's text is. The written form needs the
+    # punctuation model (asr/punctuation); WER always scores the spoken words.
+    raw: bool = _option(
+        False,
+        "text as the normalized spoken words ('mister smith paid twenty dollars'), not "
+        "written ('Mr. Smith paid $20.')",
+        saved=False,
+    )
 
     def __post_init__(self) -> None:
         if not all(isinstance(h, Hotword) for h in self.hotwords):  # entries as strings
@@ -140,6 +148,8 @@ class DecodingOptions:
                 continue
             if isinstance(value, bool) or not low <= value <= high:  # NaN is in no range
                 raise ValueError(f"decoding.{name} must be in [{low:g}, {high:g}], got {value}")
+        if not isinstance(self.raw, bool):
+            raise ValueError(f"decoding.raw must be true or false, got {self.raw!r}")
         if self.nbest > self.beam_size:
             raise ValueError(f"decoding.nbest {self.nbest} > beam_size {self.beam_size}")
 
@@ -157,8 +167,8 @@ class DecodingOptions:
 
     @property
     def search_key(self) -> DecodingOptions:
-        """The options that shape the search itself (execution settings reset)."""
-        return replace(self, num_workers=1)
+        """The options that shape the search itself (execution and output settings reset)."""
+        return replace(self, num_workers=1, raw=False)
 
 
 @dataclass

@@ -10,7 +10,7 @@ No torch here: on the light install a model's ONNX graph is scored as it transcr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from asr.decode import DecodingOptions
@@ -86,7 +86,8 @@ def evaluate_manifest(
     batch_size: int = 8,
 ) -> EvaluationResult:
     """Transcribe every utterance of `manifest` with `recognizer` and score it against the
-    normalized transcripts: corpus word and character error counts.
+    normalized transcripts: corpus word and character error counts. The hypotheses are the
+    spoken words (`Transcript.raw_text`), never the written text: the options decode `raw`.
 
     options: how to decode; None: the recognizer's own (`resolve_decoding` of its model
     folder, as `asr transcribe` and `load_model().transcribe()` decode). batch_size:
@@ -97,6 +98,7 @@ def evaluate_manifest(
         print(f"WER {100 * result.words.rate:.2f}%")
     """
     options = recognizer.default_options if options is None else options
+    options = replace(options, raw=True)  # nothing to write: WER scores the spoken words
     utterances = read_manifest(manifest, allow_empty=False)
     if out_dir is not None:  # before the work: a report that cannot be written loses it
         check_output_dir(out_dir)
@@ -110,7 +112,7 @@ def evaluate_manifest(
             continue
         kept.append(utt)
         refs.append(normalize_text(utt.text))
-        hyps.append(outcome.text)
+        hyps.append(outcome.raw_text)
     if not kept:
         reasons = "; ".join(f"line {n}: {r}" for n, _, r in failures[:3])
         raise ManifestError(f"{manifest}: no utterance could be transcribed ({reasons})")

@@ -1,10 +1,13 @@
 """Transcript writers: plain text, JSON (words with times and confidence), SRT, WebVTT.
 
 `FORMATS` maps each output format's name to its writer; `asr transcribe --output-format`
-offers these names. SRT and WebVTT cues are `asr.inference.subtitles.split_cues`'s: two
-lines of at most 42 characters, split at sentences, clauses and pauses. `make_cues` (one line
-a cue: closed at a pause longer than `max_gap`, past `max_chars` characters or
-`max_seconds` seconds) gives the server's verbose_json segments.
+offers these names. Each writes the transcript's `text` (written, or the spoken words with
+`--raw`); the subtitles show its written words, each timed by its spoken words, and JSON
+keeps the timed spoken words beside the written ones. SRT and WebVTT cues are
+`asr.inference.subtitles.split_cues`'s: two lines of at most 42 characters, split at
+sentences, clauses and pauses. `make_cues` (one line a cue: closed at a pause longer than
+`max_gap`, past `max_chars` characters or `max_seconds` seconds) gives the server's
+verbose_json segments.
 """
 
 from __future__ import annotations
@@ -126,13 +129,17 @@ def to_json(record: dict | list) -> str:
 
 
 def transcript_record(transcript: Transcript, options: DecodingOptions) -> dict:
-    """The JSON record of a transcript: text, duration, timed words, n-best, the options."""
+    """The JSON record of a transcript: its text and raw_text (the spoken words), duration,
+    timed spoken words, the written words (each with the indices of the spoken words it
+    stands for; none when raw), the n-best (spoken words), the options."""
     alternatives = transcript.hypothesis.alternatives
     return {
         "audio": transcript.source,
         "text": transcript.text,
+        "raw_text": transcript.raw_text,
         "duration": round(transcript.duration, 3),
         "words": [w.to_dict() for w in transcript.words],
+        "written": [{"word": w.text, "spoken": list(w.spoken)} for w in transcript.written],
         "nbest": [{"text": h.text, "score": h.score} for h in alternatives],
         "options": options.to_dict(),
     }
@@ -166,11 +173,16 @@ FORMATS = {
     "json": OutputFormat(
         lambda t, options: to_json(transcript_record(t, options)),
         True,
-        "text, duration, words with start, end, confidence, and the decoding options",
+        "text, raw_text, duration, spoken words with start, end, confidence, written words "
+        "with their spoken words, and the decoding options",
         _join_json,
     ),
-    "srt": OutputFormat(lambda t, _: to_srt(t.words, t.text, t.duration), True, "subtitles"),
-    "vtt": OutputFormat(lambda t, _: to_vtt(t.words, t.text, t.duration), True, "subtitles"),
+    "srt": OutputFormat(
+        lambda t, _: to_srt(t.written_words, t.text, t.duration), True, "subtitles"
+    ),
+    "vtt": OutputFormat(
+        lambda t, _: to_vtt(t.written_words, t.text, t.duration), True, "subtitles"
+    ),
 }
 
 

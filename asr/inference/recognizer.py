@@ -5,7 +5,16 @@ recognizer = asr.load_model("exp/quickstart")
 print(recognizer.transcribe(["a.wav", "b.flac"])[0].text)
 
 Every request's decoding options come from `Recognizer.options`: the one place a request's
-hotwords meet the model's own settings (the CLI, the API and each server protocol call it).
+hotwords and `raw` meet the model's own settings (the CLI, the API and each server protocol
+call it).
+
+A transcript's text is written as a person would write it ("Mr. Smith paid $20.": case,
+punctuation, numbers, by the punctuation model of asr/punctuation), unless the options say
+`raw`; its `raw_text` is always the normalized spoken words the decoder wrote ("mister smith
+paid twenty dollars"), which WER scores. `Recognizer.writer` decides which, in one place. A
+punctuation model folder that is missing or cannot be loaded is a PunctModelError naming it
+(and `raw`, which needs no model), raised when the first written text is asked for: never a
+silent fall back to the spoken words.
 
 Which runtime computes the log-probs is decided in one place, `resolve_runtime`: the
 model folder's ONNX graph through onnxruntime (numpy features, no torch) when it has one
@@ -40,6 +49,8 @@ from asr.inference.align import WordTiming, align_words
 from asr.inference.model_folder import DEFAULT_MODEL, resolve_decoding, resolve_model_path
 from asr.inference.segment import SegmentConfig, iter_chunks
 from asr.inference.stream import Stream, StreamConfig
+from asr.punctuation.restore import Punctuator, WrittenWord, default_punctuator, time_written
+from asr.punctuation.runtime import PunctModelError
 from asr.text import Vocabulary
 
 __all__ = [
@@ -80,13 +91,33 @@ class LogProbRunner(Protocol):
 @dataclass
 class Transcript:
     source: str  # file path, or "<array N>" for an in-memory waveform
+    # the written text ("Mr. Smith paid $20."); with DecodingOptions.raw, `raw_text`
     text: str
     duration: float  # seconds of audio
     # Decoder output: token ids, frames, score. For a recording decoded in chunks: the
     # stitched text and the sum of the chunks' scores, without token ids.
     hypothesis: Hypothesis
-    words: list[WordTiming] = field(default_factory=list)  # timed words, when requested
+    # timed spoken words (one per word of `raw_text`), when requested
+    words: list[WordTiming] = field(default_factory=list)
     chunks: int = 1  # pieces a long recording was decoded in
+    # the written words of `text`, each with the indices of the spoken words it stands for
+    # ("$20." -> (3, 4)); empty for a raw transcript
+    written: list[WrittenWord] = field(default_factory=list)
+
+    @property
+    def raw_text(self) -> str:
+        """The normalized spoken words the decoder wrote ("mister smith paid twenty
+        dollars"): what WER scores."""
+        return self.hypothesis.text
+
+    @property
+    def written_words(self) -> list[WordTiming]:
+        """The words of `text`, timed: each written word spans the spoken words it stands
+        for (what subtitles show). A raw transcript's are its timed spoken words, and so
+        are those of one whose timed words do not line up with its spoken text."""
+        if not self.written or len(self.words) != len(self.raw_text.split()):
+            return self.words
+        return time_written(self.written, self.words)
 
 
 class Recognizer:
@@ -97,11 +128,13 @@ class Recognizer:
         runner: LogProbRunner,
         source: str = "",
         default_options: DecodingOptions = DecodingOptions(),
+        punct_model: str | Path | None = None,
     ) -> None:
         self.runner = runner
         self.vocab = runner.vocab
         self.source = source
         self.default_options = default_options  # used when transcribe() is given no options
+        self.punct_model = punct_model  # writes the text; None: the bundled punct-en
 
     @property
     def sample_rate(self) -> int:
@@ -129,11 +162,38 @@ class Recognizer:
         hints: Iterable[Hotword] = (),
         base: DecodingOptions | None = None,
         where: str = "hotwords",
+        raw: bool | None = None,
     ) -> DecodingOptions:
         """The options a request decodes with: `base` (None: `default_options`) with the
-        request's hotwords in place of its own; see `request_options`."""
+        request's hotwords in place of its own (see `request_options`), and its `raw`
+        (True: the spoken words, False: the written text; None: `base`'s)."""
         base = self.default_options if base is None else base
-        return request_options(base, hotwords, max_hotwords, hints, where)
+        options = request_options(base, hotwords, max_hotwords, hints, where)
+        return options if raw is None else replace(options, raw=raw)
+
+    def punctuator(self) -> Punctuator:
+        """The punctuation model that writes transcripts (`punct_model`), loaded once.
+        PunctModelError, naming the folder and `raw`, when it cannot be loaded."""
+        folder = str(self.punct_model) if self.punct_model else None
+        try:
+            return default_punctuator(folder)
+        except PunctModelError as err:
+            raise PunctModelError(f"{err}; {_RAW_HINT}") from err
+        except ImportError as err:  # onnxruntime: a dependency of the light install
+            raise PunctModelError(f"the written text needs {err.name}; {_RAW_HINT}") from err
+
+    def writer(self, options: DecodingOptions) -> Punctuator | None:
+        """What writes the text of results decoded with `options`: the punctuator, or None
+        for the spoken words (`options.raw`). The one place this is decided."""
+        return None if options.raw else self.punctuator()
+
+    def write(self, transcript: Transcript, options: DecodingOptions) -> Transcript:
+        """`transcript` with its text written (`writer`), its spoken words kept as they are."""
+        punctuator = self.writer(options)
+        if punctuator is not None:
+            restored = punctuator.restore(transcript.raw_text.split())
+            transcript.text, transcript.written = restored.text, restored.words
+        return transcript
 
     def transcribe(
         self,
@@ -143,6 +203,7 @@ class Recognizer:
         word_timestamps: bool = False,
         segment: SegmentConfig = SegmentConfig(),
         hotwords: Sequence[str] | None = None,
+        raw: bool | None = None,
     ) -> list[Transcript]:
         """Transcribe files or waveforms (mono float arrays at `sample_rate`), in input order.
 
@@ -150,9 +211,12 @@ class Recognizer:
         chunks at a time and stitched (see `transcribe_long`); shorter ones are batched.
         Without `options`, the model folder's own settings (`default_options`) apply.
         hotwords: words and phrases to favour, each with an optional ":boost"
-        ("Captain Nemo:8"; asr/hotwords.py), in place of the options' own.
+        ("Captain Nemo:8"; asr/hotwords.py), in place of the options' own. raw: True for
+        the normalized spoken words as each transcript's text, False for the written text
+        (case, punctuation, numbers); None: the options' own (`DecodingOptions.raw`).
         """
-        options = self.options(hotwords, base=options)
+        options = self.options(hotwords, base=options, raw=raw)
+        self.writer(options)  # a punctuation model that cannot load fails before the work
         prepare_decoder(self.vocab, options)  # the LM and lexicon load beside the model's work
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
@@ -172,7 +236,8 @@ class Recognizer:
                 chunk, waves, self._decode(waves, options, word_timestamps), strict=True
             ):
                 duration = len(wave) / self.sample_rate
-                results[i] = Transcript(_source(x, i), hyp.text, duration, hyp, words)
+                transcript = Transcript(_source(x, i), hyp.text, duration, hyp, words)
+                results[i] = self.write(transcript, options)
         return results
 
     def stream(
@@ -180,10 +245,13 @@ class Recognizer:
         options: DecodingOptions | None = None,
         config: StreamConfig = StreamConfig(),
         hotwords: Sequence[str] | None = None,
+        raw: bool | None = None,
     ) -> Stream:
         """A live stream (asr/inference/stream.py): feed it samples as they arrive, get
-        partial and final results. Needs a streaming model (encoder "lc_birnn")."""
-        return Stream(self.runner, self.options(hotwords, base=options), config)
+        partial and final results, the finals written unless `raw` (as `transcribe`'s).
+        Needs a streaming model (encoder "lc_birnn")."""
+        options = self.options(hotwords, base=options, raw=raw)
+        return Stream(self.runner, options, config, self.writer(options))
 
     def transcribe_long(
         self,
@@ -194,8 +262,10 @@ class Recognizer:
         segment: SegmentConfig = SegmentConfig(),
     ) -> Transcript:
         """One recording of any length: read in chunks split at pauses, decoded in batches,
-        word times shifted by each chunk's offset. Memory is bounded by the chunk size."""
+        word times shifted by each chunk's offset, the whole text written at the end (unless
+        `options.raw`). Memory is bounded by the chunk size."""
         options = self.default_options if options is None else options
+        self.writer(options)  # a punctuation model that cannot load fails before the work
         source = item if isinstance(item, np.ndarray) else Path(item)
         texts, words, samples, count, score = [], [], 0, 0, 0.0
         batch: list = []
@@ -209,7 +279,8 @@ class Recognizer:
             score += self._decode_chunks(batch, options, word_timestamps, texts, words)
         text = " ".join(t for t in texts if t)
         hyp = Hypothesis(text, score=score)
-        return Transcript(_source(item, 0), text, samples / self.sample_rate, hyp, words, count)
+        duration = samples / self.sample_rate
+        return self.write(Transcript(_source(item, 0), text, duration, hyp, words, count), options)
 
     def _decode_chunks(self, batch, options, word_timestamps, texts, words) -> float:
         """Decode chunks, appending to `texts` and `words`; return the summed score."""
@@ -254,6 +325,9 @@ class Recognizer:
                 raise ValueError(f"waveforms must be mono (S,), got shape {item.shape}")
             return item.astype(np.float32, copy=False)
         return load_audio(item, self.sample_rate)
+
+
+_RAW_HINT = "the spoken words need no punctuation model: raw=True (asr transcribe --raw)"
 
 
 def _source(item: AudioInput, index: int) -> str:
@@ -315,10 +389,15 @@ def _entry_list(hotwords: HotwordEntries | None, where: str) -> list[str | Hotwo
 
 
 def load_model(
-    path: str | Path | None = None, device: str = "auto", runtime: str = "auto", **decoding
+    path: str | Path | None = None,
+    device: str = "auto",
+    runtime: str = "auto",
+    punct_model: str | Path | None = None,
+    **decoding,
 ) -> Recognizer:
     """A Recognizer from a model folder, checkpoint file or ONNX graph; the bundled model if
     None. `runtime`: "torch", "onnx" or "auto" (see `resolve_runtime`); `device` is torch's.
+    `punct_model`: the punctuation model folder writing the text (None: the bundled one).
 
     The Recognizer's default decoding options are `resolve_decoding(path, **decoding)`, the
     one place they are resolved: a folder's decoding.json and lm/, then `decoding`
@@ -339,7 +418,7 @@ def load_model(
         from asr.inference.runtime_torch import TorchRunner
 
         runner = TorchRunner.from_checkpoint(path, device)
-    return Recognizer(runner, str(path), options)
+    return Recognizer(runner, str(path), options, punct_model)
 
 
 def onnx_graph(path: str | Path) -> Path | None:

@@ -13,7 +13,9 @@ normalization are causal, so the frames equal those of the whole file), `Acousti
 time, in either runtime: they equal the model's output on the whole file) and
 `SegmentDecoder` (the rows through the beam search of `decode.StreamSearch`, or greedy; an
 endpoint after `endpoint_seconds` of blank frames ends an utterance, whose final text is
-the search's and whose words are timed by forced alignment).
+the search's and whose words are timed by forced alignment). A final result's text is
+written by the stream's punctuator (case, punctuation, numbers: asr/punctuation) when it has
+one, its spoken words kept in `raw_text` and `words`; partial results stay spoken words.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -34,6 +36,9 @@ from asr.inference.align import WordTiming, align_words
 from asr.logmel import LogMelExtractor, frame_count, log_mel_frames
 from asr.text import Vocabulary
 from asr.usererror import UserError
+
+if TYPE_CHECKING:  # the recognizer hands a stream its punctuator
+    from asr.punctuation.restore import Punctuator
 
 __all__ = [
     "AcousticStream",
@@ -92,10 +97,11 @@ class StreamConfig:
 @dataclass
 class StreamEvent:
     kind: str  # "partial" (may still change) or "final" (an utterance ended)
-    text: str
+    text: str  # a final's written text (a stream with a punctuator); else the spoken words
     start: float  # seconds from the start of the stream where the utterance began
     end: float  # seconds of the stream decoded when this was said
-    words: list[WordTiming] = field(default_factory=list)  # final results: timed words
+    words: list[WordTiming] = field(default_factory=list)  # final results: timed spoken words
+    raw_text: str = ""  # the normalized spoken words (= text, unless written)
 
 
 class FeatureStream:
@@ -297,7 +303,7 @@ class SegmentDecoder:
 
     def _event(self, kind: str, text: str, end: int, words=None) -> StreamEvent:
         seconds = self.frame_seconds
-        return StreamEvent(kind, text, self.start * seconds, end * seconds, words or [])
+        return StreamEvent(kind, text, self.start * seconds, end * seconds, words or [], text)
 
 
 def _partial_text(hyp: Hypothesis, vocab: Vocabulary) -> str:
@@ -312,11 +318,16 @@ class Stream:
     """One live stream: samples in (`accept`, `accept_pcm16`), events out; `finish` at the end."""
 
     def __init__(
-        self, runner: StreamRunner, options: DecodingOptions, cfg: StreamConfig = StreamConfig()
+        self,
+        runner: StreamRunner,
+        options: DecodingOptions,
+        cfg: StreamConfig = StreamConfig(),
+        punctuator: Punctuator | None = None,
     ) -> None:
         self.acoustic = AcousticStream(runner)
         self.features = FeatureStream(runner.stream_features)
         self.decoder = SegmentDecoder(runner.vocab, options, runner.frame_seconds, cfg)
+        self.punctuator = punctuator  # writes the finals' text; None: spoken words
         self.sample_rate = runner.sample_rate
         self.reset_at_endpoint = cfg.reset_at_endpoint
         self.finished = False
@@ -336,7 +347,7 @@ class Stream:
         events = self.decoder.accept(self.acoustic.accept(self.features.accept(samples)))
         if self.reset_at_endpoint and any(e.kind == "final" for e in events):
             self.acoustic.reset_states()
-        return events
+        return self._written(events)
 
     def accept_pcm16(self, data: bytes) -> list[StreamEvent]:
         """Little-endian 16-bit mono PCM bytes (an even count) -> events."""
@@ -358,7 +369,18 @@ class Stream:
             return [StreamEvent("final", "", 0.0, 0.0)]
         rows = self.acoustic.accept(self.features.finish())
         rows = np.concatenate([rows, self.acoustic.finish()])
-        return self.decoder.accept(rows) + self.decoder.finish()
+        return self._written(self.decoder.accept(rows) + self.decoder.finish())
+
+    def _written(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        """The events with each final's text written (with a punctuator)."""
+        if self.punctuator is None:
+            return events
+        return [
+            replace(e, text=self.punctuator.restore(e.raw_text.split()).text)
+            if e.kind == "final" and e.raw_text
+            else e
+            for e in events
+        ]
 
 
 def stream_file(

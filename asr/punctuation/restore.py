@@ -37,6 +37,7 @@ __all__ = [
     "restore_lines",
     "restore_timed",
     "restore_transcript",
+    "time_written",
 ]
 
 # The bundled model (asr/models/punct-en links to data/models/punct-en, as en-default does).
@@ -133,9 +134,14 @@ def restore_timed(
     """Timed spoken words -> timed written words: each spans its spoken words' start to
     end, with their lowest confidence ("twenty five dollars" -> one "$25")."""
     punctuator = punctuator or default_punctuator()
-    restored = punctuator.restore([t.word for t in timings], options)
+    return time_written(punctuator.restore([t.word for t in timings], options).words, timings)
+
+
+def time_written(written: Sequence[WrittenWord], timings: Sequence[WordTiming]) -> list[WordTiming]:
+    """Written words timed by the spoken words they stand for (`timings`, one per spoken
+    word): each spans their start to end, with their lowest confidence."""
     out = []
-    for word in restored.words:
+    for word in written:
         spans = [timings[k] for k in word.spoken]
         confidence = min(s.confidence for s in spans)
         out.append(WordTiming(word.text, spans[0].start, spans[-1].end, confidence))

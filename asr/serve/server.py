@@ -80,6 +80,8 @@ class Server:
             config.max_hotwords,
         )
         self.stream_slots = StreamSlots(config.max_streams)
+        # the punctuation model loads now: one that cannot fails the start, not a request
+        self.recognizer.writer(self.recognizer.default_options)
 
 
 # A protocol's own listener (Wyoming's TCP port): started with the app, closed at its end;

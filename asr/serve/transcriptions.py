@@ -8,6 +8,9 @@ multipart form, OpenAI's fields:
                      optional ":boost" ("Nautilus, Captain Nemo:8"; asr/hotwords.py)
     prompt           as Whisper reads it, a vocabulary hint: its words of 4 letters or
                      more become hotwords (boost PROMPT_BOOST), beside `hotwords`
+    raw              true: the text is the normalized spoken words ("mister smith paid
+                     twenty dollars"); false: written ("Mr. Smith paid $20."); unset: the
+                     server's own (written, unless `asr serve --raw`)
     model, temperature, timestamp_granularities[]   accepted and ignored: one model is
                      loaded, decoding is deterministic, and verbose_json always has
                      segments and words
@@ -54,7 +57,9 @@ URL = "/v1/audio/transcriptions"
 # Fields of OpenAI's transcription request that change nothing here (see the module docstring).
 _IGNORED_FIELDS = ("model", "temperature")
 _IGNORED_FIELDS += ("timestamp_granularities", "timestamp_granularities[]")
-_FIELDS = ("file", "response_format", "language", "hotwords", "prompt", *_IGNORED_FIELDS)
+_FIELDS = ("file", "response_format", "language", "hotwords", "prompt", "raw")
+_FIELDS += _IGNORED_FIELDS
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}  # a form field's text
 PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default is higher)
 _PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
 _LANGUAGES = ("en",)
@@ -73,17 +78,19 @@ def _text(t: Transcript) -> Response:
 
 
 def _srt(t: Transcript) -> Response:
-    return PlainTextResponse(formats.to_srt(t.words, t.text, t.duration))
+    return PlainTextResponse(formats.to_srt(t.written_words, t.text, t.duration))
 
 
 def _vtt(t: Transcript) -> Response:
-    return PlainTextResponse(formats.to_vtt(t.words, t.text, t.duration), media_type="text/vtt")
+    vtt = formats.to_vtt(t.written_words, t.text, t.duration)
+    return PlainTextResponse(vtt, media_type="text/vtt")
 
 
 def _verbose_json(t: Transcript) -> Response:
-    """OpenAI's verbose_json: segments are the subtitle cues of srt/vtt; words carry their
-    confidence too. No tokens, avg_logprob or no_speech_prob: a CTC model has no such thing."""
-    cues = formats.make_cues(t.words)
+    """OpenAI's verbose_json: segments are cues of the written words; words are the timed
+    spoken words, with their confidence too. No tokens, avg_logprob or no_speech_prob: a
+    CTC model has no such thing."""
+    cues = formats.make_cues(t.written_words)
     segments = [
         {"id": i, "start": round(c.start, 3), "end": round(c.end, 3), "text": c.text}
         for i, c in enumerate(cues)
@@ -127,18 +134,30 @@ class _Params:
 
 
 def _request_options(form: FormData, recognizer: Recognizer, limit: int) -> DecodingOptions:
-    """The options of a request: its hotwords field, and its prompt as hints (words of 4
-    letters or more, boost PROMPT_BOOST), through the one door (`Recognizer.options`); a
-    HotwordError is a 400 naming the field."""
+    """The options of a request: its hotwords field, its prompt as hints (words of 4
+    letters or more, boost PROMPT_BOOST) and its raw field, through the one door
+    (`Recognizer.options`); a HotwordError is a 400 naming the field."""
+    raw = _raw_field(form)
     prompt = str(form.get("prompt") or "")
     if len(prompt) > MAX_LIST_CHARS:
         raise ApiError(400, f"field 'prompt' is longer than {MAX_LIST_CHARS} characters", "prompt")
     hinted = [w for w in normalize_text(prompt).split() if len(w) >= _PROMPT_MIN_LETTERS]
     hints = [Hotword((w,), PROMPT_BOOST) for w in dict.fromkeys(hinted)]
     try:
-        return recognizer.options(str(form.get("hotwords") or ""), limit, hints, where=_WHERE)
+        hotwords = str(form.get("hotwords") or "")
+        return recognizer.options(hotwords, limit, hints, where=_WHERE, raw=raw)
     except HotwordError as err:
         raise ApiError(400, str(err), "hotwords") from None
+
+
+def _raw_field(form: FormData) -> bool | None:
+    """The raw field: true or false (or 1, 0); None when absent or empty."""
+    text = str(form.get("raw") or "").strip().lower()
+    if not text:
+        return None
+    if text not in _BOOLEANS:
+        raise ApiError(400, f"field 'raw' must be true or false, got {text[:20]!r}", "raw")
+    return _BOOLEANS[text]
 
 
 def _parse_form(form: FormData, recognizer: Recognizer, max_hotwords: int) -> _Params:

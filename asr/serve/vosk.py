@@ -2,13 +2,16 @@
 websocket/asr_server.py, which Vosk's clients speak):
 
     -> {"config": {"sample_rate": 16000, "words": true,     text, optional, first
-                   "hotwords": ["Nautilus", "Captain Nemo:8"]}}
+                   "hotwords": ["Nautilus", "Captain Nemo:8"],
+                   "raw": false}}
     -> <16-bit little-endian mono PCM>                        binary, any length
     <- {"partial": "the old man"}                             the text so far changed
-    <- {"text": "...", "result": [{"word", "start", "end", "conf"}]}   at a pause
+    <- {"text": "The old man...", "result": [{"word", "start", "end", "conf"}]}   at a pause
     -> {"eof": 1}                                             text: the end of the audio
     <- {"text": "..."}                                        the last result, then closed
 
+A final's text is written (case, punctuation, numbers), its result the timed spoken words;
+partials are spoken words. "raw": true in the config gives spoken words in the finals too.
 A client that breaks a rule (asr/serve/streaming.py) is closed with a close code and reason.
 """
 
@@ -109,8 +112,8 @@ async def _vosk_session(websocket: WebSocket, server: Server) -> None:
                 if not isinstance(config, dict):
                     raise ProtocolError(CLOSE_BAD_DATA, "config must be an object")
                 words = bool(config.get("words", False))
-                hotwords = config.get("hotwords")
-                options = stream_options(recognizer, hotwords, limits, "config hotwords")
+                hotwords, raw = config.get("hotwords"), config.get("raw")
+                options = stream_options(recognizer, hotwords, limits, "config hotwords", raw)
                 rate = config.get("sample_rate", 16000)
                 session = await asyncio.to_thread(open_session, recognizer, rate, limits, options)
                 continue

@@ -2,7 +2,9 @@
 
 An event is a JSON header line, then `data_length` bytes of JSON data and `payload_length`
 bytes of payload (PyPI `wyoming`). `describe` -> `info`; `transcribe`, `audio-start`,
-`audio-chunk`..., `audio-stop` -> `transcript`. A client that breaks a rule
+`audio-chunk`..., `audio-stop` -> `transcript`: the written text of the utterances (case,
+punctuation, numbers), or their spoken words when the `transcribe` event's data says
+"raw": true (beside its name and language). A client that breaks a rule
 (asr/serve/streaming.py) gets an `error` event with the reason, and is closed.
 """
 
@@ -27,6 +29,7 @@ from asr.serve.streaming import (
     StreamSession,
     json_object,
     open_session,
+    stream_options,
 )
 
 __all__ = ["PROTOCOL", "read_event", "wyoming_info", "wyoming_server", "write_event"]
@@ -134,18 +137,20 @@ async def wyoming_client(server: Server, reader, writer) -> None:
 
 async def _wyoming_events(server: Server, reader, writer) -> None:
     recognizer, limits = server.recognizer, server.stream_limits
-    session = None
+    session, options = None, None  # options: the last transcribe event's (None: the server's)
     while (event := await read_event(reader, limits.idle_timeout)) is not None:
         kind, data, payload = event
         if kind == "describe":
             await write_event(writer, "info", wyoming_info())
-        elif kind == "transcribe":
-            continue  # its model and language: there is one of each
+        elif kind == "transcribe":  # its model and language: there is one of each
+            options = stream_options(recognizer, None, limits, "transcribe", data.get("raw"))
         elif kind == "audio-start":
-            session = await asyncio.to_thread(_wyoming_session, recognizer, data, limits)
+            args = (recognizer, data, limits, options)
+            session = await asyncio.to_thread(_wyoming_session, *args)
         elif kind == "audio-chunk":
             if session is None:  # a chunk without audio-start: its own format tells
-                session = await asyncio.to_thread(_wyoming_session, recognizer, data, limits)
+                args = (recognizer, data, limits, options)
+                session = await asyncio.to_thread(_wyoming_session, *args)
             _check_format(data, session.rate)
             events = await asyncio.to_thread(session.accept, payload)
             session.said += [e.text for e in events if e.kind == "final" and e.text]
@@ -155,19 +160,19 @@ async def _wyoming_events(server: Server, reader, writer) -> None:
             events = await asyncio.to_thread(session.finish)
             session.said += [e.text for e in events if e.kind == "final" and e.text]
             await write_event(writer, "transcript", {"text": " ".join(session.said)})
-            session = None
+            session, options = None, None
         else:
             log.info("wyoming: ignored a %r event", kind)
 
 
-def _wyoming_session(recognizer, data: dict, limits: StreamLimits) -> StreamSession:
+def _wyoming_session(recognizer, data: dict, limits: StreamLimits, options) -> StreamSession:
     if data.get("width", 2) != 2 or data.get("channels", 1) != 1:
         raise ProtocolError(
             CLOSE_BAD_DATA,
             f"audio must be 16-bit mono: width {data.get('width')}, "
             f"channels {data.get('channels')}",
         )
-    return open_session(recognizer, data.get("rate", 16000), limits)
+    return open_session(recognizer, data.get("rate", 16000), limits, options)
 
 
 def _check_format(data: dict, rate: int) -> None:
