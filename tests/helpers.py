@@ -18,7 +18,7 @@ from asr.checkpoint import inference_payload, save_checkpoint
 from asr.features import FeatureConfig
 from asr.inference.recognizer import Recognizer
 from asr.model import AcousticModel, ModelConfig
-from asr.text import Vocabulary
+from asr.text import Vocabulary, normalize_text
 
 RATE = 16_000
 
@@ -142,6 +142,18 @@ class ToneOracleRecognizer(Recognizer):
 
     def __init__(self) -> None:
         super().__init__(ToneOracleRunner(), source="tone oracle")
+
+
+def assert_written(text: str, raw: str) -> None:
+    """`text` is the written form of the spoken words `raw`: a capital first letter, a
+    sentence's last mark at the end, and the same words once normalized."""
+    assert text[:1].isupper() and text.endswith((".", "?", "!")), text
+    assert normalize_text(text) == raw, (text, raw)
+
+
+def assert_raw(text: str) -> None:
+    """`text` is normalized spoken words: lower case, no punctuation."""
+    assert text and text == normalize_text(text) and text.islower(), text
 
 
 SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import LOCAL, ToneOracleRecognizer
+from helpers import LOCAL, ToneOracleRecognizer, assert_raw, assert_written, parse_srt, parse_vtt
 from starlette.testclient import TestClient
 
 from asr.audio import AudioError, load_audio
@@ -31,11 +31,12 @@ URL = "/v1/audio/transcriptions"
 
 
 class OracleRecognizer(ToneOracleRecognizer):
-    """The tone oracle, decoding greedily, remembering the longest waveform it was given."""
+    """The tone oracle, decoding greedily (with `decoding`: DecodingOptions fields, as
+    load_model takes them), remembering the longest waveform it was given."""
 
-    def __init__(self) -> None:
+    def __init__(self, **decoding) -> None:
         super().__init__()
-        self.default_options = DecodingOptions()
+        self.default_options = DecodingOptions(**decoding)
         self.longest = 0  # samples
 
     def log_probs(self, waveforms):
@@ -86,40 +87,73 @@ def _post(client, data: bytes, name="a.wav", **fields):
 # --- response formats --------------------------------------------------------------------
 
 TEXT = "the big dog sat on a red mat"
+WRITTEN = "The big dog sat on a red mat."  # TEXT as the bundled punctuation model writes it
 
 
-def _cli_output(fmt: str, wav: Path, out: Path, monkeypatch) -> str:
-    """What `asr transcribe --output-format` writes for the file, with the same oracle."""
+def _cli_output(fmt: str, wav: Path, out: Path, monkeypatch, *flags: str) -> str:
+    """What `asr transcribe --output-format` (and `flags`) writes for the file, with the
+    same oracle."""
     import asr.inference.recognizer
 
-    monkeypatch.setattr(asr.inference.recognizer, "load_model", lambda *a, **k: OracleRecognizer())
+    load = lambda *a, **decoding: OracleRecognizer(**decoding)  # noqa: E731
+    monkeypatch.setattr(asr.inference.recognizer, "load_model", load)
     cli_format = {"json": "txt", "text": "txt"}.get(fmt, fmt)  # OpenAI's json: the text
-    assert (
-        main(["transcribe", str(wav), "--output-format", cli_format, "--output-dir", str(out)]) == 0
-    )
+    argv = ["transcribe", str(wav), "--output-format", cli_format, "--output-dir", str(out)]
+    assert main([*argv, *flags]) == 0
     return (out / f"{wav.stem}.{cli_format}").read_text(encoding="utf-8")
 
 
+def _text_of(fmt: str, response) -> str:
+    """The transcript's text in a response of format `fmt` (subtitles: their cues' lines)."""
+    if fmt == "json":
+        return response.json()["text"]
+    if fmt in ("srt", "vtt"):
+        cues = (parse_srt if fmt == "srt" else parse_vtt)(response.text)
+        return " ".join(text for _, _, text in cues)
+    return response.text.rstrip("\n")
+
+
+@pytest.mark.parametrize("raw", [False, True])
 @pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt"])
-def test_each_response_format_is_what_the_cli_writes(fmt, tmp_path, upload_dir, monkeypatch):
+def test_each_response_format_is_what_the_cli_writes(fmt, raw, tmp_path, upload_dir, monkeypatch):
+    """Written text by default, the spoken words with the raw field (the CLI: --raw)."""
     data, _, _ = _tone_recording(TEXT)
     (tmp_path / "a.wav").write_bytes(data)
+    fields = {"raw": "true"} if raw else {}
     with _client(OracleRecognizer(), upload_dir) as client:
-        response = _post(client, data, response_format=fmt)
+        response = _post(client, data, response_format=fmt, **fields)
     assert response.status_code == 200, response.text
-    written = _cli_output(fmt, tmp_path / "a.wav", tmp_path / "cli", monkeypatch)
+    flags = ["--raw"] if raw else []
+    written = _cli_output(fmt, tmp_path / "a.wav", tmp_path / "cli", monkeypatch, *flags)
     if fmt == "json":
-        assert response.json() == {"text": written.strip()} == {"text": TEXT}
+        assert response.json() == {"text": written.strip()}
     else:
         assert response.text == written
+    assert _text_of(fmt, response) == (TEXT if raw else WRITTEN)
     assert list(upload_dir.iterdir()) == []
 
 
+def test_raw_field_overrides_the_server_default(upload_dir):
+    """`asr serve --raw` makes the spoken words the default; raw=false asks for the written
+    text all the same, and a raw field that is not a boolean is a 400 naming it."""
+    data, _, _ = _tone_recording(TEXT)
+    with _client(OracleRecognizer(raw=True), upload_dir) as client:
+        default = _post(client, data).json()["text"]
+        written = _post(client, data, raw="false").json()["text"]
+        for value in ("0", "FALSE"):
+            assert _post(client, data, raw=value).json()["text"] == WRITTEN
+        bad = _post(client, data, raw="maybe")
+    assert default == TEXT and written == WRITTEN
+    assert bad.status_code == 400 and "field 'raw' must be true or false" in bad.text
+    assert bad.json()["error"]["param"] == "raw"
+
+
 def test_verbose_json_has_segments_and_timed_words(upload_dir):
+    """The text and the segments are written; the timed words are the spoken words."""
     data, wave, truth = _tone_recording(TEXT)
     with _client(OracleRecognizer(), upload_dir) as client:
         body = _post(client, data, response_format="verbose_json").json()
-    assert body["text"] == TEXT
+    assert body["text"] == WRITTEN
     assert body["language"] == "english"
     assert body["duration"] == pytest.approx(len(wave) / SR, abs=1e-3)
     assert [w["word"] for w in body["words"]] == TEXT.split()
@@ -127,7 +161,7 @@ def test_verbose_json_has_segments_and_timed_words(upload_dir):
         assert abs(word["start"] - start) < 0.1 and abs(word["end"] - end) < 0.1
         assert 0.0 <= word["confidence"] <= 1.0
     segments = body["segments"]
-    assert " ".join(s["text"] for s in segments) == TEXT
+    assert " ".join(s["text"] for s in segments) == WRITTEN
     assert segments[0]["start"] == body["words"][0]["start"]
     assert segments[-1]["end"] == body["words"][-1]["end"]
 
@@ -147,7 +181,7 @@ def test_long_recording_is_split_at_pauses_and_stitched(upload_dir):
         response = _post(client, _wav_bytes(np.concatenate(waves)), response_format="verbose_json")
     body = response.json()
     assert recognizer.longest <= 10 * SR  # no piece longer than max_seconds reached the model
-    assert body["text"] == " ".join(texts)
+    assert_written(body["text"], " ".join(texts))  # the whole recording, written
     errors = [
         max(abs(w["start"] - s), abs(w["end"] - e))
         for w, (_, s, e) in zip(body["words"], truth, strict=True)
@@ -168,7 +202,7 @@ def test_fields_openai_clients_send_are_accepted(upload_dir):
     with _client(OracleRecognizer(), upload_dir) as client:
         response = _post(client, data, **fields)
     assert response.status_code == 200, response.text
-    assert response.json() == {"text": "a cat"}
+    assert response.json() == {"text": "A cat."}
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -358,7 +392,7 @@ def test_full_queue_is_503_and_queued_requests_finish(upload_dir):
     assert refused.status_code == 503
     assert "busy" in refused.json()["error"]["message"]
     assert [r.status_code for r in responses] == [200, 200]
-    assert all(r.json() == {"text": "we go"} for r in responses)
+    assert all(r.json() == {"text": "We go."} for r in responses)
     assert queue.pending == 0
     assert list(upload_dir.iterdir()) == []
 
@@ -464,6 +498,8 @@ def test_bundled_model_transcribes_the_sample_as_the_api_does(upload_dir):
     assert response.status_code == 200
     assert response.text == direct.text + "\n"
     assert "river" in direct.text  # the sample's words, not an empty transcript
+    assert_written(direct.text, direct.raw_text)
+    assert_raw(direct.raw_text)
 
 
 # --- what a web page or a hostile client can make it do ---------------------------------
@@ -478,7 +514,7 @@ def test_a_page_of_another_origin_cannot_drive_the_server(upload_dir):
             evil.status_code == 403 and "cross-origin request from http://evil.example" in evil.text
         )
         page = client.post(URL, files=files, headers={"Origin": LOCAL})  # the server's own page
-        assert page.status_code == 200 and page.json() == {"text": "a cat"}
+        assert page.status_code == 200 and page.json() == {"text": "A cat."}
         assert client.post(URL, files=files).status_code == 200  # curl, apps: no Origin
         preflight = client.options(URL, headers={"Origin": "http://evil.example"})
         assert preflight.status_code == 403
