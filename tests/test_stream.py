@@ -1,7 +1,8 @@
 """Streaming: the latency-controlled BiRNN step by step equals the whole utterance, the
 feature and acoustic streams equal the runtime on the whole file (both runtimes, any block
 size), endpoints split utterances, and a tone-corpus streaming model transcribes live
-through the API, `asr transcribe --stream`, the WebSocket (Vosk protocol) and Wyoming."""
+through the API, `asr transcribe --stream`, the WebSocket (Vosk protocol) and Wyoming: the
+finals written (capital, final mark), the partials and every raw request spoken words."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ from asr.inference.stream import (
 from asr.logmel import RunningNorm
 from asr.manifest import read_manifest
 from asr.model import AcousticModel, ModelConfig
-from tests.helpers import VOCAB, train_tone_model
+from asr.punctuation import default_punctuator
+from tests.helpers import VOCAB, assert_raw, assert_written, train_tone_model
 
 
 def _lc_config(**changes) -> ModelConfig:
@@ -191,6 +193,26 @@ def test_a_long_utterance_is_ended_at_its_maximum():
     assert len(finals) == 2 and "".join(finals) == "abcdefgh"
 
 
+def test_a_punctuator_writes_the_finals_and_not_the_partials():
+    """Stream's finals go through its punctuator (their spoken words kept in raw_text and
+    words); partials, and every event of a stream without one, stay spoken words."""
+    rows = np.concatenate([_spoken("hi there"), _spoken("", blank_before=40), _spoken("you")])
+    for punctuator in (default_punctuator(), None):
+        stream = Stream(_runner(), DecodingOptions(), punctuator=punctuator)
+        stream.decoder = SegmentDecoder(VOCAB, DecodingOptions(), 0.04)
+        stream.acoustic.accept = lambda _feats: rows  # the decoder's rows, whatever the audio
+        events = stream.accept(np.zeros(1600, np.float32))
+        finals = [e for e in events if e.kind == "final"]
+        assert [e.raw_text for e in finals] == ["hi there"]
+        assert [w.word for w in finals[0].words] == ["hi", "there"]
+        if punctuator is None:
+            assert finals[0].text == "hi there"
+        else:
+            assert_written(finals[0].text, "hi there")
+        for partial in (e for e in events if e.kind == "partial"):
+            assert partial.text == partial.raw_text and partial.text.islower()
+
+
 def test_the_stream_refuses_bad_audio_by_name():
     stream = Stream(_runner(), DecodingOptions())
     with pytest.raises(StreamError, match="whole samples"):
@@ -216,13 +238,14 @@ def tone_model(tmp_path_factory):
     return root / "model", manifest
 
 
-def _stream_text(recognizer, wave: np.ndarray, block: int) -> tuple[list[str], list[str]]:
+def _stream_text(recognizer, wave: np.ndarray, block: int) -> tuple[list, list[str]]:
+    """(the final events that said something, the partials' texts) of `wave` streamed."""
     stream = recognizer.stream()
     events = []
     for i in range(0, len(wave), block):
         events += stream.accept(wave[i : i + block])
     events += stream.finish()
-    finals = [e.text for e in events if e.kind == "final" and e.text]
+    finals = [e for e in events if e.kind == "final" and e.text]
     return finals, [e.text for e in events if e.kind == "partial"]
 
 
@@ -233,10 +256,13 @@ def test_the_tone_model_streams_what_it_transcribes(tone_model, runtime):
     recognizer = load_model(folder, "cpu", runtime)
     for utt in read_manifest(manifest)[:4]:
         offline = recognizer.transcribe(utt.audio_filepath)[0]
-        assert offline.text == utt.text
+        assert offline.raw_text == utt.text
+        assert_written(offline.text, utt.text)
         wave = load_audio(utt.audio_filepath)
         finals, partials = _stream_text(recognizer, wave, 1600)
-        assert " ".join(finals) == utt.text
+        assert " ".join(e.raw_text for e in finals) == utt.text
+        for final in finals:
+            assert_written(final.text, final.raw_text)
         assert partials and utt.text.startswith(partials[0])
 
 
@@ -270,10 +296,11 @@ def test_a_pause_between_two_utterances_gives_two_results(tone_model):
     finals = [e for e in [*events, *stream.finish()] if e.kind == "final"]
     # The first result comes during the pause, before the second utterance has been sent
     # (the tiny model, trained on single utterances, mishears part of the second one).
-    assert len(finals) == 2 and finals[0].text == first.text
+    assert len(finals) == 2 and finals[0].raw_text == first.text
+    assert_written(finals[0].text, first.text)
     pause_start = len(waves[0]) / 16000
     assert pause_start < finals[0].end < pause_start + 1.0 <= finals[1].end
-    assert set(finals[1].text.split()) & set(second.text.split())  # some of its words
+    assert set(finals[1].raw_text.split()) & set(second.text.split())  # some of its words
 
 
 @pytest.mark.slow
@@ -285,15 +312,21 @@ def test_transcribe_stream_cli(tone_model, capsys, tmp_path):
     assert main(["transcribe", *paths, "--model", str(folder), "--stream", "--fast"]) == 0
     out = capsys.readouterr()
     lines = [line for line in out.out.splitlines() if not line.startswith("==")]
-    assert [line.split("] ", 1)[1] for line in lines] == [u.text for u in utterances]
+    for line, utt in zip(lines, utterances, strict=True):
+        assert_written(line.split("] ", 1)[1], utt.text)
     partials = out.err.splitlines()  # one line each off a terminal, the first file first
     assert partials[0] and utterances[0].text.startswith(partials[0])
+    argv = ["transcribe", *paths, "--model", str(folder), "--stream", "--fast", "--raw"]
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("==")]
+    assert [line.split("] ", 1)[1] for line in lines] == [u.text for u in utterances]
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"not audio")
     args = ["transcribe", str(junk), paths[0], "--model", str(folder), "--stream", "--fast"]
     assert main(args) == 1  # the bad file is named; the good one still gets its result
     out = capsys.readouterr()
-    assert "junk.wav" in out.err and utterances[0].text in out.out
+    assert "junk.wav" in out.err
+    assert_written(out.out.strip().split("] ", 1)[1], utterances[0].text)
 
 
 def test_a_model_that_cannot_stream_is_refused_by_the_cli(tmp_path, capsys):
@@ -336,27 +369,41 @@ def client(stream_server, tone_model):
         yield test_client, tone_model[1]
 
 
-@pytest.mark.slow
-def test_the_vosk_protocol_streams_partials_and_results(client):
-    test_client, manifest = client
-    utt = read_manifest(manifest)[0]
-    wave = load_audio(utt.audio_filepath)
+def _vosk_exchange(test_client, wave: np.ndarray, config: dict) -> tuple[list[dict], dict]:
+    """(the replies to each audio message, the reply to eof) of `wave` sent in 0.2 s."""
     with test_client.websocket_connect(WS) as ws:
-        ws.send_text(json.dumps({"config": {"sample_rate": 16000, "words": True}}))
+        ws.send_text(json.dumps({"config": config}))
         replies = []
         for i in range(0, len(wave), 3200):
             ws.send_bytes(_pcm16(wave[i : i + 3200]))
             replies.append(ws.receive_json())
         ws.send_text(json.dumps({"eof": 1}))
-        final = ws.receive_json()
+        return replies, ws.receive_json()
+
+
+@pytest.mark.slow
+def test_the_vosk_protocol_streams_partials_and_results(client):
+    """Results carry the written text and the timed spoken words; partials spoken words;
+    "raw": true in the config gives the spoken words in the results too."""
+    test_client, manifest = client
+    utt = read_manifest(manifest)[0]
+    wave = load_audio(utt.audio_filepath)
+    replies, final = _vosk_exchange(test_client, wave, {"sample_rate": 16000, "words": True})
     assert len(replies) == -(-len(wave) // 3200)  # one answer per audio message
     partials = [r["partial"] for r in replies if r.get("partial")]
     assert partials and utt.text.startswith(partials[0].split(" ")[0])
+    for partial in partials:
+        assert_raw(partial)
     texts = [r["text"] for r in replies if "text" in r] + [final["text"]]
-    assert " ".join(t for t in texts if t) == utt.text
+    for text in filter(None, texts):
+        assert text[:1].isupper() and text.endswith((".", "?", "!")), text
     words = [w for r in [*replies, final] for w in r.get("result", [])]
     assert [w["word"] for w in words] == utt.text.split()
+    assert_written(" ".join(t for t in texts if t), utt.text)
     assert all({"word", "start", "end", "conf"} <= set(w) for w in words)
+    replies, final = _vosk_exchange(test_client, wave, {"raw": True})
+    texts = [r["text"] for r in replies if "text" in r] + [final["text"]]
+    assert " ".join(t for t in texts if t) == utt.text
 
 
 @pytest.mark.slow
@@ -393,6 +440,7 @@ def test_another_sample_rate_is_resampled(client):
         ([b"\x00\x01\x02"], 1007, "whole samples"),
         ([b"\x00\x00" * 1000, '{"config": {"sample_rate": 16000}}'], 1008, "before the audio"),
         (['{"config": {"hotwords": ["mat"]}}'], 1008, "lexicon beam search"),  # greedy here
+        (['{"config": {"raw": "yes"}}'], 1007, "raw must be true or false"),
     ],
 )
 def test_bad_messages_get_a_close_code_and_reason(client, messages, code, reason):
@@ -427,7 +475,8 @@ def test_a_stream_takes_hotwords_in_its_config(tone_model, tmp_path):
     wave = load_audio(utt.audio_filepath)
 
     def said(ws, config: dict) -> str:
-        ws.send_text(json.dumps({"config": config}))
+        """The spoken words (raw) of the utterance streamed with `config`."""
+        ws.send_text(json.dumps({"config": {"raw": True, **config}}))
         texts = []
         for i in range(0, len(wave), 3200):
             ws.send_bytes(_pcm16(wave[i : i + 3200]))
@@ -524,6 +573,18 @@ def test_wyoming_describe_and_transcribe(tone_model):
     utt = read_manifest(manifest)[2]
     pcm = _pcm16(load_audio(utt.audio_filepath))
 
+    async def transcribe(client, raw: bool | None) -> str:
+        request = Transcribe(language="en").event()
+        if raw is not None:  # the wyoming package has no field for it: the event's data
+            request.data["raw"] = raw
+        await client.write_event(request)
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        for i in range(0, len(pcm), 6400):
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 6400])
+            await client.write_event(chunk.event())
+        await client.write_event(AudioStop().event())
+        return Transcript.from_event(await client.read_event()).text
+
     async def exchange() -> tuple:
         config = ServeConfig(max_streams=2, stream_idle_timeout=5.0, max_stream_seconds=60.0)
         server = await wyoming_server(Server(recognizer, config), "127.0.0.1", 0)
@@ -531,20 +592,15 @@ def test_wyoming_describe_and_transcribe(tone_model):
         async with server, AsyncTcpClient("127.0.0.1", port) as client:
             await client.write_event(Describe().event())
             info = Info.from_event(await client.read_event())
-            await client.write_event(Transcribe(language="en").event())
-            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-            for i in range(0, len(pcm), 6400):
-                chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 6400])
-                await client.write_event(chunk.event())
-            await client.write_event(AudioStop().event())
-            transcript = Transcript.from_event(await client.read_event())
+            texts = [await transcribe(client, raw) for raw in (None, True, False)]
             await client.write_event(AudioStart(rate=16000, width=4, channels=1).event())
             error = await client.read_event()
-        return info, transcript, error
+        return info, texts, error
 
-    info, transcript, error = asyncio.run(exchange())
+    info, (written, raw, asked_written), error = asyncio.run(exchange())
     assert info.asr and info.asr[0].models[0].languages == ["en"]
-    assert transcript.text == utt.text
+    assert_written(written, utt.text)
+    assert raw == utt.text and asked_written == written
     assert error.type == "error" and "16-bit mono" in error.data["text"]
 
 
