@@ -98,13 +98,14 @@ def test_build_tune_and_transcribe_subtitles(workspace, capsys):
     assert record["options"]["lm_path"].endswith("lm.bin")
     assert record["options"]["word_score"] == 6.0
     assert record["words"], "a word score of 6 makes the search emit words"
-    assert " ".join(w["word"] for w in record["words"]) == record["text"]
+    assert " ".join(w["word"] for w in record["words"]) == record["raw_text"]  # spoken
     starts = [w["start"] for w in record["words"]]
     assert starts == sorted(starts) and starts[0] >= 0 and record["words"][-1]["end"] <= duration
     srt = parse_srt((out_dir / "long.srt").read_text())
     vtt = parse_vtt((out_dir / "long.vtt").read_text())
     assert srt == vtt and srt and srt[-1][1] <= duration + 1e-3
-    assert " ".join(c[2] for c in srt) == record["text"]
+    assert " ".join(c[2] for c in srt) == record["text"]  # the written words
+    assert record["text"] != record["raw_text"] and record["text"][:1].isupper()
 
 
 def test_bad_decoding_flag_is_a_clear_error(workspace, capsys):
