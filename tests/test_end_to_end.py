@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import assert_written
 
 from asr.cli import main
 from asr.corpora.tones import make_tone_corpus
@@ -44,8 +45,12 @@ def test_transcribe_cli(trained, capsys):
     args = ["transcribe", *(u.audio_filepath for u in utterances), "--model", str(root / "exp")]
     assert main([*args, "--output-format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert [r["text"] for r in records] == [u.text for u in utterances]
-    assert main(args[:2] + args[-2:]) == 0  # one file: the transcript alone
+    assert [r["raw_text"] for r in records] == [u.text for u in utterances]
+    for record in records:
+        assert_written(record["text"], record["raw_text"])
+    assert main(args[:2] + args[-2:]) == 0  # one file: the transcript alone, written
+    assert_written(capsys.readouterr().out.strip(), utterances[0].text)
+    assert main([*args[:2], *args[-2:], "--raw"]) == 0  # the spoken words
     assert capsys.readouterr().out.strip() == utterances[0].text
 
 

@@ -75,7 +75,7 @@ def test_a_new_output_format_is_a_choice_and_written(monkeypatch, tmp_path, caps
     shout = formats.OutputFormat(lambda t, _: t.text.upper() + "\n", False, "upper case")
     monkeypatch.setitem(formats.FORMATS, "shout", shout)
     help_text = _subcommand(build_parser(), "transcribe").format_help()
-    assert "shout: upper case" in help_text
+    assert "shout: upper case" in " ".join(help_text.split())  # wherever argparse wraps it
     args = build_parser().parse_args(["transcribe", "x.wav", "--output-format", "shout"])
     assert args.output_format == "shout"
     transcript = _transcript("a cab", tmp_path / "talk.wav")

@@ -218,8 +218,8 @@ def test_the_api_takes_hotwords(tone_setup):
     recognizer, wav = tone_setup
     (without,) = recognizer.transcribe([wav])
     (with_list,) = recognizer.transcribe([wav], hotwords=["MAT"])
-    assert without.text.split()[:2] == ["a", "red"] and "mat" not in without.text.split()
-    assert with_list.text == "a red mat"
+    assert without.raw_text.split()[:2] == ["a", "red"] and "mat" not in without.raw_text.split()
+    assert with_list.raw_text == "a red mat" and with_list.text == "A red mat."
     with pytest.raises(HotwordError, match="entry 1: boost 'x'"):
         recognizer.transcribe([wav], hotwords=["mat:x"])
 
@@ -237,7 +237,7 @@ def test_the_cli_and_evaluate_take_hotwords(tone_setup, monkeypatch, capsys):
         return recognizer
 
     monkeypatch.setattr(asr.inference.recognizer, "load_model", load)
-    search = ["--model", str(wav.parent), "--decoder", "beam"]
+    search = ["--model", str(wav.parent), "--decoder", "beam", "--raw"]  # the spoken words
     search += ["--lexicon", str(wav.parent / "lexicon.txt")]
     assert main(["transcribe", str(wav), *search]) == 0
     assert "mat" not in capsys.readouterr().out.split()
@@ -273,11 +273,14 @@ def test_the_server_takes_a_hotwords_field_and_the_prompt(tone_setup):
     url = "/v1/audio/transcriptions"
 
     def post(**fields):
+        """The response to the recording (raw, the spoken words, unless `fields` say)."""
+        fields = {"raw": "true", **fields}
         return client.post(url, files={"file": ("mat.wav", data, "audio/wav")}, data=fields)
 
     with TestClient(create_app(recognizer, config), base_url=LOCAL) as client:
         assert "mat" not in post().json()["text"].split()
         assert post(hotwords="mat").json() == {"text": "a red mat"}
+        assert post(hotwords="mat", raw="false").json() == {"text": "A red mat."}
         data = (wav.parent / "look.wav").read_bytes()  # "look a red mat"
         hinted = post(prompt="Look at the red mat.").json()["text"].split()
         assert hinted[0] == "look" and "mat" not in hinted  # words of 4+ letters are hints

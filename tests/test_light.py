@@ -192,6 +192,7 @@ def test_transcription_on_onnx_imports_no_torch(tmp_path):
     assert report["checked"] == 1 and report["hot"]  # 1: the duration is wrong, said so
     assert report["runners"] == ["OnnxRunner", "OnnxRunner"]
     assert report["text"] and report["chunks"] >= 3 and report["code"] == 0
+    assert report["text"][:1].isupper() and report["text"][-1] in ".?!"  # written, no torch
     assert (tmp_path / "srt" / "long.srt").is_file()
     assert report["evaluated"] == 0 and report["cached"] == 1
     assert (tmp_path / "srt" / "eval" / "summary.json").is_file()

@@ -5,7 +5,7 @@ beam search."""
 import json
 
 import pytest
-from helpers import train_tone_model
+from helpers import assert_written, train_tone_model
 
 from asr.cli import main
 from asr.corpora.tones import _WORDS
@@ -13,7 +13,7 @@ from asr.inference.export import write_phone_lexicon
 from asr.inference.lm import write_lexicon
 from asr.manifest import read_manifest
 from asr.text import PHONES, Vocabulary
-from asr.training.loop import unit_error_counts
+from asr.training.validate import unit_error_counts
 
 
 def test_phone_vocabulary_round_trips_phone_text():
@@ -67,7 +67,9 @@ def test_phone_model_learns_the_tones_and_the_lexicon_spells_words(phone_model, 
     beam = ["--decoder", "beam", "--lexicon", str(root / "lexicon.txt")]
     assert main([*args, *beam, "--output-format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert [r["text"] for r in records] == [u.text for u in utterances]
+    assert [r["raw_text"] for r in records] == [u.text for u in utterances]
+    for record in records:  # the lexicon's words, written
+        assert_written(record["text"], record["raw_text"])
     assert main([*args, "--decoder", "greedy", "--output-format", "json"]) == 0
     greedy = json.loads(capsys.readouterr().out)
-    assert set(greedy[0]["text"].replace(".", " ").split()) <= set(PHONES)
+    assert set(greedy[0]["text"].replace(".", " ").split()) <= set(PHONES)  # not written

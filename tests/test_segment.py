@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import ToneOracleRecognizer
+from helpers import ToneOracleRecognizer, assert_written
 
 from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions
@@ -73,7 +73,8 @@ def test_long_recording_is_stitched_with_correct_times(tmp_path):
     )[0]
     assert result.chunks >= len(wave) / SR / 10
     assert result.duration == pytest.approx(len(wave) / SR)
-    assert result.text == text
+    assert result.raw_text == text
+    assert_written(result.text, text)  # the stitched words, written as one text
     errors = [
         max(abs(w.start - s), abs(w.end - e))
         for w, (_, s, e) in zip(result.words, truth, strict=True)

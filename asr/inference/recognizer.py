@@ -184,8 +184,12 @@ class Recognizer:
 
     def writer(self, options: DecodingOptions) -> Punctuator | None:
         """What writes the text of results decoded with `options`: the punctuator, or None
-        for the spoken words (`options.raw`). The one place this is decided."""
-        return None if options.raw else self.punctuator()
+        for the spoken words (`options.raw`). The one place this is decided. A phone model
+        decoded without its lexicon spells phones ("K.AE.T"), not words: nothing to write."""
+        spells_words = not self.vocab.phonetic or (
+            options.decoder == "beam" and bool(options.lexicon_path)
+        )
+        return None if options.raw or not spells_words else self.punctuator()
 
     def write(self, transcript: Transcript, options: DecodingOptions) -> Transcript:
         """`transcript` with its text written (`writer`), its spoken words kept as they are."""
