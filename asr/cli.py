@@ -327,7 +327,8 @@ def _run_train(args) -> int:
 def _run_features(args) -> int:
     from asr.config import load_toml
     from asr.manifest import read_manifest
-    from asr.training.loop import ExperimentConfig, cache_jobs, feature_cache
+    from asr.training.config import ExperimentConfig
+    from asr.training.feature_cache import cache_jobs, feature_cache
 
     cfg = load_toml(ExperimentConfig, args.config, args.overrides)
     cache = feature_cache(cfg)

@@ -28,8 +28,9 @@ from asr.inference.recognizer import Recognizer
 from asr.inference.runtime_torch import TorchRunner
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
+from asr.training.config import TrainConfig
 from asr.training.data import Batch
-from asr.training.loop import compute_loss
+from asr.training.losses import compute_loss, make_criterion
 
 SAMPLE_RATE = 16_000
 
@@ -47,13 +48,13 @@ def train_speed(model, extractor, precision: str, steps: int, batch_size: int, s
     device = torch.device("cpu")
     dtype = resolve_precision(precision, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ctc = nn.CTCLoss(reduction="sum", zero_infinity=True)
+    criterion = make_criterion(TrainConfig(), Vocabulary.english(), [])  # train.loss's default
     batch = make_batch(batch_size, seconds, np.random.default_rng(0))
     model.train()
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
-        result = compute_loss(model, extractor, batch, ctc, device, dtype)
+        result = compute_loss(model, extractor, batch, criterion, device, dtype)
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -32,7 +32,10 @@ from torch import nn
 from asr.config import load_toml
 from asr.corpora.tones import make_tone_corpus
 from asr.device import autocast
-from asr.training.loop import ExperimentConfig, build_trainer, train_step
+from asr.training.config import ExperimentConfig
+from asr.training.epoch import train_step
+from asr.training.losses import PHONE_CTC
+from asr.training.trainer import build_trainer
 
 # Configuration E's data path and batches before the feature cache (issue 20's "today").
 TODAY = (
@@ -119,13 +122,13 @@ class Meter:
         return self.audio / self.seconds if self.seconds else math.nan
 
 
-def full_steps(tr, ctc, batches: Batches, steps: int, meter: Meter) -> None:
+def full_steps(tr, batches: Batches, steps: int, meter: Meter) -> None:
     """`steps` steps of the real loop: next batch from the loader, features, step."""
     tr.model.train()
     _sync(tr.device)
     start = time.perf_counter()
     for batch in batches.take(steps):
-        train_step(tr, ctc, [batch])
+        train_step(tr, [batch])
         real, padded = batch.audio_seconds(tr.cfg.features)
         meter.audio += real
         meter.padded += padded
@@ -155,8 +158,9 @@ def synthetic_batch(tr, utt_seconds: float) -> tuple[torch.Tensor, ...]:
     return feats, feat_lens, targets, target_lens
 
 
-def model_steps(tr, ctc, batch, steps: int, utt_seconds: float, meter: Meter) -> None:
-    """`steps` steps of model, loss and optimizer alone on one synthetic batch."""
+def model_steps(tr, batch, steps: int, utt_seconds: float, meter: Meter) -> None:
+    """`steps` steps of model, the run's criterion and optimizer alone on one synthetic
+    batch."""
     feats, feat_lens, targets, target_lens = batch
     tr.model.train()
     with_aux = tr.raw_model.aux_output is not None and tr.cfg.train.aux_weight > 0
@@ -166,10 +170,10 @@ def model_steps(tr, ctc, batch, steps: int, utt_seconds: float, meter: Meter) ->
         tr.optimizer.zero_grad(set_to_none=True)
         with autocast(tr.device, tr.dtype):
             log_probs, out_lens, *aux = tr.model(feats, feat_lens, with_aux=with_aux)
-        loss = ctc(log_probs.transpose(0, 1), targets, out_lens, target_lens)
+        loss = tr.criterion(log_probs.transpose(0, 1), targets, out_lens, target_lens)
         if aux:  # the phone head's loss, on stand-in targets of the same length
             aux_targets = targets.clamp(max=aux[0].shape[-1] - 1)
-            loss = loss + ctc(aux[0].transpose(0, 1), aux_targets, out_lens, target_lens)
+            loss = loss + PHONE_CTC(aux[0].transpose(0, 1), aux_targets, out_lens, target_lens)
         tr.scaler.scale(loss / len(feats)).backward()
         tr.scaler.unscale_(tr.optimizer)
         nn.utils.clip_grad_norm_(tr.model.parameters(), tr.cfg.optim.grad_clip)
@@ -228,7 +232,6 @@ def main() -> None:
     for name, extra in fast_variants(cfg).items():
         trainers[name] = build_trainer(make_config(args, manifest, extra), exp / name)
     fast = trainers["fast"]
-    ctc = nn.CTCLoss(blank=fast.vocab.blank_id, reduction="sum", zero_infinity=True)
     durations = [u.duration for u in fast.train_loader.dataset.utterances]
     mean_seconds = sum(durations) / len(durations)
     params = sum(p.numel() for p in fast.model.parameters()) / 1e6
@@ -238,13 +241,13 @@ def main() -> None:
     loops = {name: (tr, Batches(tr), Meter()) for name, tr in trainers.items()}
     synthetic, only = synthetic_batch(fast, mean_seconds), Meter()
     for tr, batches, _ in loops.values():
-        full_steps(tr, ctc, batches, args.warmup, Meter())
-    model_steps(fast, ctc, synthetic, args.warmup, mean_seconds, Meter())
+        full_steps(tr, batches, args.warmup, Meter())
+    model_steps(fast, synthetic, args.warmup, mean_seconds, Meter())
     per_round = math.ceil(args.steps / args.rounds)
     for _ in range(args.rounds):  # alternate, so that load from elsewhere weighs on all alike
         for tr, batches, meter in loops.values():
-            full_steps(tr, ctc, batches, per_round, meter)
-        model_steps(fast, ctc, synthetic, per_round, mean_seconds, only)
+            full_steps(tr, batches, per_round, meter)
+        model_steps(fast, synthetic, per_round, mean_seconds, only)
     for name, (_, _, meter) in loops.items():
         share = meter.audio / meter.padded
         print(f"{name:10s} whole loop: {meter.rate:8.1f} audio s/s  (non-padding {share:.3f})")

@@ -176,7 +176,7 @@ def test_streamed_wav_header_not_called_truncated(tmp_path):
 def test_training_refuses_unreadable_unless_skipping(tmp_path, caplog):
     from asr.manifest import ManifestError
     from asr.text import Vocabulary
-    from asr.training.loop import load_split
+    from asr.training.splits import load_split
 
     manifest, _ = build_bad_corpus(tmp_path)
     clean = tmp_path / "few.jsonl"

@@ -9,14 +9,15 @@ import torch
 from asr.config import ConfigError, apply_overrides, from_dict
 from asr.corpora.tones import make_tone_corpus
 from asr.text import Vocabulary
+from asr.training.config import ExperimentConfig, TrainConfig
 from asr.training.ctc_crf import (
     CtcCrfLoss,
     denominator_from_sequences,
     graph_from_bigram,
     log_partition,
-    make_criterion,
 )
-from asr.training.loop import ExperimentConfig, TrainConfig, fit
+from asr.training.loop import fit
+from asr.training.losses import make_criterion
 
 BLANK = 0
 SEQUENCES = [[1, 2, 3], [1, 1, 2], [3, 2], [2], [2, 3, 3, 1]]

@@ -14,9 +14,10 @@ from asr.features import FeatureConfig, FeatureExtractor
 from asr.manifest import read_manifest
 from asr.text import Vocabulary
 from asr.training.augment import AugmentConfig, AugmentedDataset, speed_perturb
+from asr.training.config import ExperimentConfig
 from asr.training.data import SpeechDataset, collate
 from asr.training.feature_cache import CachedFeatureDataset, FeatureCache, cache_speeds
-from asr.training.loop import ExperimentConfig, build_trainer
+from asr.training.trainer import build_trainer
 
 
 @pytest.fixture(scope="module")

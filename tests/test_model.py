@@ -61,7 +61,7 @@ def test_x3_front_end_keeps_every_ctc_feasible_transcript_trainable():
     ctc_min_frames(target) <= output frames."""
     from asr.corpora.check import CheckConfig, output_frames
     from asr.frames import ctc_min_frames
-    from asr.training.loop import ctc_feasible
+    from asr.training.losses import ctc_feasible
 
     model = AcousticModel(ModelConfig(subsampling=3, num_layers=1, hidden_size=8), 80, 29)
     for seconds in (0.25, 1.0, 2.37):

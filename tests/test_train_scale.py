@@ -20,14 +20,11 @@ from asr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from asr.config import ConfigError, apply_overrides, to_toml
 from asr.corpora.tones import make_tone_corpus
 from asr.training.average import average_checkpoints, average_experiment, select_checkpoints
-from asr.training.loop import (
-    ExperimentConfig,
-    NonFiniteLossError,
-    build_trainer,
-    fit,
-    train_one_epoch,
-)
+from asr.training.config import ExperimentConfig
+from asr.training.epoch import NonFiniteLossError, train_one_epoch
+from asr.training.loop import fit
 from asr.training.state import load_init_weights, model_payload, resume_state, training_payload
+from asr.training.trainer import build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,19 +74,19 @@ _KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
     import torch
-    import asr.training.loop as train
+    import asr.training.epoch as epoch
     from asr.cli import main
 
     torch.set_num_threads(1)
     kill_at = int(os.environ["KILL_AT"])
-    step = train.train_step
+    step = epoch.train_step
 
-    def dying_step(tr, ctc, batches):
+    def dying_step(tr, batches):
         if tr.step == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-        return step(tr, ctc, batches)
+        return step(tr, batches)
 
-    train.train_step = dying_step
+    epoch.train_step = dying_step
     sys.exit(main(sys.argv[1:]))
     """
 )
@@ -176,18 +173,17 @@ def test_nonfinite_steps_are_skipped_then_stop_training(corpus, tmp_path):
     with torch.no_grad():
         tr.model.output.bias[0] = math.nan  # every loss is NaN from now on
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
-    ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
     with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
-        train_one_epoch(tr, ctc)
+        train_one_epoch(tr)
     assert tr.nonfinite_steps == 3 and tr.step == 3
     _assert_same(tr.model.state_dict(), before)  # no update was applied
 
 
 def test_one_nonfinite_step_is_skipped_and_counted(corpus, tmp_path, monkeypatch):
-    import asr.training.loop as train
+    import asr.training.epoch as epoch
 
     calls = []
-    compute_loss = train.compute_loss
+    compute_loss = epoch.compute_loss
 
     def poisoned(*args, **kwargs):
         result = compute_loss(*args, **kwargs)
@@ -196,9 +192,9 @@ def test_one_nonfinite_step_is_skipped_and_counted(corpus, tmp_path, monkeypatch
             result.loss = result.loss * math.inf
         return result
 
-    monkeypatch.setattr(train, "compute_loss", poisoned)
+    monkeypatch.setattr(epoch, "compute_loss", poisoned)
     tr = build_trainer(_config(corpus), tmp_path)
-    metrics = train_one_epoch(tr, torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True))
+    metrics = train_one_epoch(tr)
     assert metrics["nonfinite_steps"] == 1 and tr.bad_steps == 0
     assert all(torch.isfinite(p).all() for p in tr.model.parameters())
 
@@ -374,7 +370,8 @@ def test_training_curves_plot(tmp_path):
 
 
 def _lr_factors(steps_per_epoch, scales, warmup=3):
-    from asr.training.loop import OptimConfig, make_scheduler
+    from asr.training.config import OptimConfig
+    from asr.training.schedule import make_scheduler
 
     optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
     cfg = OptimConfig(lr=1.0, warmup_steps=warmup, epochs=len(steps_per_epoch))

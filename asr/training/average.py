@@ -9,6 +9,7 @@ metrics) and writes a model checkpoint that `asr transcribe --model` loads.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,11 +20,14 @@ from asr.layout import AVERAGED_FILE, EPOCHS_DIR, epoch_number
 
 __all__ = [
     "AVERAGE_BY",
+    "average_at_end",
     "average_checkpoints",
     "average_experiment",
     "epoch_checkpoints",
     "select_checkpoints",
 ]
+
+log = logging.getLogger(__name__)
 
 AVERAGE_BY = ("last", "best")  # the epochs averaged: the last N, or the N of lowest WER
 
@@ -106,4 +110,21 @@ def average_experiment(
     paths = select_checkpoints(exp_dir, num, by, up_to)
     out = Path(out) if out else Path(exp_dir) / AVERAGED_FILE
     save_checkpoint(out, average_checkpoints(paths))
+    return out
+
+
+def average_at_end(exp_dir: Path, asked: int, by: str, up_to: int) -> Path:
+    """A finished run's train.average_last: average `asked` of its epoch checkpoints (epochs
+    1 .. `up_to`) into averaged.pt; a run with fewer epochs (a short optim.epochs, an early
+    stop) averages all it has, saying so: a setting never fails a run whose training is
+    done."""
+    num = min(asked, len(epoch_checkpoints(exp_dir, up_to=up_to)))
+    if num < asked:
+        log.warning(
+            "train.average_last = %d, but the run has %d epoch checkpoint(s): averaging those",
+            asked,
+            num,
+        )
+    out = average_experiment(exp_dir, num, by, up_to=up_to)
+    log.info("averaged %d checkpoint(s) (%s) into %s", num, by, out)
     return out

@@ -22,8 +22,10 @@ Every frame-level symbol sequence is exactly one path of that graph, so with all
 with a scale per frame (float64, a (B, S) @ (S, S) product per frame); its gradient, the state
 occupancies, comes from the matching backward pass (`LogPartition`).
 
-    criterion = make_criterion(cfg.train, vocab, train_set.targets)
-    loss = criterion(log_probs.transpose(0, 1), targets, out_lens, target_lens)  # summed
+    den = denominator_from_sequences(train_set.targets, len(vocab), vocab.blank_id)
+    loss = CtcCrfLoss(den, vocab.blank_id)(log_probs, targets, out_lens, target_lens)  # summed
+
+`train.loss = "ctc_crf"` builds it (asr/training/losses.py); log_probs are (T, B, V).
 """
 
 from __future__ import annotations
@@ -39,13 +41,10 @@ from asr.config import ConfigError
 
 __all__ = [
     "CRF_LM_ORDERS",
-    "LOSSES",
     "CtcCrfLoss",
     "Denominator",
     "denominator_from_sequences",
     "log_partition",
-    "make_criterion",
-    "plain_ctc",
 ]
 
 # Unit n-gram orders the dense denominator graph holds (a trigram's thousands of states
@@ -223,38 +222,9 @@ class CtcCrfLoss(nn.Module):
         self.den = den
         self.ctc_weight = ctc_weight
         self.ctc = nn.CTCLoss(blank=blank, reduction="none", zero_infinity=True)
-        self.plain = nn.CTCLoss(blank=blank, reduction="sum", zero_infinity=True)  # aux heads
 
     def forward(self, log_probs, targets, out_lens, target_lens):
         ctc = self.ctc(log_probs, targets, out_lens, target_lens)  # (B,)
         log_z = log_partition(log_probs.transpose(0, 1), out_lens, self.den)  # (B,)
         lm = self.den.sequence_log_prob(targets, target_lens).to(log_z)  # (B,)
         return ((1 + self.ctc_weight) * ctc - lm + log_z).sum()
-
-
-def plain_ctc(criterion: nn.Module) -> nn.Module:
-    """The plain summed CTC loss for an auxiliary head beside `criterion` (built once)."""
-    return criterion.plain if isinstance(criterion, CtcCrfLoss) else criterion
-
-
-def _ctc(train, vocab, sequences) -> nn.Module:
-    return nn.CTCLoss(blank=vocab.blank_id, reduction="sum", zero_infinity=True)
-
-
-def _ctc_crf(train, vocab, sequences) -> nn.Module:
-    blank = vocab.blank_id
-    den = denominator_from_sequences(
-        sequences, len(vocab), blank, train.crf_lm_order, train.crf_lm_smoothing
-    )
-    return CtcCrfLoss(den, blank, train.crf_ctc_weight)
-
-
-LOSSES = {"ctc": _ctc, "ctc_crf": _ctc_crf}
-
-
-def make_criterion(train, vocab, sequences: Iterable[Sequence[int]]) -> nn.Module:
-    """The training loss `train.loss` names ("ctc" or "ctc_crf"); a CTC-CRF denominator is
-    estimated from `sequences`, the training transcripts' label ids."""
-    if train.loss not in LOSSES:
-        raise ConfigError(f"train.loss = {train.loss!r}: expected one of {sorted(LOSSES)}")
-    return LOSSES[train.loss](train, vocab, sequences)

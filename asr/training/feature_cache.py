@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,13 +39,20 @@ from asr.audio import load_audio
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.files import write_atomic
 from asr.training.augment import AugmentConfig, AugmentedDataset, speed_perturb
+from asr.training.distributed import DistContext
+
+if TYPE_CHECKING:
+    from asr.training.config import ExperimentConfig
 
 __all__ = [
     "CACHE_VERSION",
     "CachedFeatureDataset",
     "FeatureCache",
+    "cache_jobs",
     "cache_speeds",
     "default_cache_dir",
+    "feature_cache",
+    "open_feature_cache",
 ]
 
 # Bump when what an entry holds changes for the same key (the resampler, the log offset).
@@ -212,3 +220,39 @@ class CachedFeatureDataset(AugmentedDataset):
         speed = float(self.speed_factors(self.epoch)[index])
         feats = self.cache.get(self.utterances[index].audio_filepath, speed)
         return (feats, *self.base.target_tensors(index))
+
+
+def feature_cache(cfg: ExperimentConfig) -> FeatureCache:
+    """The feature cache a config reads (data.feature_cache_dir, else the default)."""
+    return FeatureCache(default_cache_dir(cfg.data.feature_cache_dir), cfg.features)
+
+
+def cache_jobs(cfg: ExperimentConfig, train, valid) -> list[tuple]:
+    """What the feature cache must hold for a run, decided here for `asr train` and `asr
+    data features` alike: (split, speed factors, label) for the training split (a dataset
+    or a manifest; None: none) at every speed augment draws, the validation split at 1.0."""
+    jobs = [] if train is None else [(train, cache_speeds(cfg.augment), "train features")]
+    if valid is not None:
+        jobs.append((valid, [1.0], "validation features"))
+    return jobs
+
+
+def open_feature_cache(cfg: ExperimentConfig, train_set, valid_set, dist: DistContext):
+    """The feature cache with every entry this run reads (built now where missing), or None
+    with data.feature_cache off."""
+    if not cfg.data.feature_cache:
+        return None
+    cache = feature_cache(cfg)
+    jobs, stats = cache_jobs(cfg, train_set, valid_set), CacheStats()
+    for dataset, speeds, label in jobs:
+        stats.add(cache.build([u.audio_filepath for u in dataset.utterances], speeds, label))
+    if dist.is_main:
+        log.info(
+            "feature cache %s: %d entries (%d built now), %.1f MiB, speeds %s",
+            cache.root,
+            stats.present + stats.built,
+            stats.built,
+            stats.bytes / 2**20,
+            jobs[0][1],
+        )
+    return cache

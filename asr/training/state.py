@@ -30,7 +30,7 @@ from asr.logmel import GLOBAL_STATS_NORMALIZATIONS
 from asr.training.distributed import barrier, gather_objects
 
 if TYPE_CHECKING:
-    from asr.training.loop import Trainer
+    from asr.training.trainer import Trainer
 
 __all__ = [
     "experiment_lock",
