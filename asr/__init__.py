@@ -14,7 +14,9 @@ The pipeline and where each part lives: docs/architecture.md.
 
 from __future__ import annotations
 
-import importlib
+import functools
+
+from asr.lazy import lazy_attribute, lazy_names
 
 _EXPORTS = {
     "AudioError": "asr.audio",
@@ -22,7 +24,7 @@ _EXPORTS = {
     "DecodingOptions": "asr.decode",
     "ErrorCounts": "asr.metrics",
     "EvaluationResult": "asr.evaluate",
-    "ExperimentConfig": "asr.training.loop",
+    "ExperimentConfig": "asr.training.config",
     "Hypothesis": "asr.decode",
     "Recognizer": "asr.inference.recognizer",
     "SegmentConfig": "asr.inference.segment",
@@ -43,13 +45,5 @@ __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'asr' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__ = functools.partial(lazy_attribute, globals(), _EXPORTS)
+__dir__ = functools.partial(lazy_names, globals(), _EXPORTS)
