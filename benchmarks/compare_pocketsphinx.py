@@ -63,7 +63,7 @@ def run_asr(system: str, manifest: str, model: str) -> dict:
         start = time.perf_counter()
         (result,) = recognizer.transcribe([utt.audio_filepath], options)
         decode_seconds += time.perf_counter() - start
-        hyps.append(result.text)
+        hyps.append(result.raw_text)  # the spoken words: what WER scores
         audio_seconds += result.duration
     return {
         "hyps": hyps,

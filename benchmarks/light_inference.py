@@ -167,8 +167,8 @@ def throughput_worker(model: str, runtime: str, args) -> dict:
         "audio_seconds": sum(t.duration for t in hyps),
         "single_seconds": single,
         "batched_seconds": batched,
-        "greedy": [t.text for t in hyps],
-        "lm": [t.text for t in with_lm],
+        "greedy": [t.raw_text for t in hyps],  # the spoken words: what WER scores
+        "lm": [t.raw_text for t in with_lm],
         "options": recognizer.default_options.to_dict(),
     }
 

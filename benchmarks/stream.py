@@ -35,7 +35,7 @@ def streamed_text(recognizer, wave: np.ndarray, block: int) -> str:
     for i in range(0, len(wave), block):
         events += stream.accept(wave[i : i + block])
     events += stream.finish()
-    return " ".join(e.text for e in events if e.kind == "final" and e.text)
+    return " ".join(e.raw_text for e in events if e.kind == "final" and e.raw_text)
 
 
 def wer(refs: list[str], hyps: list[str]) -> float:
@@ -107,7 +107,7 @@ def main() -> None:
     refs = [u.text for u in utterances]
     if not args.skip_wer:
         start = time.monotonic()
-        offline = [t.text for t in recognizer.transcribe(waves)]
+        offline = [t.raw_text for t in recognizer.transcribe(waves)]  # the spoken words
         offline_s = time.monotonic() - start
         start = time.monotonic()
         streamed = [streamed_text(recognizer, w, block) for w in waves]
