@@ -305,7 +305,13 @@ def _add_training(sub) -> None:
     p.add_argument("--half", action="store_true", help="store weights as float16")
     p.add_argument("--lm", help="LM folder (asr lm build) with lm.bin and lexicon.txt: OUT/lm")
     p.add_argument("--onnx", action="store_true", help="also OUT/model.onnx (light runtime)")
-    p.add_argument("--int8", action="store_true", help="also OUT/model.int8.onnx (+ --onnx)")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="also OUT/model.int8.onnx: a quarter of the size, 7-bit per-channel weights so "
+        "that AVX2-only CPUs stay accurate; measured on dev with en-default: WER 25.98%% "
+        "against 26.53%% fp32, log-probs within 0.7 (README, 'int8')",
+    )
     p.set_defaults(func=_run_export)
 
 
