@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import FAKE_FLITE, make_librispeech, needs_kenlm
+from helpers import FAKE_FLITE, make_librispeech, needs_kenlm, write_tone
 
 from asr.manifest import read_manifest
 
@@ -71,7 +71,7 @@ def test_default_model_all_stages(tmp_path):
         {"SHARED": str(shared), "GUTENBERG": str(books), "MANIFESTS": str(manifests),
          "EXP": str(exp), "O_OUT": str(o_out), "OUT": str(out), "SPEAKERS": "4",
          "TRAIN_SET": tiny,
-         "LM_BUILD": "--order 2", "LM_WEIGHTS": "1", "WORD_SCORES": "0"},
+         "LM_BUILD": "--order 2", "LM_WEIGHTS": "1", "WORD_SCORES": "0", "STOP_STAGE": "9"},
     )  # fmt: skip
     assert len(read_manifest(manifests / "mini_spk" / "held_out.jsonl")) == 3
     crf = json.loads((exp / "ft_crf_n_utt" / "train.log").read_text().splitlines()[-1])
@@ -95,6 +95,42 @@ def test_default_model_all_stages(tmp_path):
         assert summary["decoding"]["decoder"] == "beam"
     shipped = json.loads((exp / "eval_all22" / "dev-lm" / "summary.json").read_text())
     assert shipped["utterances"] == 2 and shipped["decoding"]["lm_weight"] == 1
+
+
+def test_default_model_speechocean762_stage(tmp_path):
+    """Stage 10: a Kaldi folder in speechocean762's layout comes in through `asr data prepare
+    kaldi`; its validation speakers follow the committed rule (ids sorted, every 6th from the
+    first); the mixes add its training speakers to Mini LibriSpeech's 22 (twice for Q2)."""
+    shared = tmp_path / "mini"
+    make_librispeech(shared, "train", {("1", "10"): [1.5] * 2, ("2", "20"): [1.5]})
+    make_librispeech(shared, "dev", {("5", "50"): [1.5]})
+    so762 = tmp_path / "so762"
+    data = so762 / "train"
+    data.mkdir(parents=True)
+    speakers = [f"{n:04d}" for n in (9, 3, 1, 7, 4, 8, 2, 6, 5)]  # unsorted, as a corpus may be
+    scp, text, utt2spk = [], [], []
+    for speaker in speakers:
+        utt = f"{speaker}0001"
+        write_tone(so762 / "WAVE" / f"SPEAKER{speaker}" / f"{utt}.wav", 1.0)
+        scp.append(f"{utt}\tWAVE/SPEAKER{speaker}/{utt}.wav")
+        text.append(f"{utt}\tWE CALL IT BEAR")
+        utt2spk.append(f"{utt} {speaker}")
+    (data / "wav.scp").write_text("\n".join(scp) + "\n")
+    (data / "text").write_text("\n".join(text) + "\n")
+    (data / "utt2spk").write_text("\n".join(utt2spk) + "\n")
+    (data / "spk2gender").write_text("".join(f"{s} f\n" for s in speakers))
+    manifests = tmp_path / "manifests"
+    env = {"SHARED": str(shared), "SO762": str(data), "MANIFESTS": str(manifests),
+           "EXP": str(tmp_path / "exp"), "SPEAKERS": "1"}  # fmt: skip
+    run_recipe("default_model", {**env, "STAGE": "1", "STOP_STAGE": "1"})
+    run_recipe("default_model", {**env, "STAGE": "10", "STOP_STAGE": "10"})
+    held_out = read_manifest(manifests / "so762_spk" / "held_out.jsonl")
+    assert sorted(u.speaker for u in held_out) == ["0001", "0007"]  # sorted: 1st and 7th
+    train = read_manifest(manifests / "so762_spk" / "train.jsonl")
+    assert len(train) == 7 and held_out[0].text == "WE CALL IT BEAR"
+    mini = read_manifest(manifests / "mini" / "train.jsonl")
+    assert len(read_manifest(manifests / "mix" / "train.jsonl")) == len(mini) + 7
+    assert len(read_manifest(manifests / "mix2" / "train.jsonl")) == len(mini) + 14
 
 
 def test_librispeech_prepare_stage_on_fake_960h_layout(tmp_path):

@@ -16,7 +16,8 @@ set -euo pipefail
 
 ASR=${ASR:-python -m asr}
 STAGE=${STAGE:-1}  # 1 data, 2 N, 3 O, 4 LM, 5 O's folder, 6 N on 22, 7 O on 22, 8 folder, 9 evaluate
-STOP_STAGE=${STOP_STAGE:-9}
+# issue 32 (every voice): 10 speechocean762 data, 11 Q, 12 Q2, 13 R, 14 folders, tuning, reports
+STOP_STAGE=${STOP_STAGE:-14}
 SHARED=${SHARED:-../shared/data/mini_librispeech}
 GUTENBERG=${GUTENBERG:-../shared/data/gutenberg/books ../shared/data/gutenberg_extra/books}
 CONFIGS=recipes/default_model/configs
@@ -31,6 +32,10 @@ O_OUT=${O_OUT:-$EXP/en-o}  # O's folder: it chooses the decoding weights
 OUT=${OUT:-$EXP/en-default-22}  # the model folder that ships
 SHIP=${SHIP:-0}  # 1: stage 8 also copies it to data/models/en-default
 RESUME=${RESUME:-0}
+SO762=${SO762:-../shared/data/speechocean762/train}  # Kaldi layout: wav.scp text utt2spk spk2gender
+PHONES=${PHONES:-data/models/en-phones}  # Q starts from the shipped phone model (P on 22 speakers)
+SO762_WEIGHTS=${SO762_WEIGHTS:-2 2.5 3}
+SO762_SCORES=${SO762_SCORES:--1 0 1 2}
 VALID=$MANIFESTS/mini_spk/held_out.jsonl
 DEV=$MANIFESTS/mini/dev.jsonl
 resume=()
@@ -102,4 +107,55 @@ if ((STAGE <= 9 && 9 <= STOP_STAGE)); then
         $ASR evaluate "$manifest" --model "$O_OUT" --out-dir "$EXP/eval_o/$split-lm"
     done
     $ASR evaluate "$DEV" --model "$OUT" --out-dir "$EXP/eval_all22/dev-lm"
+fi
+# Issue 32, direction 2 (more voices): Mini LibriSpeech's 22 speakers + speechocean762's
+# non-native adults and teenagers. Its validation speakers (the rule, committed before any
+# training): speaker ids sorted, every 6th from the first (13 of 73). Its own test split and
+# children stay withheld.
+SO_VALID=$MANIFESTS/so762_spk/held_out.jsonl
+if ((STAGE <= 10 && 10 <= STOP_STAGE)); then
+    $ASR data prepare kaldi --root "$SO762" --out "$MANIFESTS/so762" --name so762
+    # shellcheck disable=SC2046
+    $ASR data split "$MANIFESTS/so762/so762.jsonl" --out-dir "$MANIFESTS/so762_spk" \
+        --speakers $(awk '{print $1}' "$SO762/spk2gender" | sort | awk 'NR % 6 == 1')
+    mkdir -p "$MANIFESTS/mix" "$MANIFESTS/mix2"
+    cat "$MANIFESTS/mini/train.jsonl" "$MANIFESTS/so762_spk/train.jsonl" >"$MANIFESTS/mix/train.jsonl"
+    # Q2's: speechocean762's training speakers twice
+    cat "$MANIFESTS/mix/train.jsonl" "$MANIFESTS/so762_spk/train.jsonl" >"$MANIFESTS/mix2/train.jsonl"
+fi
+so=(--set "data.valid_manifest=\"$SO_VALID\"")
+for item in $TRAIN_SET; do so+=(--set "$item"); done
+if ((STAGE <= 11 && 11 <= STOP_STAGE)); then  # Q: the phone model + 6 epochs on both corpora
+    start_from "$PHONES/model.pt"
+    $ASR train --config $CONFIGS/q_phones_so762_ft.toml --exp-dir "$EXP/ft_ph_so762" \
+        --set "data.train_manifest=\"$MANIFESTS/mix/train.jsonl\"" "${so[@]}" "${start[@]}"
+fi
+if ((STAGE <= 12 && 12 <= STOP_STAGE)); then  # Q2: Q + 5 epochs, speechocean762 weighted x2
+    start_from "$EXP/ft_ph_so762/averaged.pt"
+    $ASR train --config $CONFIGS/q2_phones_so762x2_ft.toml --exp-dir "$EXP/ft_ph_so762x2" \
+        --set "data.train_manifest=\"$MANIFESTS/mix2/train.jsonl\"" "${so[@]}" "${start[@]}"
+fi
+if ((STAGE <= 13 && 13 <= STOP_STAGE)); then  # R: en-default (characters) + O's 6 epochs on both
+    start_from "$OUT/model.pt"
+    $ASR train --config $CONFIGS/r_chars_so762_ft.toml --exp-dir "$EXP/ft_ch_so762" \
+        --set "data.train_manifest=\"$MANIFESTS/mix/train.jsonl\"" "${so[@]}" "${start[@]}"
+fi
+if ((STAGE <= 14 && 14 <= STOP_STAGE)); then
+    # Folders with their parent's LM; the phone folders keep en-phones' decoding weights (the
+    # "shipped weights" rows), then LM weight x word score tuned on the speechocean762
+    # validation speakers; each folder on both validation sets and dev.
+    for run in q:ft_ph_so762:"$PHONES" q2:ft_ph_so762x2:"$PHONES" r:ft_ch_so762:"$OUT"; do
+        IFS=: read -r name dir parent <<<"$run"
+        $ASR export "$EXP/$dir/averaged.pt" --out "$EXP/en-$name" --half --onnx --lm "$parent/lm"
+        cp "$parent/decoding.json" "$EXP/en-$name/decoding.json"
+        for set in so762:"$SO_VALID" dev:"$DEV"; do
+            $ASR evaluate "${set#*:}" --model "$EXP/en-$name" --out-dir "$EXP/eval_so762/$name-${set%%:*}"
+        done
+        # shellcheck disable=SC2086
+        $ASR decode tune "$EXP/en-$name" "$SO_VALID" --beam-size 100 --lexicon-words 30000 \
+            --lm-weights $SO762_WEIGHTS --word-scores $SO762_SCORES
+        for set in so762:"$SO_VALID" dev:"$DEV"; do
+            $ASR evaluate "${set#*:}" --model "$EXP/en-$name" --out-dir "$EXP/eval_so762/$name-tuned-${set%%:*}"
+        done
+    done
 fi
