@@ -72,9 +72,10 @@ def test_page_uploads_the_sample_and_shows_the_timed_transcript(server, browser,
     browser.save_screenshot(str(tmp_path / "serve_page_upload.png"))
     status = browser.find_element(By.ID, "status").text
     assert state == "done", status
-    assert browser.find_element(By.ID, "transcript").text == expected.text
-    rows = browser.find_elements(By.CSS_SELECTOR, "#words tbody tr")
-    assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == expected.text.split()
+    assert browser.find_element(By.ID, "transcript").text == expected.text  # written
+    assert expected.text[:1].isupper() and expected.text.endswith(".")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#words tbody tr")  # the timed spoken words
+    assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == expected.raw_text.split()
     first = [td.text for td in rows[0].find_elements(By.TAG_NAME, "td")]
     assert first[1:3] == [f"{expected.words[0].start:.2f}", f"{expected.words[0].end:.2f}"]
     assert status.startswith(f"sample.wav: {expected.duration:.1f} s of audio transcribed in")
