@@ -405,6 +405,20 @@ CASES = [
         ("--duration-tolerance",),
     ),
     Case("data check --jobs 0", "data check {ws}/good.jsonl --jobs 0", 2, ("--jobs",)),
+    *[
+        Case(
+            f"data prepare {flags}",
+            f"data prepare librispeech --root {{ws}} --out {{ws}}/prepared {flags}",
+            2,
+            words,
+        )
+        for flags, words in (
+            ("--min-duration nan", ("--min-duration", "nan")),
+            ("--max-duration nan", ("--max-duration", "nan")),
+            ("--min-duration -1", ("--min-duration",)),
+            ("--min-duration 5 --max-duration 1", ("--min-duration", "--max-duration")),
+        )
+    ],
     Case(
         "trained folder, no --resume",
         "train --config {ws}/cfg_empty.toml --exp-dir {ws}/trained_exp",
@@ -740,6 +754,37 @@ _TINY_RUN = [
     "train.stats_utterances=4",
     "train.tensorboard=false",
 ]
+
+
+def test_the_experiment_config_is_written_whole(tmp_path, monkeypatch):
+    """config.toml goes through a temporary file renamed over it, like every other output
+    (a full disk mid-write left a truncated config.toml beside the checkpoints)."""
+    import tempfile
+
+    import asr.training.loop
+    from asr.config import apply_overrides
+    from asr.training.loop import fit
+
+    manifest = make_tone_corpus(tmp_path / "tones", 4, seed=3)
+    cfg = apply_overrides(ExperimentConfig(), [f'data.train_manifest="{manifest}"', *_TINY_RUN])
+    real_mkstemp, temporaries = tempfile.mkstemp, []
+
+    def mkstemp(*args, **kwargs):
+        temporaries.append(kwargs.get("prefix"))
+        return real_mkstemp(*args, **kwargs)
+
+    class Stop(Exception):
+        pass
+
+    def stop(_trainer):
+        raise Stop
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(asr.training.loop, "train_one_epoch", stop)
+    with pytest.raises(Stop):
+        fit(cfg, tmp_path / "exp")
+    assert "config.toml" in temporaries
+    assert (tmp_path / "exp" / "config.toml").read_text().strip()
 
 
 def test_stale_temporary_files_are_cleaned(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -333,6 +334,17 @@ def _cut_segment(
 class DurationFilter:
     min_duration: float = 0.0  # seconds; shorter utterances are dropped
     max_duration: float = float("inf")  # seconds; longer utterances are dropped
+
+    def __post_init__(self) -> None:
+        # NaN compares false both ways: it would keep everything without a word
+        for name in ("min_duration", "max_duration"):
+            value = getattr(self, name)
+            if math.isnan(value) or value < 0:
+                raise CorpusError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
+        if self.min_duration > self.max_duration:
+            raise CorpusError(
+                f"--min-duration {self.min_duration} is above --max-duration {self.max_duration}"
+            )
 
 
 def filter_by_duration(

@@ -28,6 +28,7 @@ from pathlib import Path
 from asr.checkpoint import CheckpointError, CheckpointWriteError
 from asr.config import ConfigError, load_toml, to_toml
 from asr.device import resolve_device
+from asr.files import write_atomic
 from asr.layout import LAST_FILE, TRAINED_FILES
 from asr.training.average import average_at_end
 from asr.training.config import ExperimentConfig, OptimConfig, TrainConfig
@@ -141,7 +142,7 @@ def _start(tr: Trainer, resume: bool, init_from: str | Path | None) -> None:
     elif init_from:
         load_init_weights(tr, init_from)
     if tr.dist.is_main:  # once what it continues from is accepted: a refusal changes nothing
-        (tr.exp_dir / "config.toml").write_text(to_toml(tr.cfg))
+        write_atomic(tr.exp_dir / "config.toml", to_toml(tr.cfg))
     params = sum(p.numel() for p in tr.model.parameters())
     log.info(
         "model: %.2fM parameters; device %s, %s; %d process(es)",
