@@ -66,3 +66,38 @@ def test_no_word_times_gives_one_cue_for_the_whole_recording():
 def test_json_round_trips():
     record = {"text": "the cat", "words": [w.to_dict() for w in WORDS[:2]]}
     assert json.loads(to_json(record)) == record
+
+
+def test_segment_records_carry_whisper_fields_with_their_meaning_here():
+    """verbose_json segments: seek in 10 ms frames, the spoken words' label ids, the
+    duration-weighted mean log confidence, Whisper's compression ratio, and the chance that
+    none of the words was spoken; Whisper's usual filter drops the doubtful one-word cue."""
+    import math
+    import zlib
+
+    from asr.decode import Hypothesis
+    from asr.inference.formats import segment_records
+    from asr.inference.recognizer import Transcript
+    from asr.text import Vocabulary
+
+    words = [
+        WordTiming("the", 0.1, 0.3, 0.9),
+        WordTiming("cat", 0.4, 0.8, 0.5),
+        WordTiming("hmm", 3.0, 3.2, 0.2),  # after a pause: its own segment
+    ]
+    text = "the cat hmm"
+    transcript = Transcript("a.wav", text, 4.0, Hypothesis(text), words)
+    vocab = Vocabulary.english()
+    first, second = segment_records(transcript, vocab.encode)
+    assert (first["id"], first["text"], first["seek"], second["seek"]) == (0, "the cat", 10, 300)
+    assert vocab.decode(first["tokens"]) == "the cat" and all(
+        isinstance(t, int) for t in first["tokens"]
+    )
+    expected = (0.2 * math.log(0.9) + 0.4 * math.log(0.5)) / 0.6
+    assert first["avg_logprob"] == pytest.approx(expected, abs=1e-4)
+    assert first["no_speech_prob"] == pytest.approx(0.1 * 0.5, abs=1e-4)
+    data = b"the cat"
+    assert first["compression_ratio"] == pytest.approx(len(data) / len(zlib.compress(data)), 1e-3)
+    assert first["temperature"] == second["temperature"] == 0.0
+    dropped = [s for s in (first, second) if s["no_speech_prob"] > 0.6 and s["avg_logprob"] < -1]
+    assert dropped == [second]

@@ -205,6 +205,73 @@ def test_fields_openai_clients_send_are_accepted(upload_dir):
     assert response.json() == {"text": "A cat."}
 
 
+# --- the official openai SDK against a running server -------------------------------------
+
+
+@pytest.fixture
+def openai_server(tmp_path, upload_dir):
+    """(an openai.OpenAI client, the recognizer) of a server in a thread whose model folder
+    is named en-default."""
+    openai = pytest.importorskip("openai")
+    from browser import serve_in_thread
+
+    folder = tmp_path / "en-default"
+    folder.mkdir()
+    recognizer = OracleRecognizer()
+    recognizer.source = str(folder)
+    app = create_app(recognizer, ServeConfig(upload_dir=str(upload_dir)))
+    for url in serve_in_thread(app):
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0), recognizer
+
+
+def test_openai_sdk_lists_and_retrieves_the_loaded_model(openai_server):
+    """GET /v1/models and /v1/models/{id}: the loaded model, named by its folder; an
+    unknown id is a 404 in OpenAI's error shape."""
+    import openai
+
+    client, recognizer = openai_server
+    (model,) = client.models.list().data
+    assert (model.id, model.object, model.owned_by) == ("en-default", "model", "asr")
+    assert model.created == int(Path(recognizer.source).stat().st_mtime)
+    assert client.models.retrieve("en-default") == model
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("whisper-1")
+    assert missing.value.status_code == 404
+    assert "'whisper-1' does not exist" in missing.value.message
+    assert missing.value.body["param"] == "model"
+
+
+def test_models_are_behind_the_same_guards(upload_dir):
+    with _client(OracleRecognizer(), upload_dir) as client:
+        assert client.get("/v1/models").json()["data"][0]["id"] == "tone oracle"
+        evil = client.get("/v1/models", headers={"Origin": "http://evil.example"})
+        rebound = client.get("/v1/models/tone oracle", headers={"Host": "attacker.example"})
+        unknown = client.get("/v1/models/x")
+    assert evil.status_code == 403 and rebound.status_code == 403
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == 404
+
+
+def test_openai_sdk_verbose_json_segments_have_whisper_fields(openai_server):
+    """Every segment's seek, tokens, temperature, avg_logprob, compression_ratio and
+    no_speech_prob are set, so Whisper's usual filtering code runs on them."""
+    client, recognizer = openai_server
+    data, _, _ = _tone_recording(TEXT)
+    result = client.audio.transcriptions.create(
+        model="en-default", file=("a.wav", data), response_format="verbose_json"
+    )
+    assert result.text == WRITTEN and result.segments
+    fields = ("seek", "tokens", "temperature", "avg_logprob", "compression_ratio")
+    fields += ("no_speech_prob",)
+    spoken = []
+    for seg in result.segments:
+        assert all(getattr(seg, name) is not None for name in fields), seg
+        kept = not (seg.no_speech_prob > 0.6 and seg.avg_logprob < -1)  # Whisper's filter
+        assert kept and seg.compression_ratio > 0 and seg.temperature == 0.0
+        assert seg.seek == round(seg.start * 100)
+        spoken.append(recognizer.vocab.decode(seg.tokens))
+    assert " ".join(spoken) == TEXT
+
+
 # --- errors ------------------------------------------------------------------------------
 
 

@@ -7,13 +7,15 @@ keeps the timed spoken words beside the written ones. SRT and WebVTT cues are
 `asr.inference.subtitles.split_cues`'s: two lines of at most 42 characters, split at
 sentences, clauses and pauses. `make_cues` (one line a cue: closed at a pause longer than
 `max_gap`, past `max_chars` characters or `max_seconds` seconds) gives the server's
-verbose_json segments.
+verbose_json segments, and `segment_records` their fields in OpenAI's shape.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ __all__ = [
     "OutputError",
     "OutputFormat",
     "check_output_dir",
+    "compression_ratio",
     "join_transcripts",
     "make_cues",
     "to_json",
@@ -41,6 +44,7 @@ __all__ = [
     "to_txt",
     "to_vtt",
     "plan_outputs",
+    "segment_records",
     "transcript_record",
     "write_transcript",
     "write_transcripts",
@@ -88,6 +92,58 @@ def _closes(current: list[WordTiming], word: WordTiming, max_chars, max_seconds,
 
 def _cue(words: list[WordTiming]) -> Cue:
     return Cue(words[0].start, words[-1].end, " ".join(w.word for w in words))
+
+
+def segment_records(transcript: Transcript, encode: Callable[[str], list[int]]) -> list[dict]:
+    """OpenAI's verbose_json segments of a timed transcript: one per `make_cues` cue of its
+    written words, each with the fields Whisper gives a segment, meaning here:
+
+    id, start, end, text  the cue: its written words and their times (seconds)
+    seek               the start in 10 ms frames (Whisper: the offset, in its 10 ms mel
+                       frames, of the window the segment was decoded in)
+    tokens             the vocabulary ids (`encode`) of the segment's spoken words, spaces
+                       between them: the labels the CTC model emitted for it
+    temperature        0.0: decoding is deterministic, never sampled
+    avg_logprob        the mean log-probability of the labels the model chose over the
+                       segment's frames: each spoken word's log confidence (the mean log
+                       posterior of its characters' frames), weighted by its duration
+    compression_ratio  as Whisper computes it: UTF-8 bytes of the text over those bytes
+                       zlib-compressed (high for a looping, repeated text)
+    no_speech_prob     the probability that none of the segment's words was spoken, each
+                       word's confidence read as the probability it was: prod(1 - conf)
+
+    So Whisper's usual filter (`no_speech_prob > 0.6 and avg_logprob < -1`) drops a segment
+    of one or two doubtful words, as it drops Whisper's own hallucinations.
+    """
+    spoken = transcript.words
+    records = []
+    for i, cue in enumerate(make_cues(transcript.written_words)):
+        words = [w for w in spoken if cue.start <= (w.start + w.end) / 2 <= cue.end]
+        weights = [max(w.end - w.start, 1e-3) for w in words]
+        logs = [math.log(max(w.confidence, 1e-12)) for w in words]
+        avg_logprob = sum(x * n for x, n in zip(logs, weights, strict=True)) / sum(weights or [1])
+        no_speech = math.prod(1.0 - min(max(w.confidence, 0.0), 1.0) for w in words)
+        records.append(
+            {
+                "id": i,
+                "seek": round(cue.start * 100),
+                "start": round(cue.start, 3),
+                "end": round(cue.end, 3),
+                "text": cue.text,
+                "tokens": encode(" ".join(w.word for w in words)),
+                "temperature": 0.0,
+                "avg_logprob": round(avg_logprob, 4),
+                "compression_ratio": round(compression_ratio(cue.text), 4),
+                "no_speech_prob": round(no_speech, 4),
+            }
+        )
+    return records
+
+
+def compression_ratio(text: str) -> float:
+    """UTF-8 bytes over zlib-compressed bytes, as Whisper's `get_compression_ratio`."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def _timestamp(seconds: float, decimal: str) -> str:

@@ -35,7 +35,7 @@ log = logging.getLogger("asr.serve")
 
 # Every protocol the server speaks: a module with a `PROTOCOL` (its routes, its own port).
 PROTOCOLS: dict[str, Protocol] = {
-    "openai": transcriptions.PROTOCOL,  # POST /v1/audio/transcriptions
+    "openai": transcriptions.PROTOCOL,  # POST /v1/audio/transcriptions, GET /v1/models
     "vosk": vosk.PROTOCOL,  # WebSocket /v1/stream
     "wyoming": wyoming.PROTOCOL,  # TCP, --wyoming-port
 }

@@ -1,8 +1,10 @@
-"""OpenAI's transcription API over HTTP: POST /v1/audio/transcriptions.
+"""OpenAI's transcription API over HTTP: POST /v1/audio/transcriptions, and the models it
+lists: GET /v1/models and GET /v1/models/{id} (the one loaded model, named by its folder).
 
 multipart form, OpenAI's fields:
     file             the audio (required): any format soundfile reads
-    response_format  json (default), text, srt, vtt or verbose_json (segments and words)
+    response_format  json (default), text, srt, vtt or verbose_json (segments, with every
+                     field Whisper gives one, `formats.segment_records`, and words)
     language         only "en" (the model is English)
     hotwords         words and phrases to favour, comma- or line-separated, each with an
                      optional ":boost" ("Nautilus, Captain Nemo:8"; asr/hotwords.py)
@@ -51,9 +53,10 @@ from asr.serve.errors import ApiError
 from asr.serve.server import Protocol, QueueFull, Server
 from asr.text import normalize_text
 
-__all__ = ["PROMPT_BOOST", "PROTOCOL", "RESPONSE_FORMATS", "URL"]
+__all__ = ["MODELS_URL", "PROMPT_BOOST", "PROTOCOL", "RESPONSE_FORMATS", "URL", "model_id"]
 
 URL = "/v1/audio/transcriptions"
+MODELS_URL = "/v1/models"
 # Fields of OpenAI's transcription request that change nothing here (see the module docstring).
 _IGNORED_FIELDS = ("model", "temperature")
 _IGNORED_FIELDS += ("timestamp_granularities", "timestamp_granularities[]")
@@ -64,43 +67,39 @@ PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default 
 _PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
 _LANGUAGES = ("en",)
 _WHERE = "field 'hotwords'"  # how errors name the hotwords field
+_STARTED = int(time.time())  # a model's `created` when it has no file to date it by
 
 
 # --- responses ---------------------------------------------------------------------------
 
 
-def _json(t: Transcript) -> Response:
+def _json(t: Transcript, _recognizer: Recognizer) -> Response:
     return JSONResponse({"text": t.text})
 
 
-def _text(t: Transcript) -> Response:
+def _text(t: Transcript, _recognizer: Recognizer) -> Response:
     return PlainTextResponse(formats.to_txt(t.text))
 
 
-def _srt(t: Transcript) -> Response:
+def _srt(t: Transcript, _recognizer: Recognizer) -> Response:
     return PlainTextResponse(formats.to_srt(t.written_words, t.text, t.duration))
 
 
-def _vtt(t: Transcript) -> Response:
+def _vtt(t: Transcript, _recognizer: Recognizer) -> Response:
     vtt = formats.to_vtt(t.written_words, t.text, t.duration)
     return PlainTextResponse(vtt, media_type="text/vtt")
 
 
-def _verbose_json(t: Transcript) -> Response:
-    """OpenAI's verbose_json: segments are cues of the written words; words are the timed
-    spoken words, with their confidence too. No tokens, avg_logprob or no_speech_prob: a
-    CTC model has no such thing."""
-    cues = formats.make_cues(t.written_words)
-    segments = [
-        {"id": i, "start": round(c.start, 3), "end": round(c.end, 3), "text": c.text}
-        for i, c in enumerate(cues)
-    ]
+def _verbose_json(t: Transcript, recognizer: Recognizer) -> Response:
+    """OpenAI's verbose_json: segments are cues of the written words, with Whisper's
+    per-segment fields (`formats.segment_records` says what each means here); words are
+    the timed spoken words, with their confidence too."""
     record = {
         "task": "transcribe",
         "language": "english",
         "duration": round(t.duration, 3),
         "text": t.text,
-        "segments": segments,
+        "segments": formats.segment_records(t, recognizer.vocab.encode),
         "words": [w.to_dict() for w in t.words],
     }
     return JSONResponse(record)
@@ -108,7 +107,7 @@ def _verbose_json(t: Transcript) -> Response:
 
 @dataclass(frozen=True)
 class ResponseFormat:
-    respond: Callable[[Transcript], Response]
+    respond: Callable[[Transcript, Recognizer], Response]
     timed: bool  # needs timed words (recognized with word_timestamps)
 
 
@@ -276,11 +275,50 @@ async def transcriptions(server: Server, request: Request) -> Response:
             transcript, seconds = await _run_recognition(server, path, params, deadline)
     request.state.audio_seconds = transcript.duration
     request.state.recognition_seconds = seconds
-    return RESPONSE_FORMATS[params.response_format].respond(transcript)
+    return RESPONSE_FORMATS[params.response_format].respond(transcript, server.recognizer)
+
+
+# --- the models ---------------------------------------------------------------------------
+
+
+def model_record(server: Server) -> dict:
+    """The loaded model as OpenAI's Model object: named by its folder ("en-default"),
+    created when its folder (file) was last written, owned by this server."""
+    source = Path(server.recognizer.source)
+    try:
+        created = int(source.stat().st_mtime)
+    except OSError:  # not a path (a recognizer built in memory): when the server started
+        created = _STARTED
+    return {"id": model_id(server), "object": "model", "created": created, "owned_by": "asr"}
+
+
+def model_id(server: Server) -> str:
+    """The name clients know the loaded model by: its folder's name ("en-default"), the
+    file's stem for a checkpoint or graph given alone, "asr" for one with no source."""
+    source = PurePath(server.recognizer.source or "asr")
+    return source.stem if source.suffix in (".pt", ".onnx") else source.name
+
+
+async def list_models(server: Server, _request: Request) -> Response:
+    return JSONResponse({"object": "list", "data": [model_record(server)]})
+
+
+async def retrieve_model(server: Server, request: Request) -> Response:
+    name = request.path_params["model"]
+    if name != model_id(server):
+        message = f"the model {name!r} does not exist; this server has {model_id(server)!r}"
+        raise ApiError(404, message, "model")
+    return JSONResponse(model_record(server))
 
 
 def routes(server: Server) -> list[BaseRoute]:
-    return [Route(URL, functools.partial(transcriptions, server), methods=["POST"])]
+    return [
+        Route(URL, functools.partial(transcriptions, server), methods=["POST"]),
+        Route(MODELS_URL, functools.partial(list_models, server), methods=["GET"]),
+        Route(
+            MODELS_URL + "/{model:path}", functools.partial(retrieve_model, server), methods=["GET"]
+        ),
+    ]
 
 
 PROTOCOL = Protocol(routes)
