@@ -656,3 +656,92 @@ def test_a_client_that_leaves_mid_upload_is_one_quiet_line(upload_dir, caplog):
     records = [r for r in caplog.records if r.name == "asr.serve"]
     assert len(records) == 1 and "(client disconnected)" in records[0].getMessage()
     assert records[0].levelno == logging.INFO and records[0].exc_info is None
+
+
+# --- connections that never finish a request head (issue 35 item 2) ------------------------
+
+
+@pytest.fixture
+def running_server(upload_dir):
+    """(host, port) of a real uvicorn server on 127.0.0.1, started with the options
+    `asr serve` gives it (connections.uvicorn_options): 4 connections, 0.5 s to a head."""
+    import uvicorn
+
+    from asr.serve.connections import uvicorn_options
+
+    limits = {"head_timeout": 0.5, "max_connections": 4, "upload_dir": str(upload_dir)}
+    app = create_app(OracleRecognizer(), ServeConfig(**limits))
+    options = uvicorn_options(ServeConfig(**limits))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options)
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    yield "127.0.0.1", uv.servers[0].sockets[0].getsockname()[1]
+    uv.should_exit = True
+    thread.join(10)
+
+
+def _read_until_closed(sock, seconds: float = 5.0) -> tuple[bytes, float]:
+    """What the server sent before closing the socket, and when it closed (seconds from
+    now; `seconds` if it never did)."""
+    sock.settimeout(seconds)
+    start, received = time.monotonic(), b""
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except TimeoutError:
+        return received, seconds
+    return received, time.monotonic() - start
+
+
+def _health(address) -> int:
+    import http.client
+
+    conn = http.client.HTTPConnection(*address, timeout=5)
+    conn.request("GET", "/health")
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_a_connection_that_sends_nothing_is_closed(running_server):
+    import socket
+
+    with socket.create_connection(running_server) as sock:
+        received, took = _read_until_closed(sock)
+    assert received == b"" and took < 3.0
+
+
+def test_a_head_sent_a_line_at_a_time_is_bounded(running_server):
+    """Header lines every 0.1 s do not restart the clock: 408 at 0.5 s from the opening,
+    then closed."""
+    import socket
+
+    with socket.create_connection(running_server) as sock:
+        start = time.monotonic()
+        sock.sendall(b"GET /health HTTP/1.1\r\n")
+        for i in range(4):
+            time.sleep(0.1)
+            sock.sendall(f"x-slow-{i}: 1\r\n".encode())
+        received, _ = _read_until_closed(sock)
+        took = time.monotonic() - start
+    assert received.startswith(b"HTTP/1.1 408") and b"request head in 0.5 s" in received
+    assert took < 3.0
+
+
+def test_idle_connections_do_not_shut_the_api_out(running_server):
+    """As many silent sockets as --max-connections: requests get 503 while they stay open,
+    and 200 once they are closed after 0.5 s."""
+    import socket
+
+    idle = [socket.create_connection(running_server) for _ in range(4)]
+    try:
+        time.sleep(1.5)
+        assert _health(running_server) == 200
+    finally:
+        for sock in idle:
+            sock.close()

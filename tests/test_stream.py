@@ -435,7 +435,7 @@ def test_another_sample_rate_is_resampled(client):
         (['{"config": {"sample_rate": 1e999}}'], 1007, "must be an integer"),
         (['{"config": [16000]}'], 1007, "config must be an object"),
         (["[1, 2]"], 1007, "a JSON object"),
-        (["not json"], 1007, "must be JSON"),
+        (["not json"], 1007, "not valid JSON"),
         (['{"hello": 1}'], 1007, "unknown message"),
         ([b"\x00\x01\x02"], 1007, "whole samples"),
         ([b"\x00\x00" * 1000, '{"config": {"sample_rate": 16000}}'], 1008, "before the audio"),
@@ -525,7 +525,7 @@ def test_streams_are_bounded(client):
     with test_client.websocket_connect(WS) as one:  # idle: closed after 2 s
         with pytest.raises(WebSocketDisconnect) as closed:
             one.receive_json()
-        assert closed.value.code == 1008 and "nothing received" in closed.value.reason
+        assert closed.value.code == 1008 and "no audio" in closed.value.reason
     with test_client.websocket_connect(WS) as ws:  # 20 s of audio at most
         with pytest.raises(WebSocketDisconnect) as closed:
             for _ in range(30):
@@ -649,3 +649,184 @@ def test_a_stream_holds_no_more_audio_than_a_step_needs():
         assert len(stream.acoustic.frames) <= window.frames + block // 160 + 1
         rows = sum(len(r) for r in stream.decoder.rows)
         assert rows <= 2.0 / runner.frame_seconds + window.chunk
+
+
+# --- idle clients, untrusted JSON, Wyoming's manners (issue 35), with an untrained model ---
+
+
+@pytest.fixture(scope="module")
+def random_stream_model(tmp_path_factory):
+    """A streaming model folder with random weights: it streams anything, quickly."""
+    folder = tmp_path_factory.mktemp("random_stream")
+    torch.manual_seed(0)
+    cfg = _lc_config()
+    model = AcousticModel(cfg, 80, len(VOCAB))
+    config = {"features": asdict(FeatureConfig(normalization="running")), "model": asdict(cfg)}
+    payload = inference_payload(
+        config, VOCAB.to_list(), torch.zeros(80), torch.ones(80), model.state_dict()
+    )
+    save_checkpoint(folder / "model.pt", payload)
+    return load_model(folder, "cpu", "torch")
+
+
+def _serve_config(**limits):
+    from asr.serve import ServeConfig
+
+    return ServeConfig(**{"max_streams": 1, "stream_idle_timeout": 1.0, **limits})
+
+
+def _vosk_closed(recognizer, messages, pause: float = 0.0, seconds: float = 5.0):
+    """The WebSocketDisconnect that closes a Vosk stream sent `messages` (each answered;
+    repeated, `pause` apart, for at most `seconds`), and the time it took; None if it
+    stayed open."""
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from asr.serve import Server, server_app
+
+    server = Server(recognizer, _serve_config())
+    with (
+        TestClient(server_app(server), base_url=LOCAL) as test_client,
+        test_client.websocket_connect(WS) as ws,
+    ):
+        start = time.monotonic()
+        try:
+            while time.monotonic() - start < seconds:
+                for message in messages:
+                    send = ws.send_bytes if isinstance(message, bytes) else ws.send_text
+                    send(message)
+                    ws.receive_json()  # audio is answered; a bad text is closed
+                time.sleep(pause)
+        except WebSocketDisconnect as closed:
+            return closed, time.monotonic() - start
+    return None, seconds
+
+
+def test_empty_frames_do_not_keep_a_vosk_stream(random_stream_model):
+    """A slot is earned by audio: 0-byte frames every 0.1 s used to reset the idle timer
+    forever; now the stream is closed once it has waited 1 s in all without audio."""
+    closed, took = _vosk_closed(random_stream_model, [b""], pause=0.1)
+    assert closed is not None, "empty frames kept the stream open"
+    assert closed.code == 1008 and "no audio" in closed.reason
+    assert took < 3.0
+
+
+def test_audio_at_real_time_keeps_a_vosk_stream(random_stream_model):
+    closed, _ = _vosk_closed(random_stream_model, [b"\x00\x00" * 1600], pause=0.1, seconds=2.5)
+    assert closed is None
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('{"config": {"sample_rate": 1' + "0" * 400 + "}}", "digits"),
+        ("[" * 1000 + "]" * 1000, "nested"),
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "a JSON object"),
+    ],
+)
+def test_a_vosk_message_is_read_by_the_one_json_reader(random_stream_model, text, words):
+    closed, _ = _vosk_closed(random_stream_model, [text])
+    assert closed is not None and closed.code == 1007
+    assert words in closed.reason and "text message" in closed.reason
+
+
+def _wyoming_exchange(recognizer, client, **limits):
+    """`client(reader, writer)`'s result against a Wyoming server on 127.0.0.1."""
+    from asr.serve import Server
+    from asr.serve.wyoming import wyoming_server
+
+    async def run():
+        server = await wyoming_server(Server(recognizer, _serve_config(**limits)), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                return await asyncio.wait_for(client(reader, writer), 20)
+            finally:
+                writer.close()
+
+    return asyncio.run(run())
+
+
+def _event(kind: str, data: dict | None = None, payload: bytes = b"") -> bytes:
+    header = {"type": kind, "data": data or {}}
+    if payload:
+        header["payload_length"] = len(payload)
+    return (json.dumps(header) + "\n").encode() + payload
+
+
+async def _next_event(reader) -> dict | None:
+    line = await reader.readline()
+    return json.loads(line) if line else None
+
+
+def test_pings_do_not_keep_a_wyoming_stream(random_stream_model):
+    async def client(reader, writer):
+        start = time.monotonic()
+        while time.monotonic() - start < 5:
+            writer.write(_event("ping"))
+            await writer.drain()
+            try:
+                return await asyncio.wait_for(_next_event(reader), 0.1), time.monotonic() - start
+            except TimeoutError:
+                pass
+        return None, 5.0
+
+    event, took = _wyoming_exchange(random_stream_model, client)
+    assert event and event["type"] == "error" and "no audio" in event["data"]["text"]
+    assert took < 3.0
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"language": "de"}, "language 'de' is not supported"),
+        ({"name": "whisper-large", "language": "en"}, "model 'whisper-large' is not served"),
+    ],
+)
+def test_a_wyoming_transcribe_the_server_cannot_do_is_an_error(random_stream_model, data, words):
+    async def client(reader, writer):
+        writer.write(_event("transcribe", data))
+        return await _next_event(reader)
+
+    event = _wyoming_exchange(random_stream_model, client)
+    assert event and event["type"] == "error" and words in event["data"]["text"]
+    assert event["data"]["code"] == "1007"
+
+
+def test_a_wyoming_transcribe_of_the_listed_model_is_answered(random_stream_model):
+    async def client(reader, writer):
+        writer.write(_event("transcribe", {"name": "en-stream", "language": "en-US"}))
+        writer.write(_event("audio-start", {"rate": 16000, "width": 2, "channels": 1}))
+        writer.write(_event("audio-stop"))
+        return await _next_event(reader)
+
+    assert _wyoming_exchange(random_stream_model, client)["type"] == "transcript"
+
+
+def test_a_wyoming_header_is_read_by_the_one_json_reader(random_stream_model):
+    async def client(reader, writer):
+        writer.write(b'{"type": "describe", "data": {"n": 1' + b"0" * 400 + b"}}\n")
+        return await _next_event(reader)
+
+    event = _wyoming_exchange(random_stream_model, client)
+    assert event["type"] == "error" and event["data"]["code"] == "1007"
+    assert "event header" in event["data"]["text"] and "digits" in event["data"]["text"]
+
+
+def test_a_wyoming_client_still_writing_reads_why_it_is_closed(random_stream_model):
+    """audio-start with width 4, then 4 MB of audio written without reading: the client's
+    writes all land (no reset) and it reads the error that says why."""
+
+    async def client(reader, writer):
+        writer.write(_event("audio-start", {"rate": 16000, "width": 4, "channels": 1}))
+        chunk = _event("audio-chunk", {"rate": 16000, "width": 4, "channels": 1}, bytes(64000))
+        for _ in range(64):
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        return await _next_event(reader)
+
+    event = _wyoming_exchange(random_stream_model, client)
+    assert event["type"] == "error" and "16-bit mono" in event["data"]["text"]

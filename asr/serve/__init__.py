@@ -9,6 +9,7 @@ asr serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--workers N] [--wyomi
                        Recognizer.stream, ProtocolError, their one JSON reader
     errors.py          HTTP errors in OpenAI's JSON shape
     guards.py          Host/Origin checks, body size and time limits, the request log
+    connections.py     uvicorn's options and the time a connection has to a request head
     transcriptions.py  OpenAI's transcription API: POST /v1/audio/transcriptions
     vosk.py            the Vosk protocol: WebSocket /v1/stream
     wyoming.py         the Wyoming protocol (Home Assistant): its own TCP port

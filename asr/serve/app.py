@@ -24,10 +24,10 @@ from starlette.routing import Route
 from asr.inference.recognizer import Recognizer
 from asr.serve import transcriptions, vosk, wyoming
 from asr.serve.config import ServeConfig
+from asr.serve.connections import uvicorn_options
 from asr.serve.errors import EXCEPTION_HANDLERS
 from asr.serve.guards import BodyLimit, OriginGuard, RequestLog, allowed_hosts
 from asr.serve.server import Protocol, Server
-from asr.serve.streaming import MAX_MESSAGE_BYTES
 
 __all__ = ["PROTOCOLS", "create_app", "run_server", "server_app"]
 
@@ -125,7 +125,4 @@ def run_server(recognizer: Recognizer, config: ServeConfig) -> None:
             config.host,
         )
     app = create_app(recognizer, config)
-    # access_log off: RequestLog writes the one line per request.
-    limits = {"limit_concurrency": config.max_connections, "timeout_keep_alive": 5}
-    limits["ws_max_size"] = MAX_MESSAGE_BYTES + 1024  # one message's audio and its frame
-    uvicorn.run(app, host=config.host, port=config.port, access_log=False, **limits)
+    uvicorn.run(app, host=config.host, port=config.port, **uvicorn_options(config))

@@ -25,6 +25,7 @@ _POSITIVE = (
     "timeout",
     "max_audio_seconds",
     "read_timeout",
+    "head_timeout",
     "stream_idle_timeout",
     "max_stream_seconds",
 )
@@ -55,8 +56,13 @@ class ServeConfig:
     )
     read_timeout: float = _flag(30.0, "seconds an upload may send nothing; then 408, closed")
     max_connections: int = _flag(64, "connections at once; more are answered 503")
+    head_timeout: float = _flag(
+        10.0, "seconds a connection may take to send a whole request head; then closed (408)"
+    )
     max_streams: int = _flag(4, "live streams at once (/v1/stream and Wyoming); more are refused")
-    stream_idle_timeout: float = _flag(15.0, "seconds a live stream may send nothing; then closed")
+    stream_idle_timeout: float = _flag(
+        15.0, "seconds a live stream may wait without audio (pings earn none); then closed"
+    )
     max_stream_seconds: float = _flag(3600.0, "seconds of audio one live stream may send")
     wyoming_port: int | None = _flag(
         None, "also speak the Wyoming protocol (Home Assistant) on this TCP port"

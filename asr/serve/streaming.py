@@ -3,15 +3,17 @@ limits (`StreamLimits`), the slots (`StreamSlots`), one client's session over
 `Recognizer.stream` (`StreamSession`), and `ProtocolError`, which a protocol turns into its
 own way of saying why it closes (a WebSocket close code and reason, a Wyoming `error`).
 
-Every stream is bounded the same way: streams at once, seconds a client may send nothing,
+Every stream is bounded the same way: streams at once, seconds a client may go without
+sending audio (`AudioBudget`: a slot is earned by audio, not by pings or empty frames),
 seconds of audio a stream may hold, bytes a message may carry.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +23,12 @@ from asr.decode import DecodingOptions
 from asr.hotwords import HotwordError, HotwordLimitError
 from asr.inference.recognizer import Recognizer
 from asr.inference.stream import Stream, StreamEvent
+from asr.jsonsafe import JSONInputError, loads
 from asr.usererror import UserError
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
+    "AudioBudget",
     "ProtocolError",
     "StreamLimits",
     "StreamSession",
@@ -55,7 +59,7 @@ class ProtocolError(Exception):
 @dataclass(frozen=True)
 class StreamLimits:
     max_streams: int  # streams at once over every protocol; more are refused
-    idle_timeout: float  # seconds a client may send nothing
+    idle_timeout: float  # seconds a client may go without sending audio (AudioBudget)
     max_seconds: float  # seconds of audio one stream may send
     max_hotwords: int  # entries of a stream's hotwords (serve.max_hotwords)
 
@@ -77,6 +81,33 @@ class StreamSlots:
     def give(self) -> None:
         with self._lock:
             self.active -= 1
+
+
+class AudioBudget:
+    """A stream's slot is earned by audio: the seconds it waits for its client, less the
+    seconds of audio the client sent, may reach at most `limit` (a bucket that audio at
+    real time keeps full). Messages without audio (a 0-byte frame, a ping, a describe)
+    earn nothing, so a client cannot hold a slot with them; a server slow to decode costs
+    the client nothing, only waiting counts."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = self.left = limit
+
+    async def wait(self, awaitable):
+        """`awaitable`'s result, waited for at most the seconds left; ProtocolError (1008)
+        when they run out."""
+        start = time.monotonic()
+        try:
+            return await asyncio.wait_for(awaitable, max(self.left, 0.0))
+        except TimeoutError:
+            raise ProtocolError(
+                CLOSE_POLICY, f"no audio received for {self.limit:g} s (audio keeps a stream)"
+            ) from None
+        finally:
+            self.left -= time.monotonic() - start
+
+    def heard(self, seconds: float) -> None:
+        self.left = min(self.limit, self.left + seconds)
 
 
 class StreamSession:
@@ -162,13 +193,15 @@ def close_reason(text: str) -> str:
     return text.encode()[:123].decode("utf-8", "ignore")
 
 
-def json_object(text: str) -> dict:
+def json_object(text: str | bytes, source: str = "a text message") -> dict:
     """A client's JSON text (a Vosk message, a Wyoming header or data) as an object; the
-    one place the live-stream protocols parse JSON. ProtocolError (1007) otherwise."""
+    one place the live-stream protocols parse JSON, by the one reader of untrusted JSON
+    (`jsonsafe.loads`: bounded in size, depth and digits). ProtocolError (1007) naming
+    `source` otherwise."""
     try:
-        request = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ProtocolError(CLOSE_BAD_DATA, f"a text message must be JSON ({err.msg})") from None
+        request = loads(text, source)
+    except JSONInputError as err:
+        raise ProtocolError(CLOSE_BAD_DATA, str(err)) from None
     if not isinstance(request, dict):
-        raise ProtocolError(CLOSE_BAD_DATA, "a text message must be a JSON object")
+        raise ProtocolError(CLOSE_BAD_DATA, f"{source} must be a JSON object")
     return request

@@ -33,6 +33,7 @@ from asr.serve.streaming import (
     CLOSE_FULL,
     CLOSE_NORMAL,
     CLOSE_POLICY,
+    AudioBudget,
     ProtocolError,
     StreamSession,
     close_reason,
@@ -101,10 +102,11 @@ async def vosk_stream(server: Server, websocket: WebSocket) -> None:
 async def _vosk_session(websocket: WebSocket, server: Server) -> None:
     recognizer, limits = server.recognizer, server.stream_limits
     words, session = False, None
+    budget = AudioBudget(limits.idle_timeout)
     while True:
-        message = await _receive(websocket, limits.idle_timeout)
+        message = await _receive(websocket, budget)
         if message.get("text") is not None:
-            request = json_object(message["text"])
+            request = json_object(message["text"], "a text message")
             if "config" in request:
                 if session is not None:
                     raise ProtocolError(CLOSE_POLICY, "config comes before the audio")
@@ -128,7 +130,9 @@ async def _vosk_session(websocket: WebSocket, server: Server) -> None:
                 CLOSE_BAD_DATA, f"unknown message {sorted(request)}: expected config or eof"
             )
         session = session or await _open_default(server)
-        events = await asyncio.to_thread(session.accept, message.get("bytes") or b"")
+        audio = message.get("bytes") or b""
+        events = await asyncio.to_thread(session.accept, audio)
+        budget.heard(len(audio) / (2 * session.rate))
         for reply in vosk_replies(events, session.stream.partial, words):
             await websocket.send_json(reply)
 
@@ -139,11 +143,8 @@ async def _open_default(server: Server) -> StreamSession:
     return await asyncio.to_thread(open_session, server.recognizer, 16000, limits)
 
 
-async def _receive(websocket: WebSocket, timeout: float) -> dict:
-    try:
-        message = await asyncio.wait_for(websocket.receive(), timeout)
-    except TimeoutError:
-        raise ProtocolError(CLOSE_POLICY, f"nothing received for {timeout:g} s") from None
+async def _receive(websocket: WebSocket, budget: AudioBudget) -> dict:
+    message = await budget.wait(websocket.receive())
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
     return message
