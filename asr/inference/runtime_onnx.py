@@ -38,8 +38,9 @@ __all__ = [
 
 GRAPH_INPUTS = ("feats", "feat_lens")  # (B, T, n_mels) float32, (B,) int64
 GRAPH_OUTPUTS = ("log_probs", "out_lens")  # (B, T', V) float32, (B,) int64
-# The streaming step (model-stream.onnx): (1, W, n_mels) float32 window, (1,) int64 first and
-# last valid frame, (L, S, 1, H) float32 forward states -> (1, chunk, V) log-probs, states.
+# The streaming step (a latency-controlled model's model.onnx, in place of the whole-file
+# graph): (1, W, n_mels) float32 window, (1,) int64 first and last (exclusive) valid frame,
+# (L, S, 1, H) float32 forward states -> (1, chunk, V) log-probs, states.
 STEP_INPUTS = ("feats", "first", "last", "states")
 STEP_OUTPUTS = ("log_probs", "states_out")
 METADATA_KEY = "asr"
