@@ -98,7 +98,7 @@ def export_onnx(
         written = [out_dir / ONNX_FILE]
         graph = onnx.load(str(traced))
         if half:
-            _store_weights_half(graph)
+            store_weights_half(graph)
         _save(graph, metadata, written[0])
         if int8:
             written.append(out_dir / INT8_FILE)
@@ -152,14 +152,15 @@ def _trace_step(model, n_mels: int, path: Path) -> None:
         )
 
 
-def _store_weights_half(graph) -> None:
-    """Float32 initializers -> float16 storage, each cast back to float32 where it is read;
-    onnxruntime folds the casts once when it loads the graph."""
+def store_weights_half(graph, min_size: int = _MIN_HALF_SIZE) -> None:
+    """Float32 initializers of at least `min_size` values -> float16 storage, each cast back
+    to float32 where it is read; onnxruntime folds the casts once when it loads the graph
+    (the acoustic model's export and the punctuation tagger's)."""
     from onnx import TensorProto, helper, numpy_helper
 
     casts = []
     for tensor in graph.graph.initializer:
-        if tensor.data_type != TensorProto.FLOAT or np.prod(tensor.dims) < _MIN_HALF_SIZE:
+        if tensor.data_type != TensorProto.FLOAT or np.prod(tensor.dims) < min_size:
             continue
         name = tensor.name
         values = numpy_helper.to_array(tensor).astype(np.float16)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asr.inference.onnx_export import store_weights_half
 from asr.punctuation import data
 from asr.punctuation.metrics import capital_f1, punct_f1s
 from asr.punctuation.model import Tagger, TaggerConfig
@@ -261,7 +262,7 @@ def export(checkpoint: str | Path, out_dir: str | Path, half: bool = True) -> Pa
         )
     if half:
         graph = onnx.load(str(path))
-        _store_half(graph)
+        store_weights_half(graph, min_size=1024)  # large tensors only
         onnx.save(graph, str(path))
     (out_dir / VOCAB_FILE).write_text("\n".join(saved["vocabulary"]) + "\n", encoding="utf-8")
     labels = {
@@ -272,19 +273,3 @@ def export(checkpoint: str | Path, out_dir: str | Path, half: bool = True) -> Pa
     }
     (out_dir / LABELS_FILE).write_text(json.dumps(labels, indent=1, ensure_ascii=False))
     return out_dir
-
-
-def _store_half(graph) -> None:
-    """Large float32 initializers stored as float16, cast back where the graph reads them."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    casts = []
-    for tensor in graph.graph.initializer:
-        if tensor.data_type != TensorProto.FLOAT or np.prod(tensor.dims) < 1024:
-            continue
-        name = tensor.name
-        values = numpy_helper.to_array(tensor).astype(np.float16)
-        tensor.CopyFrom(numpy_helper.from_array(values, f"{name}.fp16"))
-        casts.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=TensorProto.FLOAT))
-    for node in reversed(casts):
-        graph.graph.node.insert(0, node)

@@ -27,7 +27,9 @@ dependencies (the `serve` extra: starlette, uvicorn).
 
 from __future__ import annotations
 
-import importlib
+import functools
+
+from asr.lazy import lazy_attribute, lazy_names
 
 _EXPORTS = {
     "PROMPT_BOOST": "asr.serve.transcriptions",
@@ -44,13 +46,5 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'asr.serve' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__ = functools.partial(lazy_attribute, globals(), _EXPORTS)
+__dir__ = functools.partial(lazy_names, globals(), _EXPORTS)
