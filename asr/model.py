@@ -12,7 +12,7 @@ from torch import nn
 from asr.frames import StreamWindow, strided_length, subsampled_length, time_strides
 from asr.model_config import RNN_CELLS, ModelConfig
 
-__all__ = ["ENCODERS", "AcousticModel", "ModelConfig", "drop_aux_head"]
+__all__ = ["ENCODERS", "AcousticModel", "ModelConfig", "UtteranceSummary", "drop_aux_head"]
 
 _RNN_TYPES = dict(zip(RNN_CELLS, (nn.LSTM, nn.GRU), strict=True))  # ModelConfig.rnn_type
 
@@ -82,6 +82,30 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return x.gather(1, index[:, :, None].expand_as(x))
 
 
+class UtteranceSummary(nn.Module):
+    """An x-vector-like summary of who speaks and where (issue 32, direction 3): the mean
+    and standard deviation of a layer's output over each utterance's own frames, projected
+    and added to every frame, so the layers above read each frame knowing the whole
+    utterance. The projection starts at zero: a model fine-tuned with it from a donor
+    without one starts exactly where the donor stands."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(2 * size, size)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, D), (B,) valid frames -> (B, T, D); frames past a length do not count."""
+        steps = torch.arange(x.shape[1], device=x.device)
+        mask = (steps[None, :] < lengths.to(x.device)[:, None]).to(x.dtype)[..., None]  # (B, T, 1)
+        count = mask.sum(1).clamp_min(1.0)  # (B, 1)
+        mean = (x * mask).sum(1) / count  # (B, D)
+        var = ((x - mean[:, None]) ** 2 * mask).sum(1) / count  # (B, D)
+        summary = torch.cat([mean, (var + 1e-5).sqrt()], dim=-1)  # (B, 2D)
+        return x + self.proj(summary)[:, None, :]
+
+
 class BidirectionalRNN(nn.Module):
     """Stacked bidirectional LSTM/GRU over zero-padded batches, without packing.
 
@@ -94,7 +118,13 @@ class BidirectionalRNN(nn.Module):
     """
 
     def __init__(
-        self, rnn_type: str, input_size: int, hidden_size: int, num_layers: int, dropout: float
+        self,
+        rnn_type: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        summary_layer: int = 0,
     ) -> None:
         super().__init__()
         rnn = _RNN_TYPES[rnn_type]
@@ -103,11 +133,20 @@ class BidirectionalRNN(nn.Module):
         self.backward_layers = nn.ModuleList(rnn(n, hidden_size, batch_first=True) for n in sizes)
         self.dropout = Dropout(dropout)
         self.output_size = 2 * hidden_size  # both directions
+        self.summary_layer = summary_layer
+        self.summary = UtteranceSummary(2 * hidden_size) if summary_layer else None
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> BidirectionalRNN:
         """The encoder of `cfg` (ENCODERS["birnn"]): its input is the front end's output."""
-        return cls(cfg.rnn_type, cfg.hidden_size, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+        return cls(
+            cfg.rnn_type,
+            cfg.hidden_size,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.dropout,
+            cfg.summary_layer,
+        )
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, tap: int = 0) -> tuple:
         """(B, T, input_size), (B,) -> (B, T, 2H) output and, with `tap` > 0, the (B, T, 2H)
@@ -119,6 +158,8 @@ class BidirectionalRNN(nn.Module):
             ahead, _ = fwd(x)  # (B, T, H)
             behind, _ = bwd(reverse_within_lengths(x, lengths))  # (B, T, H), reversed time
             x = torch.cat([ahead, reverse_within_lengths(behind, lengths)], dim=-1)
+            if i + 1 == self.summary_layer:
+                x = self.summary(x, lengths)  # (B, T, 2H)
             if i + 1 == tap:
                 tapped = x
         return x, tapped

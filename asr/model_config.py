@@ -48,6 +48,10 @@ class ModelConfig:
     # >0: an auxiliary phone CTC head reads the output of this recurrent layer (training
     # only: hierarchical multitask CTC; asr export drops it)
     aux_layer: int = 0
+    # >0: the mean and standard deviation over the utterance of this recurrent layer's
+    # output, projected, are added to its every frame (an utterance-level speaker summary,
+    # asr.model.UtteranceSummary; encoder "birnn" only: a stream has no whole utterance)
+    summary_layer: int = 0
     # what the model emits: "chars" (the default) or "phones" (39 ARPAbet phones; the
     # lexicon beam search spells words from their pronunciations)
     units: str = "chars"
@@ -79,6 +83,14 @@ class ModelConfig:
             raise ValueError(
                 f"model.chunk_jitter {self.chunk_jitter} must be below chunk_frames "
                 f"{self.chunk_frames}"
+            )
+        if not 0 <= self.summary_layer < self.num_layers or (
+            self.summary_layer and self.encoder != "birnn"
+        ):
+            raise ValueError(
+                f"model.summary_layer must be 0 (none) or a layer below the last "
+                f"(1..{self.num_layers - 1}) of encoder 'birnn', got {self.summary_layer} "
+                f"(encoder {self.encoder!r})"
             )
         if not 0 <= self.aux_layer < self.num_layers:
             raise ValueError(

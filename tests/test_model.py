@@ -129,3 +129,40 @@ def test_both_runtimes_read_the_geometry_from_the_config(tmp_path, rnn_type):
     b, sb = onnx_runner.stream_step(feats, 0, window.frames, states)
     np.testing.assert_allclose(a, b, atol=1e-4)
     np.testing.assert_allclose(sa, sb, atol=1e-4)
+
+
+def test_utterance_summary_starts_at_zero_and_ignores_padding():
+    """Issue 32, direction 3: a model with summary_layer equals its donor before training
+    (the projection starts at zero); trained weights make it differ, and a padded batch
+    still equals item-by-item (the mean and std count each utterance's own frames)."""
+    torch.manual_seed(0)
+    base = ModelConfig(num_layers=2, hidden_size=32, subsampling=3)
+    donor = AcousticModel(base, n_mels=80, vocab_size=29).eval()
+    model = AcousticModel(ModelConfig(**{**vars(base), "summary_layer": 1}), 80, 29).eval()
+    missing = model.load_state_dict(donor.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["rnn.summary.proj.bias", "rnn.summary.proj.weight"]
+    lens = torch.tensor([90, 41])
+    feats = torch.randn(2, 90, 80)
+    feats[1, 41:] = 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(model(feats, lens)[0], donor(feats, lens)[0])
+        torch.nn.init.normal_(model.rnn.summary.proj.weight, std=0.1)
+        batch, out_lens = model(feats, lens)
+        assert not torch.allclose(batch, donor(feats, lens)[0], atol=1e-3)
+        for i, n in enumerate(lens):
+            alone, _ = model(feats[i : i + 1, :n], lens[i : i + 1])
+            m = int(out_lens[i])
+            torch.testing.assert_close(batch[i, :m], alone[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"summary_layer": 2},  # the last layer: nothing above it to read it
+        {"summary_layer": -1},
+        {"summary_layer": 1, "encoder": "lc_birnn", "chunk_frames": 20},  # a stream
+    ],
+)
+def test_summary_layer_refused_where_it_cannot_work(field):
+    with pytest.raises(ValueError, match="summary_layer"):
+        ModelConfig(num_layers=2, **field)

@@ -255,6 +255,17 @@ def test_init_from_a_model_without_a_phone_head_starts_the_head_afresh(corpus, t
     assert all(torch.equal(after[k], source[k]) for k in after if k not in fresh)
 
 
+def test_init_from_a_model_without_a_summary_starts_it_at_zero(corpus, tmp_path, caplog):
+    """Issue 32, direction 3: a run with model.summary_layer starts from a donor without one:
+    the donor's weights all come along, the summary's projection is zero (adds nothing)."""
+    caplog.set_level("INFO")
+    _, _, after, source = _init_across(corpus, tmp_path, "train.seed=3", "model.summary_layer=1")
+    fresh = [k for k in after if k.startswith("rnn.summary.")]
+    assert len(fresh) == 2 and all(not after[k].any() for k in fresh)
+    assert all(torch.equal(after[k], source[k]) for k in after if k not in fresh)
+    assert "no utterance summary" in caplog.text
+
+
 def test_resume_refuses_weights_of_another_shape(corpus, tmp_path):
     wide = build_trainer(_config(corpus, "model.hidden_size=24"), tmp_path)
     save_checkpoint(tmp_path / "last.pt", training_payload(wide, []))

@@ -151,6 +151,9 @@ def append_epoch_log(path: Path, metrics: dict) -> None:
     os.replace(tmp, path)
 
 
+_SUMMARY = "rnn.summary."  # model.summary_layer's weights (asr.model.UtteranceSummary)
+
+
 def load_init_weights(tr: Trainer, path: str | Path) -> None:
     """Start from another model's weights and feature statistics (fine-tuning: the weights
     were learned on features normalized with those). With another vocabulary (a phone
@@ -170,8 +173,13 @@ def load_init_weights(tr: Trainer, path: str | Path) -> None:
             len(tr.vocab),
         )
         fresh.append("output.")
-    weights = {k: v for k, v in weights.items() if not k.startswith(tuple(fresh))}
     current = tr.raw_model.state_dict()
+    if any(k.startswith(_SUMMARY) for k in current) and not any(
+        k.startswith(_SUMMARY) for k in weights
+    ):
+        log.info("%s has no utterance summary: this run's starts at zero (adds nothing)", path)
+        fresh.append(_SUMMARY)
+    weights = {k: v for k, v in weights.items() if not k.startswith(tuple(fresh))}
     weights.update({k: v for k, v in current.items() if k.startswith(tuple(fresh))})
     _load_weights(tr, {**record, "model": weights}, path)
     donor_normalization = record["config"]["features"].get("normalization", "global")

@@ -16,8 +16,9 @@ set -euo pipefail
 
 ASR=${ASR:-python -m asr}
 STAGE=${STAGE:-1}  # 1 data, 2 N, 3 O, 4 LM, 5 O's folder, 6 N on 22, 7 O on 22, 8 folder, 9 evaluate
-# issue 32 (every voice): 10 speechocean762 data, 11 Q, 12 Q2, 13 R, 14 folders, tuning, reports
-STOP_STAGE=${STOP_STAGE:-14}
+# issue 32 (every voice): 10 speechocean762 data, 11 Q, 12 Q2, 13 R, 14 folders, tuning, reports,
+# 15 Q3 (Q2 + VTLP), 16 its folder and reports, 17 Q4 (Q2 + an utterance summary), 18 its folder
+STOP_STAGE=${STOP_STAGE:-18}
 SHARED=${SHARED:-../shared/data/mini_librispeech}
 GUTENBERG=${GUTENBERG:-../shared/data/gutenberg/books ../shared/data/gutenberg_extra/books}
 CONFIGS=recipes/default_model/configs
@@ -140,22 +141,43 @@ if ((STAGE <= 13 && 13 <= STOP_STAGE)); then  # R: en-default (characters) + O's
     $ASR train --config $CONFIGS/r_chars_so762_ft.toml --exp-dir "$EXP/ft_ch_so762" \
         --set "data.train_manifest=\"$MANIFESTS/mix/train.jsonl\"" "${so[@]}" "${start[@]}"
 fi
+folder_and_reports() {  # name, run folder under $EXP, parent folder (LM, decoding weights)
+    local name=$1 dir=$2 parent=$3
+    $ASR export "$EXP/$dir/averaged.pt" --out "$EXP/en-$name" --half --onnx --lm "$parent/lm"
+    cp "$parent/decoding.json" "$EXP/en-$name/decoding.json"
+    for set in so762:"$SO_VALID" dev:"$DEV"; do
+        $ASR evaluate "${set#*:}" --model "$EXP/en-$name" --out-dir "$EXP/eval_so762/$name-${set%%:*}"
+    done
+    # shellcheck disable=SC2086
+    $ASR decode tune "$EXP/en-$name" "$SO_VALID" --beam-size 100 --lexicon-words 30000 \
+        --lm-weights $SO762_WEIGHTS --word-scores $SO762_SCORES
+    for set in so762:"$SO_VALID" dev:"$DEV"; do
+        $ASR evaluate "${set#*:}" --model "$EXP/en-$name" --out-dir "$EXP/eval_so762/$name-tuned-${set%%:*}"
+    done
+}
 if ((STAGE <= 14 && 14 <= STOP_STAGE)); then
     # Folders with their parent's LM; the phone folders keep en-phones' decoding weights (the
     # "shipped weights" rows), then LM weight x word score tuned on the speechocean762
     # validation speakers; each folder on both validation sets and dev.
     for run in q:ft_ph_so762:"$PHONES" q2:ft_ph_so762x2:"$PHONES" r:ft_ch_so762:"$OUT"; do
         IFS=: read -r name dir parent <<<"$run"
-        $ASR export "$EXP/$dir/averaged.pt" --out "$EXP/en-$name" --half --onnx --lm "$parent/lm"
-        cp "$parent/decoding.json" "$EXP/en-$name/decoding.json"
-        for set in so762:"$SO_VALID" dev:"$DEV"; do
-            $ASR evaluate "${set#*:}" --model "$EXP/en-$name" --out-dir "$EXP/eval_so762/$name-${set%%:*}"
-        done
-        # shellcheck disable=SC2086
-        $ASR decode tune "$EXP/en-$name" "$SO_VALID" --beam-size 100 --lexicon-words 30000 \
-            --lm-weights $SO762_WEIGHTS --word-scores $SO762_SCORES
-        for set in so762:"$SO_VALID" dev:"$DEV"; do
-            $ASR evaluate "${set#*:}" --model "$EXP/en-$name" --out-dir "$EXP/eval_so762/$name-tuned-${set%%:*}"
-        done
+        folder_and_reports "$name" "$dir" "$parent"
     done
+fi
+if ((STAGE <= 15 && 15 <= STOP_STAGE)); then  # Q3: Q2 with VTLP, from the same start
+    start_from "$EXP/ft_ph_so762/averaged.pt"
+    $ASR train --config $CONFIGS/q3_phones_so762x2_vtlp_ft.toml --exp-dir "$EXP/ft_ph_so762x2_vtlp" \
+        --set "data.train_manifest=\"$MANIFESTS/mix2/train.jsonl\"" "${so[@]}" "${start[@]}"
+fi
+if ((STAGE <= 16 && 16 <= STOP_STAGE)); then
+    folder_and_reports q3 ft_ph_so762x2_vtlp "$PHONES"
+fi
+if ((STAGE <= 17 && 17 <= STOP_STAGE)); then  # Q4: Q2 with an utterance summary, same start
+    start_from "$EXP/ft_ph_so762/averaged.pt"
+    $ASR train --config $CONFIGS/q4_phones_so762x2_summary_ft.toml \
+        --exp-dir "$EXP/ft_ph_so762x2_summary" \
+        --set "data.train_manifest=\"$MANIFESTS/mix2/train.jsonl\"" "${so[@]}" "${start[@]}"
+fi
+if ((STAGE <= 18 && 18 <= STOP_STAGE)); then
+    folder_and_reports q4 ft_ph_so762x2_summary "$PHONES"
 fi
