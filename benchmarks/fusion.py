@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument("--chars", default="data/models/en-default")
     parser.add_argument("--nbest", type=int, default=8, help="hypotheses per model")
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument(
+        "--cache", default="exp/fusion", help="pooled n-best and scores per manifest (JSON)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     models = {"phones": load_model(args.phones, "cpu"), "chars": load_model(args.chars, "cpu")}
@@ -156,9 +159,21 @@ def main() -> None:
         pronouncer = Pronouncer(lexicon, guess_phones)
     sets, seconds = {}, {}
     for manifest in dict.fromkeys([args.tune, *args.test]):
+        cache = Path(args.cache) / f"{Path(manifest).parent.name}-{Path(manifest).stem}.json"
+        if cache.is_file():
+            saved = json.loads(cache.read_text())
+            sets[manifest] = [Utterance(**u, features=np.array(f)) for u, f in saved["items"]]
+            seconds[manifest] = saved["seconds"]
+            continue
         start = time.perf_counter()
         sets[manifest] = collect(manifest, models, lm, pronouncer, args.nbest)
         seconds[manifest] = time.perf_counter() - start
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        items = [
+            ({"ref": u.ref, "best": u.best, "candidates": u.candidates}, u.features.tolist())
+            for u in sets[manifest]
+        ]
+        cache.write_text(json.dumps({"seconds": seconds[manifest], "items": items}))
     weights, tuned_wer = tune(sets[args.tune])
     print(f"weights (share of phones, LM, word score) best on {args.tune}: {weights}")
     print(f"(WER there {100 * tuned_wer:.2f}%)\n")

@@ -1,5 +1,6 @@
-"""The bundled English model (data/models/en-default): within its size budget, loaded when
-no model is named, decoding with its own LM, and the same through the API and the CLI."""
+"""The bundled English model (data/models/en-phones since issue 32): within its size budget,
+loaded when no model is named, decoding with its own LM, and the same through the API and
+the CLI."""
 
 import json
 import subprocess

@@ -202,16 +202,18 @@ def test_transcription_on_onnx_imports_no_torch(tmp_path):
 
 
 @pytest.mark.slow
-def test_wheel_carries_the_bundled_model(tmp_path):
-    """`pip wheel` of the package (offline, from a copy of the tree): asr/models/en-default
-    holds every file of data/models/en-default, so an installed package has its model."""
+def test_wheel_carries_the_bundled_models(tmp_path):
+    """`pip wheel` of the package (offline, from a copy of the tree): asr/models/en-phones
+    (the default recognizer) and asr/models/g2p-en (its hotwords' pronouncer) hold every file
+    of their data/models folders, so an installed package has them; en-default stays out."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "asr", src / "asr", symlinks=True, ignore=ignore)
-    shutil.copytree(ROOT / "data" / "models" / "en-default", src / "data/models/en-default")
+    for folder in ("en-phones", "g2p-en", "en-default"):
+        shutil.copytree(ROOT / "data" / "models" / folder, src / "data/models" / folder)
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
     command += ["--no-index", "-q", "-w", str(tmp_path / "dist"), str(src)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -219,10 +221,14 @@ def test_wheel_carries_the_bundled_model(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("asr-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         sizes = {info.filename: info.file_size for info in archive.infolist()}
-    bundle = ROOT / "data" / "models" / "en-default"
-    files = [p for p in bundle.rglob("*") if p.is_file()]
-    names = {p.relative_to(bundle).as_posix() for p in files}
-    assert {"model.pt", "model.onnx", "lm/lm.bin", "lm/lexicon.txt", "decoding.json"} <= names
-    for path in files:
-        name = f"asr/models/en-default/{path.relative_to(bundle).as_posix()}"
-        assert sizes.get(name) == path.stat().st_size, name
+    assert not any(name.startswith("asr/models/en-default/") for name in sizes)
+    for folder, expected in (
+        ("en-phones", {"model.pt", "model.onnx", "lm/lm.bin", "lm/lexicon.txt", "decoding.json"}),
+        ("g2p-en", {"model.onnx", "labels.json"}),
+    ):
+        bundle = ROOT / "data" / "models" / folder
+        files = [p for p in bundle.rglob("*") if p.is_file()]
+        assert expected <= {p.relative_to(bundle).as_posix() for p in files}
+        for path in files:
+            name = f"asr/models/{folder}/{path.relative_to(bundle).as_posix()}"
+            assert sizes.get(name) == path.stat().st_size, name

@@ -101,6 +101,6 @@ def test_page_records_the_microphone_as_16khz_wav(server, browser, tmp_path):
     assert (info.sample_rate, info.channels) == (16_000, 1)
     assert 1.5 < info.duration < 6.0  # about the 2 s between the clicks
     assert list(upload_dir.iterdir()) == []
-    # The bundled en-default cannot stream: the page says why there was no live text.
+    # The bundled model cannot stream: the page says why there was no live text.
     note = browser.find_element(By.ID, "live-note").text
     assert note.startswith("Live text off:") and "cannot stream" in note

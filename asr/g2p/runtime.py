@@ -18,7 +18,7 @@ from asr.usererror import UserError
 __all__ = ["BUNDLED_G2P", "LABELS_FILE", "MODEL_FILE", "G2PModelError", "G2PRuntime", "collapse"]
 
 MODEL_FILE, LABELS_FILE = "model.onnx", "labels.json"
-# The bundled model (asr/models/g2p-en links to data/models/g2p-en, as en-default does).
+# The bundled model (asr/models/g2p-en links to data/models/g2p-en, as en-phones does).
 BUNDLED_G2P = Path(__file__).resolve().parent.parent / "models" / "g2p-en"
 
 

@@ -36,9 +36,11 @@ __all__ = [
     "write_decoding",
 ]
 
-# The bundled model, shipped inside the package (asr/models/en-default links to the one
-# copy in the source tree, data/models/en-default; a wheel carries the files themselves).
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "en-default"
+# The bundled model, shipped inside the package (asr/models/en-phones links to the one copy
+# in the source tree, data/models/en-phones; a wheel carries the files themselves). The
+# phone model: the best on the validation speakers of both corpora (issue 32,
+# recipes/default_model/README.md); hotwords outside its lexicon are pronounced by g2p-en.
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "en-phones"
 NO_LEXICON = "none"  # a lexicon_path asking for lexicon-free search even beside a word LM
 _OPTIONS = {f.name: f for f in fields(DecodingOptions)}
 _SAVED_FIELDS = tuple(name for name, f in _OPTIONS.items() if f.metadata["saved"])

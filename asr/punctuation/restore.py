@@ -40,7 +40,7 @@ __all__ = [
     "time_written",
 ]
 
-# The bundled model (asr/models/punct-en links to data/models/punct-en, as en-default does).
+# The bundled model (asr/models/punct-en links to data/models/punct-en, as en-phones does).
 DEFAULT_PUNCT_MODEL = Path(__file__).resolve().parent.parent / "models" / "punct-en"
 _SENTENCE_ENDS = (".", "?", "!")
 

@@ -282,7 +282,7 @@ async def transcriptions(server: Server, request: Request) -> Response:
 
 
 def model_record(server: Server) -> dict:
-    """The loaded model as OpenAI's Model object: named by its folder ("en-default"),
+    """The loaded model as OpenAI's Model object: named by its folder ("en-phones"),
     created when its folder (file) was last written, owned by this server."""
     source = Path(server.recognizer.source)
     try:
@@ -293,7 +293,7 @@ def model_record(server: Server) -> dict:
 
 
 def model_id(server: Server) -> str:
-    """The name clients know the loaded model by: its folder's name ("en-default"), the
+    """The name clients know the loaded model by: its folder's name ("en-phones"), the
     file's stem for a checkpoint or graph given alone, "asr" for one with no source."""
     source = PurePath(server.recognizer.source or "asr")
     return source.stem if source.suffix in (".pt", ".onnx") else source.name
