@@ -192,10 +192,24 @@ def parse_vtt(text: str) -> list[tuple[float, float, str]]:
     return cues
 
 
-# Every front end the model config accepts (x3 is a stride-3 first convolution), both cells.
+# Every front end the model config accepts (x3 is a stride-3 first convolution), both cells;
+# one with an utterance summary after its first layer (model.summary_layer).
 MODELS = [
-    ModelConfig(rnn_type=rnn, num_layers=2, hidden_size=24, conv_channels=4, subsampling=factor)
-    for rnn, factor in [("lstm", 4), ("gru", 2), ("lstm", 8), ("gru", 1), ("lstm", 3)]
+    ModelConfig(
+        rnn_type=rnn,
+        num_layers=2,
+        hidden_size=24,
+        conv_channels=4,
+        subsampling=factor,
+        summary_layer=summary,
+    )
+    for rnn, factor, summary in [
+        ("lstm", 4, 0),
+        ("gru", 2, 0),
+        ("lstm", 8, 0),
+        ("gru", 1, 1),
+        ("lstm", 3, 0),
+    ]
 ]
 
 
@@ -203,6 +217,8 @@ def tiny_checkpoint(folder: Path, cfg: ModelConfig, half: bool = False) -> Path:
     """A random model's checkpoint, folder/model.pt (fp16-rounded weights with `half`)."""
     torch.manual_seed(0)
     model = AcousticModel(cfg, 80, len(VOCAB))
+    if model.rnn.summary is not None:  # it starts at zero: weights that change the output
+        torch.nn.init.normal_(model.rnn.summary.proj.weight, std=0.1)
     weights = {k: v.half() if half else v for k, v in model.state_dict().items()}
     mean, std = torch.randn(80) - 5.0, torch.rand(80) + 1.0
     config = {"features": asdict(FeatureConfig()), "model": asdict(cfg)}
