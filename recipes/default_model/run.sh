@@ -34,7 +34,11 @@ OUT=${OUT:-$EXP/en-default-22}  # the model folder that ships
 SHIP=${SHIP:-0}  # 1: stage 8 also copies it to data/models/en-default
 RESUME=${RESUME:-0}
 SO762=${SO762:-../shared/data/speechocean762/train}  # Kaldi layout: wav.scp text utt2spk spk2gender
-PHONES=${PHONES:-data/models/en-phones}  # Q starts from the shipped phone model (P on 22 speakers)
+# Q starts from P-22 (P on 22 speakers), en-phones until Q2 and then Q4 replaced it; its
+# folder with `git show 2ef9b44:data/models/en-phones/model.pt > exp/en-p22/model.pt` (and
+# the lm/ and decoding.json beside it), then PHONES=exp/en-p22. The folders' LM and decoding
+# weights are the same in every en-phones since P-22.
+PHONES=${PHONES:-data/models/en-phones}
 SO762_WEIGHTS=${SO762_WEIGHTS:-2 2.5 3}
 SO762_SCORES=${SO762_SCORES:--1 0 1 2}
 VALID=$MANIFESTS/mini_spk/held_out.jsonl
