@@ -564,7 +564,7 @@ def test_bundled_model_transcribes_the_sample_as_the_api_does(upload_dir):
         response = _post(client, SAMPLE.read_bytes(), name="sample.wav", response_format="text")
     assert response.status_code == 200
     assert response.text == direct.text + "\n"
-    assert "river" in direct.text  # the sample's words, not an empty transcript
+    assert "winter" in direct.text  # the sample's words, not an empty transcript
     assert_written(direct.text, direct.raw_text)
     assert_raw(direct.raw_text)
 
