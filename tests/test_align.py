@@ -56,6 +56,15 @@ def test_offset_shifts_every_word():
         assert a.start < a.end
 
 
+def test_timed_words_take_the_decoders_words_when_they_line_up():
+    log_probs = text_log_probs("we go", frames_per_token=4)
+    ids = VOCAB.encode("we go")
+    named = align_words(log_probs, ids, VOCAB, 0.04, text="wee goh")  # a lexicon's words
+    assert [w.word for w in named] == ["wee", "goh"]
+    spelled = align_words(log_probs, ids, VOCAB, 0.04, text="one")  # not one per word
+    assert [w.word for w in spelled] == ["we", "go"]
+
+
 def test_confidence_drops_where_the_acoustics_are_unsure():
     sure = text_log_probs("a b")
     unsure = sure.clone()

@@ -88,7 +88,7 @@ def test_segment_records_carry_whisper_fields_with_their_meaning_here():
     text = "the cat hmm"
     transcript = Transcript("a.wav", text, 4.0, Hypothesis(text), words)
     vocab = Vocabulary.english()
-    first, second = segment_records(transcript, vocab.encode)
+    first, second = segment_records(transcript, vocab)
     assert (first["id"], first["text"], first["seek"], second["seek"]) == (0, "the cat", 10, 300)
     assert vocab.decode(first["tokens"]) == "the cat" and all(
         isinstance(t, int) for t in first["tokens"]
@@ -101,3 +101,19 @@ def test_segment_records_carry_whisper_fields_with_their_meaning_here():
     assert first["temperature"] == second["temperature"] == 0.0
     dropped = [s for s in (first, second) if s["no_speech_prob"] > 0.6 and s["avg_logprob"] < -1]
     assert dropped == [second]
+
+
+def test_segment_tokens_are_the_labels_the_model_emitted_for_each_word():
+    """A phone model's words are lexicon words its vocabulary cannot spell: the segment's
+    tokens are the hypothesis's own labels, split at word boundaries."""
+    from asr.decode import Hypothesis
+    from asr.inference.formats import segment_records
+    from asr.inference.recognizer import Transcript
+    from asr.text import Vocabulary
+
+    vocab = Vocabulary.english()
+    labels = vocab.encode("thee kat")  # what the model emitted
+    words = [WordTiming("the", 0.1, 0.3, 0.9), WordTiming("cat", 0.4, 0.8, 0.5)]
+    transcript = Transcript("a.wav", "the cat", 1.0, Hypothesis("the cat", labels), words)
+    (record,) = segment_records(transcript, vocab)
+    assert vocab.decode(record["tokens"]) == "thee kat"

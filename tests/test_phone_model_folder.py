@@ -49,3 +49,9 @@ def test_phone_model_transcribes_the_sample_alike_on_both_runtimes():
     wer = error_counts([SAMPLE_TEXT], [normalize_text(texts[0])], "word").rate
     assert wer <= SAMPLE_MAX_WER, texts[0]
     assert texts[0] == texts[1]
+
+
+def test_phone_models_timed_words_are_its_lexicon_words(recognizer):
+    (result,) = recognizer.transcribe([SAMPLE], word_timestamps=True)
+    assert [w.word for w in result.words] == result.raw_text.split()  # not "DH.AH"
+    assert all(w.start < w.end for w in result.words)

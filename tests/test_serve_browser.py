@@ -63,11 +63,6 @@ def _wait_until_settled(driver, seconds: float = 120.0) -> str:
     return status.get_attribute("data-state")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug since en-phones became the default: the page's timed words are phone "
-    "spellings (DH.AH), not words; see the issue 32 closing note",
-)
 def test_page_uploads_the_sample_and_shows_the_timed_transcript(server, browser, tmp_path):
     url, spy, upload_dir = server
     (expected,) = spy.recognizer.transcribe([SAMPLE], word_timestamps=True)

@@ -116,12 +116,15 @@ def align_words(
     seconds_per_frame: float,
     timesteps: list[int] | None = None,
     offset: float = 0.0,
+    text: str | None = None,
 ) -> list[WordTiming]:
     """Words of a hypothesis with start, end (seconds, plus `offset`) and confidence.
 
     `log_probs`: (T, V) for one utterance, padding removed; `token_ids`: the hypothesis
     (spaces between words, no blanks). When the tokens cannot fit the frames (CTC needs a
     blank between repeats), the decoder's `timesteps` give one-frame spans instead.
+    `text`: the hypothesis's words. The timed words take their names from it when it has
+    one word per spelled word: a phone model spells "DH.AH" where its lexicon wrote "the".
     """
     if not token_ids:
         return []
@@ -140,6 +143,10 @@ def align_words(
             current = []
         else:
             current.append(span)
+    names = (text or "").split()
+    if len(names) == len(words):
+        for word, name in zip(words, names, strict=True):
+            word.word = name
     return words
 
 

@@ -18,6 +18,7 @@ import os
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from asr.usererror import UserError
 if TYPE_CHECKING:
     from asr.decode import DecodingOptions
     from asr.inference.recognizer import Transcript
+    from asr.text import Vocabulary
 
 __all__ = [
     "FORMATS",
@@ -94,15 +96,16 @@ def _cue(words: list[WordTiming]) -> Cue:
     return Cue(words[0].start, words[-1].end, " ".join(w.word for w in words))
 
 
-def segment_records(transcript: Transcript, encode: Callable[[str], list[int]]) -> list[dict]:
+def segment_records(transcript: Transcript, vocab: Vocabulary) -> list[dict]:
     """OpenAI's verbose_json segments of a timed transcript: one per `make_cues` cue of its
     written words, each with the fields Whisper gives a segment, meaning here:
 
     id, start, end, text  the cue: its written words and their times (seconds)
     seek               the start in 10 ms frames (Whisper: the offset, in its 10 ms mel
                        frames, of the window the segment was decoded in)
-    tokens             the vocabulary ids (`encode`) of the segment's spoken words, spaces
-                       between them: the labels the CTC model emitted for it
+    tokens             the vocabulary ids of the segment's spoken words, word boundaries
+                       between them: the labels the CTC model emitted for it (a phone
+                       model's phones)
     temperature        0.0: decoding is deterministic, never sampled
     avg_logprob        the mean log-probability of the labels the model chose over the
                        segment's frames: each spoken word's log confidence (the mean log
@@ -116,9 +119,11 @@ def segment_records(transcript: Transcript, encode: Callable[[str], list[int]]) 
     of one or two doubtful words, as it drops Whisper's own hallucinations.
     """
     spoken = transcript.words
+    labels = _word_labels(transcript, vocab)
     records = []
     for i, cue in enumerate(make_cues(transcript.written_words)):
-        words = [w for w in spoken if cue.start <= (w.start + w.end) / 2 <= cue.end]
+        inside = [k for k, w in enumerate(spoken) if cue.start <= (w.start + w.end) / 2 <= cue.end]
+        words = [spoken[k] for k in inside]
         weights = [max(w.end - w.start, 1e-3) for w in words]
         logs = [math.log(max(w.confidence, 1e-12)) for w in words]
         avg_logprob = sum(x * n for x, n in zip(logs, weights, strict=True)) / sum(weights or [1])
@@ -130,7 +135,7 @@ def segment_records(transcript: Transcript, encode: Callable[[str], list[int]]) 
                 "start": round(cue.start, 3),
                 "end": round(cue.end, 3),
                 "text": cue.text,
-                "tokens": encode(" ".join(w.word for w in words)),
+                "tokens": [t for k in inside for t in [vocab.space_id, *labels[k]]][1:],
                 "temperature": 0.0,
                 "avg_logprob": round(avg_logprob, 4),
                 "compression_ratio": round(compression_ratio(cue.text), 4),
@@ -138,6 +143,24 @@ def segment_records(transcript: Transcript, encode: Callable[[str], list[int]]) 
             }
         )
     return records
+
+
+def _word_labels(transcript: Transcript, vocab: Vocabulary) -> list[list[int]]:
+    """Each timed spoken word's label ids: the hypothesis's labels split at word
+    boundaries, or, where they do not line up (a recording decoded in chunks keeps no
+    labels), the word spelled again (nothing for a word the vocabulary cannot spell)."""
+    ids = transcript.hypothesis.token_ids
+    groups = [list(g) for gap, g in groupby(ids, lambda t: t == vocab.space_id) if not gap]
+    if len(groups) == len(transcript.words):
+        return groups
+    return [_spell(vocab, w.word) for w in transcript.words]
+
+
+def _spell(vocab: Vocabulary, word: str) -> list[int]:
+    try:
+        return vocab.encode(word)
+    except ValueError:  # a phone model's lexicon word
+        return []
 
 
 def compression_ratio(text: str) -> float:

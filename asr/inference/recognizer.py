@@ -306,7 +306,13 @@ class Recognizer:
                 offset = chunks[b].start / self.sample_rate if chunks else 0.0
                 frames = log_probs[b, : int(out_lens[b])]
                 words = align_words(
-                    frames, hyp.token_ids, self.vocab, self.frame_seconds, hyp.timesteps, offset
+                    frames,
+                    hyp.token_ids,
+                    self.vocab,
+                    self.frame_seconds,
+                    hyp.timesteps,
+                    offset,
+                    hyp.text,
                 )
                 # The last frame may reach past the final sample: end at the audio's end.
                 end = offset + len(waves[b]) / self.sample_rate

@@ -295,7 +295,7 @@ class SegmentDecoder:
         rows = _rows(self.rows, len(self.vocab))
         offset = self.start * self.frame_seconds
         words = align_words(
-            rows, hyp.token_ids, self.vocab, self.frame_seconds, hyp.timesteps, offset
+            rows, hyp.token_ids, self.vocab, self.frame_seconds, hyp.timesteps, offset, hyp.text
         )
         event = self._event("final", hyp.text, end, words)
         self.rows, self.start, self.silent_run, self.spoken, self.partial = [], end, 0, False, ""

@@ -99,7 +99,7 @@ def _verbose_json(t: Transcript, recognizer: Recognizer) -> Response:
         "language": "english",
         "duration": round(t.duration, 3),
         "text": t.text,
-        "segments": formats.segment_records(t, recognizer.vocab.encode),
+        "segments": formats.segment_records(t, recognizer.vocab),
         "words": [w.to_dict() for w in t.words],
     }
     return JSONResponse(record)
