@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import typing
-from dataclasses import fields
 from pathlib import Path
 
 # Light modules only (no torch): `asr transcribe` on the ONNX runtime must not load it.
@@ -28,34 +26,20 @@ from asr.corpora.tones import make_tone_corpus
 from asr.decode import DECODERS, DecodingOptions
 from asr.errors import exit_code, user_message
 from asr.evaluate import evaluate_manifest, report_dir
+from asr.flags import Formatter, add_fields, command, given, positive_int, verbs
 from asr.hotwords import read_hotwords_file
 from asr.inference import formats, lm
 from asr.inference.batch import transcribe_files
-from asr.inference.model_folder import DEFAULT_MODEL
+from asr.inference.model_folder import DEFAULT_MODEL, ExportOptions
 from asr.inference.recognizer import RUNTIMES
 from asr.inference.segment import SegmentConfig
 from asr.manifest import split_manifest
 from asr.punctuation.restore import default_punctuator, read_lines, restore_lines
 from asr.serve.config import ServeConfig
-from asr.tune import LM_WEIGHTS, WORD_SCORES, tune
+from asr.tune import TuneGrid, tune
 from asr.usererror import UserError
 
 __all__ = ["build_parser", "main", "serve_config"]
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-def _command(sub, name: str, help: str, description: str = "") -> argparse.ArgumentParser:
-    """A subcommand whose --help shows every option's default."""
-    return sub.add_parser(name, help=help, description=description, formatter_class=_Formatter)
-
-
-def _verbs(sub, name: str, help: str):
-    """A command grouping commands of its own (asr data ..., asr lm ..., asr decode ...)."""
-    parser = sub.add_parser(name, help=help)
-    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
 
 
 def _add_model(p: argparse.ArgumentParser, named: bool = True) -> None:
@@ -66,88 +50,33 @@ def _add_model(p: argparse.ArgumentParser, named: bool = True) -> None:
         p.add_argument("--runtime", default="auto", choices=RUNTIMES, help=runtimes)
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     p.add_argument(
-        "--batch-size", type=_positive_int, default=8, help="files (or chunks) decoded together"
+        "--batch-size", type=positive_int, default=8, help="files (or chunks) decoded together"
     )
     group = p.add_argument_group(
         "decoding", "unset: the model folder's decoding.json or <model>/lm, else the built-in"
     )
-    _add_fields(group, DecodingOptions, unset=True, choices={"decoder": list(DECODERS)})
+    add_fields(group, DecodingOptions, unset=True, choices={"decoder": list(DECODERS)})
     hotwords = "a word or phrase a line, an optional boost after a tab or ':' (+ --hotwords)"
     group.add_argument("--hotwords-file", metavar="FILE", help=f"hotwords, {hotwords}")
 
 
-def _add_fields(group, cls, unset: bool = False, choices: dict | None = None) -> None:
-    """A flag per field of the dataclass `cls` whose metadata has its help (and, optionally,
-    its `flag` name, a `parse` function, `cli` False for none): the dataclass writes each
-    option once. `unset`: a flag not given is absent from the arguments (the library then
-    decides), its help naming the built-in default."""
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        if "help" not in f.metadata or not f.metadata.get("cli", True):
-            continue
-        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
-        kind = kind or hints[f.name]  # the T of "T | None", or the type itself
-        how: dict = {"type": kind, "default": f.default}
-        if f.metadata.get("parse"):
-            how["type"] = _flag_parser(f.metadata["parse"])
-        elif kind is bool:
-            how = {"action": argparse.BooleanOptionalAction, "default": f.default}
-        elif isinstance(f.default, tuple):  # a repeatable flag
-            how = {"action": "append", "default": []}
-        if f.name in (choices or {}):
-            how["choices"] = choices[f.name]
-        help = f.metadata["help"]
-        if unset:
-            how["default"], help = argparse.SUPPRESS, f"{help} (built-in: {f.default})"
-        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-        group.add_argument(flag, dest=f.name, help=help, **how)
-
-
-def _given(args, cls) -> dict:
-    """The flags of `_add_fields(cls)` that were given (lists as tuples), by field name."""
-    given = {f.name: getattr(args, f.name) for f in fields(cls) if f.name in args}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-
-
-def _positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _flag_parser(parse):
-    """`parse` for argparse: its ValueError's message becomes the flag's error."""
-
-    def parse_flag(text: str):
-        try:
-            return parse(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    return parse_flag
-
-
 def _decoding(args) -> dict:
     """The decoding flags given, as DecodingOptions fields for `load_model`."""
-    given = _given(args, DecodingOptions)
+    options = given(args, DecodingOptions)
     if getattr(args, "hotwords_file", None):  # beside --hotwords; load_model merges them
-        given["hotwords"] = (*given.get("hotwords", ()), *read_hotwords_file(args.hotwords_file))
-    return given
+        listed = read_hotwords_file(args.hotwords_file)
+        options["hotwords"] = (*options.get("hotwords", ()), *listed)
+    return options
 
 
 def _add_inference(sub) -> None:
-    p = _command(sub, "transcribe", "transcribe audio files (any format soundfile reads)")
+    p = command(sub, "transcribe", "transcribe audio files (any format soundfile reads)")
     p.add_argument("audio", nargs="+", help="audio files or folders (searched recursively)")
     _add_model(p)
     kinds = "; ".join(f"{name}: {f.help}" for name, f in formats.FORMATS.items())
     p.add_argument("--output-format", default="txt", choices=list(formats.FORMATS), help=kinds)
     p.add_argument("--output-dir", help="write <audio name>.<format> per input here, not stdout")
-    _add_fields(p, SegmentConfig)  # --max-seconds
+    add_fields(p, SegmentConfig)  # --max-seconds
     p.add_argument("--quiet", action="store_true", help="no progress bar (none unless a tty)")
     p.add_argument(
         "--stream",
@@ -158,29 +87,27 @@ def _add_inference(sub) -> None:
     )
     p.add_argument("--fast", action="store_true", help="with --stream: do not wait for real time")
     p.set_defaults(func=_run_transcribe)
-    p = _command(sub, "evaluate", "WER and CER of a model on a manifest")
+    p = command(sub, "evaluate", "WER and CER of a model on a manifest")
     p.description = "Writes report.txt (REF/HYP alignment per utterance) and summary.json."
     p.add_argument("manifest", help="JSON-lines manifest with audio_filepath, duration, text")
     _add_model(p)
     p.add_argument("--out-dir", help="for the reports (default: eval_<manifest> beside the model)")
     p.set_defaults(func=_run_evaluate)
-    tools = _verbs(sub, "decode", "decoder tools: tune LM weight and word score")
-    p = _command(tools, "tune", "grid-search LM weight and word score on a dev set")
+    tools = verbs(sub, "decode", "decoder tools: tune LM weight and word score")
+    p = command(tools, "tune", "grid-search LM weight and word score on a dev set")
     p.description = "The best setting goes to <model folder>/decoding.json, used from then on."
     p.add_argument("model", help="checkpoint file or experiment folder")
     p.add_argument("dev_manifest", help="JSON-lines manifest of the dev set")
-    p.add_argument("--lm-weights", type=float, nargs="+", default=list(LM_WEIGHTS), help="tried")
-    p.add_argument("--word-scores", type=float, nargs="+", default=list(WORD_SCORES), help="tried")
-    p.add_argument("--no-save", action="store_true", help="print only, write nothing")
+    add_fields(p, TuneGrid)
     _add_model(p, named=False)
     p.set_defaults(func=_run_tune)
 
 
 def _add_serve(sub) -> None:
-    p = _command(sub, "serve", "HTTP transcription server (OpenAI-style API) and a page")
+    p = command(sub, "serve", "HTTP transcription server (OpenAI-style API) and a page")
     p.description = "POST /v1/audio/transcriptions, GET /health, GET /; needs the serve extra."
     _add_model(p)
-    _add_fields(p.add_argument_group("server"), ServeConfig)
+    add_fields(p.add_argument_group("server"), ServeConfig)
     p.set_defaults(func=_run_serve)
 
 
@@ -195,7 +122,7 @@ def _run_transcribe(args) -> int:
         return _stream_files(recognizer, paths, not args.fast)
     options = recognizer.default_options
     how = {"output_format": args.output_format, "out_dir": args.output_dir}
-    how |= {"batch_size": args.batch_size, "segment": SegmentConfig(**_given(args, SegmentConfig))}
+    how |= {"batch_size": args.batch_size, "segment": SegmentConfig(**given(args, SegmentConfig))}
     report = transcribe_files(recognizer, paths, progress=False if args.quiet else None, **how)
     if args.output_dir:
         print(f"wrote {len(report.written)} {args.output_format} files to {args.output_dir}")
@@ -253,8 +180,10 @@ def _run_evaluate(args) -> int:
 
 
 def _run_tune(args) -> int:
-    grid = (args.lm_weights, args.word_scores, args.device, args.batch_size, not args.no_save)
-    report = tune(args.model, args.dev_manifest, *grid, **_decoding(args))
+    grid = TuneGrid(**given(args, TuneGrid))
+    report = tune(
+        args.model, args.dev_manifest, grid, args.device, args.batch_size, **_decoding(args)
+    )
     print(report.table)
     if report.written:
         print(f"wrote {report.written}")
@@ -263,7 +192,7 @@ def _run_tune(args) -> int:
 
 def serve_config(args) -> ServeConfig:
     """ServeConfig from the `asr serve` flags."""
-    return ServeConfig(**_given(args, ServeConfig))  # --batch-size too
+    return ServeConfig(**given(args, ServeConfig))  # --batch-size too
 
 
 def _run_serve(args) -> int:
@@ -279,7 +208,7 @@ def _run_serve(args) -> int:
 
 
 def _add_training(sub) -> None:
-    p = _command(sub, "train", "train an acoustic model from a TOML config")
+    p = command(sub, "train", "train an acoustic model from a TOML config")
     p.description = "The experiment folder receives config.toml, logs, checkpoints and model.pt."
     p.add_argument("--config", required=True, help="TOML config (see recipes/*/config.toml)")
     overrides = "override a config value, e.g. --set model.hidden_size=512 (repeatable)"
@@ -290,28 +219,19 @@ def _add_training(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a trained model there")
     p.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights")
     p.set_defaults(func=_run_train)
-    p = _command(sub, "average", "average the weights of the last or best N epochs")
+    p = command(sub, "average", "average the weights of the last or best N epochs")
     p.description = "Averages epoch checkpoints (<exp-dir>/epochs/epoch-NNN.pt) into one model."
     p.add_argument("exp_dir", help="experiment folder written by asr train")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--last", type=_positive_int, metavar="N", help="average the last N epochs")
-    which.add_argument("--best", type=_positive_int, metavar="N", help="the N of lowest WER")
+    which.add_argument("--last", type=positive_int, metavar="N", help="average the last N epochs")
+    which.add_argument("--best", type=positive_int, metavar="N", help="the N of lowest WER")
     p.add_argument("--out", help="output file (default: <exp-dir>/averaged.pt)")
     p.set_defaults(func=_run_average)
-    p = _command(sub, "export", "write a model folder for shipping (weights, LM, lexicon)")
+    p = command(sub, "export", "write a model folder for shipping (weights, LM, lexicon)")
     p.description = "OUT/model.pt holds the inference payload alone (no optimizer state)."
     p.add_argument("model", help="checkpoint file or experiment folder")
     p.add_argument("--out", required=True, help="output model folder")
-    p.add_argument("--half", action="store_true", help="store weights as float16")
-    p.add_argument("--lm", help="LM folder (asr lm build) with lm.bin and lexicon.txt: OUT/lm")
-    p.add_argument("--onnx", action="store_true", help="also OUT/model.onnx (light runtime)")
-    p.add_argument(
-        "--int8",
-        action="store_true",
-        help="also OUT/model.int8.onnx: a quarter of the size, 7-bit per-channel weights so "
-        "that AVX2-only CPUs stay accurate; measured on dev with en-default: WER 25.98%% "
-        "against 26.53%% fp32, log-probs within 0.7 (README, 'int8')",
-    )
+    add_fields(p, ExportOptions)
     p.set_defaults(func=_run_export)
 
 
@@ -332,23 +252,12 @@ def _run_train(args) -> int:
 
 def _run_features(args) -> int:
     from asr.config import load_toml
-    from asr.manifest import read_manifest
     from asr.training.config import ExperimentConfig
-    from asr.training.feature_cache import cache_jobs, feature_cache
+    from asr.training.feature_cache import build_manifest_caches
 
     cfg = load_toml(ExperimentConfig, args.config, args.overrides)
-    cache = feature_cache(cfg)
-    jobs = [job for m in args.manifests for job in cache_jobs(cfg, m, None)]
-    if not args.manifests:
-        jobs = cache_jobs(cfg, cfg.data.train_manifest or None, cfg.data.valid_manifest or None)
-    for manifest, speeds, _ in jobs:
-        paths = [u.audio_filepath for u in read_manifest(manifest)]
-        stats = cache.build(paths, speeds, Path(manifest).name)
-        print(
-            f"{manifest}: {len(paths)} utterances x speeds {speeds}: {stats.built} built "
-            f"({stats.damaged} of them damaged), {stats.present} present, "
-            f"{stats.bytes / 2**20:.1f} MiB in {cache.root}"
-        )
+    for line in build_manifest_caches(cfg, args.manifests):
+        print(line, flush=True)
     return 0
 
 
@@ -365,20 +274,20 @@ def _run_average(args) -> int:
 def _run_export(args) -> int:
     from asr.inference.export import export_model
 
-    model_file = export_model(args.model, args.out, args.half, args.lm, args.onnx, args.int8)
+    model_file = export_model(args.model, args.out, **given(args, ExportOptions))
     for path in sorted(model_file.parent.glob("model.*")):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
 def _add_data(sub) -> None:
-    data = _verbs(sub, "data", "make and check corpora and manifests")
-    p = _command(data, "tones", "a tone corpus (a chord per character): the pipeline in seconds")
+    data = verbs(sub, "data", "make and check corpora and manifests")
+    p = command(data, "tones", "a tone corpus (a chord per character): the pipeline in seconds")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num", type=int, default=200, help="utterances to make")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(func=_run_tones)
-    p = _command(data, "split", "hold out a random or speaker-disjoint subset of a manifest")
+    p = command(data, "split", "hold out a random or speaker-disjoint subset of a manifest")
     p.add_argument("manifest", help="JSON-lines manifest to split")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--held-out", type=int, default=0, help="utterances drawn at random")
@@ -386,14 +295,14 @@ def _add_data(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (with --held-out)")
     p.add_argument("--out-dir", required=True, help="for train.jsonl and held_out.jsonl")
     p.set_defaults(func=_run_split)
-    p = _command(data, "check", "find every bad entry of a manifest (exit 1 if any)")
+    p = command(data, "check", "find every bad entry of a manifest (exit 1 if any)")
     p.description = "Decodes each entry's audio; asr/corpora/check.py lists what is checked."
     p.add_argument("manifest", help="JSON-lines manifest")
     p.add_argument("--config", help="experiment TOML setting the frame rate (features, model)")
-    _add_fields(p, check.CheckConfig)
+    add_fields(p, check.CheckConfig)
     p.add_argument("--write-clean", metavar="OUT", help="good entries to OUT, the rest to .tsv")
     p.set_defaults(func=_run_check)
-    p = _command(data, "features", "compute the feature cache training reads (every speed)")
+    p = command(data, "features", "compute the feature cache training reads (every speed)")
     p.description = (
         "Log-mel frames of every utterance at every speed factor of the config's "
         "augmentation, stored once (fp16) and shared by every run; training builds what is "
@@ -405,33 +314,28 @@ def _add_data(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config k=v")
     p.set_defaults(func=_run_features)
     spoken = "spoken by espeak-ng, flite, festival or hibari"
-    p = _command(data, "synth", f"a speech corpus from text, {spoken}")
+    p = command(data, "synth", f"a speech corpus from text, {spoken}")
     p.description = (
         "Voice, rate and pitch are drawn from the seed; re-running resumes. "
         "Opt-in neural voice: --voices hibari:heart (pip install '.[synth]')."
     )
     p.add_argument("--text", nargs="+", required=True, help="text files of sentences")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--num", type=int, default=0, help="sentences to speak (0: all)")
-    p.add_argument("--voices", nargs="+", default=list(synth.VOICES), help="engine:voice names")
-    p.add_argument("--seed", type=int, default=0, help="seeds sentence choice, voice, rate, pitch")
-    p.add_argument("--jobs", type=int, default=0, help="parallel workers (0: one per core)")
-    p.add_argument("--min-words", type=int, default=3, help="shorter sentences are left out")
-    p.add_argument("--max-words", type=int, default=25, help="longer sentences are left out")
+    add_fields(p, synth.SynthConfig)
+    add_fields(p, synth.SentencePick)
     p.set_defaults(func=_run_synth)
     _add_prepare(data)
 
 
 def _add_prepare(data) -> None:
-    p = _command(data, "prepare", "write manifests for a corpus in a known layout")
+    p = command(data, "prepare", "write manifests for a corpus in a known layout")
     p.description = "Durations come from the headers; dropped entries go to <name>.dropped.tsv."
     corpora = p.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
     for name, corpus in importers.CORPORA.items():
-        q = corpora.add_parser(name, help=corpus.summary, formatter_class=_Formatter)
+        q = corpora.add_parser(name, help=corpus.summary, formatter_class=Formatter)
         q.add_argument("--root", required=True, help="corpus folder")
         q.add_argument("--out", required=True, help="folder for the <name>.jsonl manifests")
-        q.add_argument("--min-duration", type=float, default=0.0, help="drop shorter (s)")
-        q.add_argument("--max-duration", type=float, default=float("inf"), help="drop longer")
+        add_fields(q, importers.DurationFilter)
         if corpus.parts:
             how = {"dest": "parts", "nargs": "+", "metavar": "NAME", "help": corpus.parts_help}
             q.add_argument(f"--{corpus.parts}", **how)
@@ -457,9 +361,9 @@ def _run_split(args) -> int:
 
 
 def _run_prepare(args) -> int:
-    limits = importers.DurationFilter(args.min_duration, args.max_duration)
-    given = {k: vars(args)[k] for k in ("parts", "name", "download", "mirror") if k in args}
-    for m in importers.prepare_corpus(args.corpus, args.root, args.out, limits=limits, **given):
+    limits = importers.DurationFilter(**given(args, importers.DurationFilter))
+    extra = {k: vars(args)[k] for k in ("parts", "name", "download", "mirror") if k in args}
+    for m in importers.prepare_corpus(args.corpus, args.root, args.out, limits=limits, **extra):
         print(f"{m.path}: {m.utterances} utterances, {m.hours:.3f} h, {m.speakers} speakers")
         if m.dropped:
             print(f"  dropped {m.dropped} by duration: {m.dropped_file}")
@@ -467,7 +371,7 @@ def _run_prepare(args) -> int:
 
 
 def _run_check(args) -> int:
-    cfg = check.check_config(args.config, **_given(args, check.CheckConfig))
+    cfg = check.check_config(args.config, **given(args, check.CheckConfig))
     report = check.check_manifest(args.manifest, cfg)
     for problem in report.problems:
         print(f"{args.manifest}:{problem}")
@@ -480,30 +384,27 @@ def _run_check(args) -> int:
 
 
 def _run_synth(args) -> int:
-    cfg = synth.SynthConfig(voices=tuple(args.voices), seed=args.seed, jobs=args.jobs)
-    made = synth.make_corpus(args.text, args.out, cfg, args.num, args.min_words, args.max_words)
+    cfg = synth.SynthConfig(**given(args, synth.SynthConfig))
+    made = synth.make_corpus(
+        args.text, args.out, cfg, synth.SentencePick(**given(args, synth.SentencePick))
+    )
     print(made.summary)
     return 0
 
 
 def _add_lm(sub) -> None:
-    tools = _verbs(sub, "lm", "prepare text for and build n-gram language models")
-    p = _command(tools, "prepare-text", "raw books -> one normalized sentence per line")
+    tools = verbs(sub, "lm", "prepare text for and build n-gram language models")
+    p = command(tools, "prepare-text", "raw books -> one normalized sentence per line")
     p.description = "--exclude-ids keeps an evaluation set's books (pg<ID>.txt) out of the LM."
     p.add_argument("books", nargs="+", help="book .txt files or folders of them")
     p.add_argument("--out", required=True, help="output text file")
     ids = "Gutenberg ids of books to leave out (ID,ID,...; repeatable)"
     p.add_argument("--exclude-ids", action="append", default=[], help=ids)
     p.set_defaults(func=_run_lm_prepare)
-    p = _command(tools, "build", "KenLM ARPA + binary LM and the lexicon from a text file")
+    p = command(tools, "build", "KenLM ARPA + binary LM and the lexicon from a text file")
     p.description = "Writes lm.arpa, lm.bin, lexicon.txt, lm.json (KenLM: install_kenlm.sh)."
     p.add_argument("--text", required=True, help="one normalized sentence per line")
-    p.add_argument("--order", type=int, default=4, help="n-gram order")
-    p.add_argument("--prune", type=int, nargs="+", default=[], help="counts per order: 0 0 1")
-    p.add_argument("--unit", default="word", choices=["word", "char"], help="LM tokens")
-    p.add_argument("--vocab-size", type=int, help="keep the N commonest words")
-    p.add_argument("--memory", default="25%", help="lmplz memory budget (-S)")
-    p.add_argument("--quantize", type=int, default=0, metavar="BITS", help="trie (0: probing)")
+    add_fields(p, lm.LMBuildOptions, choices={"unit": ["word", "char"]})
     p.add_argument("--out", required=True, help="output folder (e.g. <model folder>/lm)")
     p.set_defaults(func=_run_lm_build)
 
@@ -518,14 +419,13 @@ def _run_lm_prepare(args) -> int:
 
 
 def _run_lm_build(args) -> int:
-    options = (args.order, args.prune, args.unit, args.vocab_size, args.memory, args.quantize)
-    info = lm.build_lm(args.text, args.out, *options)
+    info = lm.build_lm(args.text, args.out, **given(args, lm.LMBuildOptions))
     print(f"{args.out}: {info.order}-gram {info.unit} LM, vocabulary {info.vocab_size}")
     return 0
 
 
 def _add_punctuate(sub) -> None:
-    p = _command(
+    p = command(
         sub,
         "punctuate",
         "write text as a person would: case, punctuation, numbers (one utterance a line)",

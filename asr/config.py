@@ -21,6 +21,7 @@ from asr.jsonsafe import check_bounds
 from asr.usererror import UserError
 
 __all__ = [
+    "option",
     "ConfigError",
     "apply_overrides",
     "check_choice",
@@ -32,6 +33,14 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+def option(default, help: str, flag: str | None = None, cli: bool = True, **metadata):
+    """A dataclass field that is also a command-line flag: its default, its help, its flag
+    (`--<field name>` unless `flag` names another; `cli` False: none), and what else the
+    CLI's flag builder reads (`nargs`, `parse`). A verb's options are written once, here."""
+    metadata |= {"help": help, "flag": flag, "cli": cli}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 class ConfigError(UserError, ValueError):

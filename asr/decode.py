@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from asr.config import option
 from asr.hotwords import (
     DEFAULT_BOOST,
     MAX_BOOST,
@@ -89,8 +90,7 @@ def _option(default, help: str, flag: str | None = None, saved: bool = True, par
     field's type); whether decoding.json keeps it (`saved`). The CLI builds its decoding
     flags from these, and a model folder saves and reads the saved ones: a new option is
     this one line (and its use below)."""
-    metadata = {"help": help, "flag": flag, "saved": saved, "parse": parse}
-    return field(default=default, metadata=metadata)
+    return option(default, help, flag, saved=saved, parse=parse)
 
 
 @dataclass(frozen=True)

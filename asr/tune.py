@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.config import ConfigError
+from asr.config import ConfigError, option
 from asr.decode import DecodingOptions, decode
 from asr.inference.model_folder import (
     decoding_grid,
@@ -32,6 +32,7 @@ from asr.text import normalize_text
 
 __all__ = [
     "LM_WEIGHTS",
+    "TuneGrid",
     "WORD_SCORES",
     "CachedLogProbs",
     "TuneReport",
@@ -128,18 +129,25 @@ def grid_search(
     return results
 
 
+@dataclass(frozen=True)
+class TuneGrid:
+    """The (lm_weight, word_score) pairs `tune` tries, and whether it keeps the best."""
+
+    lm_weights: tuple[float, ...] = option(LM_WEIGHTS, "LM weights tried", nargs="+")
+    word_scores: tuple[float, ...] = option(WORD_SCORES, "word scores tried", nargs="+")
+    save: bool = option(True, "write the best to <model folder>/decoding.json")
+
+
 def tune(
     model: str | Path,
     dev_manifest: str | Path,
-    lm_weights: Sequence[float] = LM_WEIGHTS,
-    word_scores: Sequence[float] = WORD_SCORES,
+    grid: TuneGrid = TuneGrid(),
     device: str = "auto",
     batch_size: int = 8,
-    save: bool = True,
     **overrides,
 ) -> TuneReport:
-    """Beam search with an LM over `dev_manifest` for every (lm_weight, word_score) pair;
-    with `save`, the best setting goes to the model folder's decoding.json.
+    """Beam search with an LM over `dev_manifest` for every (lm_weight, word_score) pair of
+    `grid`; with `grid.save`, the best setting goes to the model folder's decoding.json.
 
     The search starts from `resolve_decoding(model, **overrides)` (e.g. lm_path, beam_size),
     always beam search; an LM is needed, named or in the model folder.
@@ -147,13 +155,14 @@ def tune(
     options = resolve_decoding(model, **{**overrides, "decoder": "beam"})
     if not options.lm_path:
         raise ConfigError("tuning needs an LM: lm_path (--lm), or one in the model folder")
+    lm_weights, word_scores = grid.lm_weights, grid.word_scores
     decoding_grid(options, lm_weights, word_scores)  # each point checked before decoding
     recognizer = load_model(model, device)
     cache = cache_log_probs(recognizer, dev_manifest, batch_size)
     rows = grid_search(cache, recognizer.vocab, options, lm_weights, word_scores)
     best = min(rows, key=lambda r: r.wer)
     written = None
-    if save:
+    if grid.save:
         chosen = replace(options, lm_weight=best.lm_weight, word_score=best.word_score)
         extra = {"dev_manifest": str(dev_manifest), "dev_wer": best.wer}
         written = write_decoding(model_dir(model), chosen, extra)

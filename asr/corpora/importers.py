@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import AudioError, audio_info, load_audio
+from asr.config import option
 from asr.manifest import Utterance, write_dropped, write_manifest
 from asr.usererror import UserError
 
@@ -332,8 +333,8 @@ def _cut_segment(
 
 @dataclass(frozen=True)
 class DurationFilter:
-    min_duration: float = 0.0  # seconds; shorter utterances are dropped
-    max_duration: float = float("inf")  # seconds; longer utterances are dropped
+    min_duration: float = option(0.0, "drop shorter utterances (seconds)")
+    max_duration: float = option(float("inf"), "drop longer utterances (seconds)")
 
     def __post_init__(self) -> None:
         # NaN compares false both ways: it would keep everything without a word

@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import SAMPLE_RATE
+from asr.config import option
 from asr.manifest import Utterance, write_dropped, write_manifest
 from asr.text import Vocabulary, normalize_text
 from asr.usererror import UserError
@@ -99,13 +100,22 @@ VOICES = (
 
 @dataclass(frozen=True)
 class SynthConfig:
-    voices: tuple[str, ...] = VOICES  # "engine:voice" names to draw from
-    seed: int = 0  # seeds the voice, rate and pitch of each utterance
+    voices: tuple[str, ...] = option(VOICES, "engine:voice names to draw from", nargs="+")
+    seed: int = option(0, "seeds sentence choice, voice, rate, pitch")
     rate_range: tuple[float, float] = (0.85, 1.2)  # speaking-rate factor, uniform
     pitch_range: tuple[float, float] = (0.85, 1.15)  # pitch factor, uniform (not festival, hibari)
     silence_dbfs: float = -50.0  # output peaking below this counts as silent and is skipped
     timeout: float = 60.0  # seconds one synthesizer call may take
-    jobs: int = 0  # worker processes (0: one per CPU core)
+    jobs: int = option(0, "parallel workers (0: one per core)")
+
+
+@dataclass(frozen=True)
+class SentencePick:
+    """Which sentences of the text files are spoken."""
+
+    num: int = option(0, "sentences to speak, drawn with the seed (0: all)")
+    min_words: int = option(3, "shorter sentences are left out")
+    max_words: int = option(25, "longer sentences are left out")
 
 
 @dataclass(frozen=True)
@@ -424,14 +434,13 @@ def make_corpus(
     texts: Sequence[str | Path],
     out_dir: str | Path,
     cfg: SynthConfig = SynthConfig(),
-    num: int = 0,
-    min_words: int = 3,
-    max_words: int = 25,
+    pick: SentencePick = SentencePick(),
 ) -> CorpusReport:
-    """`asr data synth`: the sentences of text files (`read_sentences`), `num` of them drawn
-    with `cfg.seed` (0: all), spoken into `out_dir` (`synthesize_corpus`, resumable) and
-    written as its manifest (`write_corpus`)."""
-    sentences, rejected = read_sentences(texts, min_words, max_words)
+    """`asr data synth`: the sentences of text files (`read_sentences`), `pick.num` of them
+    drawn with `cfg.seed` (0: all), spoken into `out_dir` (`synthesize_corpus`, resumable)
+    and written as its manifest (`write_corpus`)."""
+    sentences, rejected = read_sentences(texts, pick.min_words, pick.max_words)
+    num = pick.num
     usable = len(sentences)
     if num and num < len(sentences):
         chosen = sorted(random.Random(cfg.seed).sample(range(len(sentences)), num))

@@ -19,6 +19,7 @@ import torch
 from asr.checkpoint import load_checkpoint, save_checkpoint
 from asr.decode import TRIE_MAX_WORDS
 from asr.inference.lm import LMError
+from asr.inference.model_folder import ExportOptions
 from asr.layout import LEXICON, LM_DIR, LM_FILES, MODEL_FILE, ONNX_FILES
 from asr.model import drop_aux_head
 from asr.text import WORD_BOUNDARY, Vocabulary
@@ -30,18 +31,11 @@ __all__ = ["export_model"]
 _INFERENCE_KEYS = ("config", "vocab", "features", "model")
 
 
-def export_model(
-    checkpoint: str | Path,
-    out_dir: str | Path,
-    half: bool = False,
-    lm_dir: str | Path | None = None,
-    onnx: bool = False,
-    int8: bool = False,
-) -> Path:
-    """Write out_dir/model.pt (config, vocabulary, statistics, weights; no training state) and,
-    with `lm_dir`, out_dir/lm/{lm.bin, lexicon.txt, lm.json}; with `onnx`, model.onnx traced
-    from that model.pt (`half`: float16 storage too), with `int8` also model.int8.onnx.
-    Returns the model file.
+def export_model(checkpoint: str | Path, out_dir: str | Path, **options) -> Path:
+    """Write out_dir/model.pt (config, vocabulary, statistics, weights; no training state) and
+    what `options` (ExportOptions fields) add: with `lm_dir`, out_dir/lm/{lm.bin,
+    lexicon.txt, lm.json}; with `onnx`, model.onnx traced from that model.pt (`half`:
+    float16 storage too), with `int8` also model.int8.onnx. Returns the model file.
 
     The folder changes all at once or not at all: everything is written into a staging
     folder beside it and moved in only when all of it is written, so a failed export (a
@@ -49,6 +43,8 @@ def export_model(
     export does not write is removed: the default runtime would run an old model.onnx
     beside the new model.pt. Other files (decoding.json) are kept.
     """
+    how = ExportOptions(**options)
+    half, lm_dir = how.half, how.lm_dir
     record = load_checkpoint(checkpoint)
     payload = {key: record[key] for key in _INFERENCE_KEYS}
     model_config, payload["model"] = drop_aux_head(record["config"]["model"], record["model"])
@@ -67,10 +63,10 @@ def export_model(
         if lm_dir is not None:
             phonetic = Vocabulary.from_list(record["vocab"]).phonetic
             _copy_lm(Path(lm_dir), staging / LM_DIR, phonetic)
-        if onnx or int8:
+        if how.onnx or how.int8:
             from asr.inference.onnx_export import export_onnx
 
-            export_onnx(staging / MODEL_FILE, staging, half, int8)
+            export_onnx(staging / MODEL_FILE, staging, half, how.int8)
         _move_in(staging, out_dir, Path(tmp) / "old")
     return out_dir / MODEL_FILE
 

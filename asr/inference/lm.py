@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asr import jsonsafe
+from asr.config import option
 from asr.files import atomic_write, expand_paths
 from asr.layout import LEXICON, LM_ARPA, LM_BINARY, LM_INFO
 from asr.text import WORD_BOUNDARY, Vocabulary, normalize_text
@@ -35,6 +36,7 @@ __all__ = [
     "TextStats",
     "book_id",
     "build_lm",
+    "LMBuildOptions",
     "check_build_options",
     "find_kenlm_tool",
     "parse_book_ids",
@@ -187,34 +189,37 @@ def find_kenlm_tool(name: str) -> str:
     return found
 
 
-def build_lm(
-    text_path: str | Path,
-    out_dir: str | Path,
-    order: int = 4,
-    prune: Sequence[int] = (),
-    unit: str = "word",
-    vocab_size: int | None = None,
-    memory: str = "25%",
-    quantize_bits: int = 0,
-) -> LMInfo:
-    """lm.arpa, lm.bin (KenLM binary), lexicon.txt (unit "word") and lm.json under `out_dir`.
+@dataclass(frozen=True)
+class LMBuildOptions:
+    """How `build_lm` builds: checked on creation, before KenLM runs (an order past what
+    build_binary is compiled for, thresholds lmplz refuses, an empty vocabulary, a memory
+    budget lmplz cannot sort in, quantization bits build_binary refuses: LMError)."""
 
-    `prune`: lmplz count thresholds per order (e.g. [0, 0, 1] drops singleton 3-grams).
-    `vocab_size`: keep only the most frequent words in the LM and lexicon.
-    `quantize_bits`: > 0 writes lm.bin as a trie with probabilities and backoffs quantized
-    to this many bits (build_binary -q/-b), about a third of the default probing size.
-    """
-    text_path, out_dir = Path(text_path), Path(out_dir)
-    check_build_options(order, prune, unit, vocab_size, memory, quantize_bits)
+    order: int = option(4, "n-gram order")
+    prune: tuple[int, ...] = option((), "lmplz count thresholds per order: 0 0 1", nargs="+")
+    unit: str = option("word", "LM tokens: word or char")
+    vocab_size: int | None = option(None, "keep the N commonest words in the LM and lexicon")
+    memory: str = option("25%", "lmplz memory budget (-S)")
+    quantize_bits: int = option(
+        0, "a trie with N-bit probabilities, a third of the size (0: probing)", "--quantize"
+    )
+
+    def __post_init__(self) -> None:
+        check_build_options(self)
+
+
+def build_lm(text_path: str | Path, out_dir: str | Path, **options) -> LMInfo:
+    """lm.arpa, lm.bin (KenLM binary), lexicon.txt (unit "word") and lm.json under `out_dir`,
+    built as `options` (LMBuildOptions fields) say."""
+    text_path, out_dir, how = Path(text_path), Path(out_dir), LMBuildOptions(**options)
     if not text_path.is_file():
         raise LMError(f"{text_path}: no such text file")
-    lmplz, build_binary = find_kenlm_tool("lmplz"), find_kenlm_tool("build_binary")
+    tools = find_kenlm_tool("lmplz"), find_kenlm_tool("build_binary")
     out_dir.mkdir(parents=True, exist_ok=True)
     # Everything is built beside the folder and moved in only once all of it is: a failed
     # build leaves an existing LM (lm.arpa, lm.bin, lexicon.txt, lm.json) as it was.
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as staging:
-        info = _build_into(Path(staging), text_path, order, prune, unit, vocab_size, memory,
-                           quantize_bits, lmplz, build_binary)  # fmt: skip
+        info = _build_into(Path(staging), text_path, how, *tools)
         for name in (LM_ARPA, LM_BINARY, LEXICON, LM_INFO):
             built = Path(staging) / name
             if built.is_file():
@@ -224,19 +229,16 @@ def build_lm(
     return info
 
 
-def check_build_options(order, prune, unit, vocab_size, memory, quantize_bits) -> None:
-    """LMError for a `build_lm` option KenLM would take badly, before anything runs: an
-    order past what build_binary is compiled for (lmplz spins on --order 1000, then
-    build_binary fails on 7), thresholds lmplz refuses, an empty vocabulary, a memory
-    budget lmplz cannot sort in, quantization bits build_binary refuses."""
-    if unit not in ("word", "char"):
-        raise LMError(f"LM unit must be 'word' or 'char', got {unit!r}")
+def check_build_options(how: LMBuildOptions) -> None:
+    """LMError for a `build_lm` option KenLM would take badly (LMBuildOptions)."""
+    order, prune, quantize_bits = how.order, list(how.prune), how.quantize_bits
+    if how.unit not in ("word", "char"):
+        raise LMError(f"LM unit must be 'word' or 'char', got {how.unit!r}")
     if not _is_int(order) or not 1 <= order <= MAX_ORDER:
         raise LMError(
             f"--order must be 1-{MAX_ORDER} (KenLM is built for at most {MAX_ORDER}: "
             f"KENLM_MAX_ORDER in {INSTALL_SCRIPT}), got {order}"
         )
-    prune = list(prune)
     if not all(_is_int(p) and p >= 0 for p in prune) or len(prune) > order:
         raise LMError(f"--prune takes at most {order} counts >= 0 (one per order), got {prune}")
     if prune and (prune[0] != 0 or prune != sorted(prune)):
@@ -244,9 +246,9 @@ def check_build_options(order, prune, unit, vocab_size, memory, quantize_bits) -
             f"--prune counts must start at 0 (lmplz cannot prune unigrams) and never "
             f"decrease, got {prune}"
         )
-    if vocab_size is not None and (not _is_int(vocab_size) or vocab_size < 1):
-        raise LMError(f"--vocab-size must be >= 1 (words kept), got {vocab_size}")
-    _check_memory(memory)
+    if how.vocab_size is not None and (not _is_int(how.vocab_size) or how.vocab_size < 1):
+        raise LMError(f"--vocab-size must be >= 1 (words kept), got {how.vocab_size}")
+    _check_memory(how.memory)
     if not _is_int(quantize_bits) or not 0 <= quantize_bits <= MAX_QUANTIZE_BITS:
         raise LMError(
             f"--quantize must be 0 (no quantization) to {MAX_QUANTIZE_BITS} bits, "
@@ -278,9 +280,10 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _build_into(out_dir: Path, text_path, order, prune, unit, vocab_size, memory,
-                quantize_bits, lmplz, build_binary) -> LMInfo:  # fmt: skip
+def _build_into(out_dir: Path, text_path, how: LMBuildOptions, lmplz, build_binary) -> LMInfo:
     """`build_lm`'s work, every file written into `out_dir` (a staging folder)."""
+    order, prune, unit, vocab_size = how.order, how.prune, how.unit, how.vocab_size
+    memory, quantize_bits = how.memory, how.quantize_bits
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         corpus = Path(tmp) / "normalized.txt"
         _write_normalized(text_path, corpus)

@@ -4,9 +4,9 @@ serve flags from these fields (their help and defaults written once, here)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from asr.config import ConfigError
+from asr.config import ConfigError, option
 from asr.inference.segment import SegmentConfig
 
 __all__ = ["ServeConfig"]
@@ -31,46 +31,40 @@ _POSITIVE = (
 )
 
 
-def _flag(default, help: str, cli: bool = True):
-    """A ServeConfig field: its default and the help of its `--<name>` flag (`cli` False: no
-    flag of its own)."""
-    return field(default=default, metadata={"help": help, "cli": cli})
-
-
 @dataclass(frozen=True)
 class ServeConfig:
-    host: str = _flag("127.0.0.1", "another than loopback exposes the server")
-    port: int = _flag(8000, "TCP port")
-    workers: int = _flag(1, "recognitions running at once (threads sharing the one model)")
-    max_queue: int = _flag(8, "requests waiting for a worker; more get 503")
-    max_upload_mb: float = _flag(100.0, "MiB; larger request bodies get 413, unread")
-    timeout: float = _flag(300.0, "seconds per request, waiting included; then 504")
-    max_seconds: float = _flag(
+    host: str = option("127.0.0.1", "another than loopback exposes the server")
+    port: int = option(8000, "TCP port")
+    workers: int = option(1, "recognitions running at once (threads sharing the one model)")
+    max_queue: int = option(8, "requests waiting for a worker; more get 503")
+    max_upload_mb: float = option(100.0, "MiB; larger request bodies get 413, unread")
+    timeout: float = option(300.0, "seconds per request, waiting included; then 504")
+    max_seconds: float = option(
         SegmentConfig.max_seconds, "longer recordings are split at pauses (as asr transcribe)"
     )
-    batch_size: int = _flag(8, "chunks of a long recording decoded together", cli=False)
-    upload_dir: str | None = _flag(None, "where uploads are spooled (default: the temp folder)")
-    max_hotwords: int = _flag(1000, "entries of a request's hotwords and prompt; more get 400")
-    max_audio_seconds: float = _flag(
+    batch_size: int = option(8, "chunks of a long recording decoded together", cli=False)
+    upload_dir: str | None = option(None, "where uploads are spooled (default: the temp folder)")
+    max_hotwords: int = option(1000, "entries of a request's hotwords and prompt; more get 400")
+    max_audio_seconds: float = option(
         7200.0, "longest audio a request may decode to, read from its header (413)"
     )
-    read_timeout: float = _flag(30.0, "seconds an upload may send nothing; then 408, closed")
-    max_connections: int = _flag(64, "connections at once; more are answered 503")
-    head_timeout: float = _flag(
+    read_timeout: float = option(30.0, "seconds an upload may send nothing; then 408, closed")
+    max_connections: int = option(64, "connections at once; more are answered 503")
+    head_timeout: float = option(
         10.0, "seconds a connection may take to send a whole request head; then closed (408)"
     )
-    max_streams: int = _flag(4, "live streams at once (/v1/stream and Wyoming); more are refused")
-    stream_idle_timeout: float = _flag(
+    max_streams: int = option(4, "live streams at once (/v1/stream and Wyoming); more are refused")
+    stream_idle_timeout: float = option(
         15.0, "seconds a live stream may wait without audio (pings earn none); then closed"
     )
-    max_stream_seconds: float = _flag(3600.0, "seconds of audio one live stream may send")
-    wyoming_port: int | None = _flag(
+    max_stream_seconds: float = option(3600.0, "seconds of audio one live stream may send")
+    wyoming_port: int | None = option(
         None, "also speak the Wyoming protocol (Home Assistant) on this TCP port"
     )
-    allow_host: tuple[str, ...] = _flag(
+    allow_host: tuple[str, ...] = option(
         (), "another Host name to answer (repeatable; loopback names and --host always are)"
     )
-    allow_origin: tuple[str, ...] = _flag(
+    allow_origin: tuple[str, ...] = option(
         (), "a web origin whose pages may call the server (repeatable; e.g. http://app:3000)"
     )
 

@@ -26,7 +26,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,7 @@ from tqdm import tqdm
 from asr.audio import load_audio
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.files import write_atomic
+from asr.manifest import read_manifest
 from asr.training.augment import AugmentConfig, AugmentedDataset, speed_perturb
 from asr.training.distributed import DistContext
 
@@ -48,6 +49,7 @@ __all__ = [
     "CACHE_VERSION",
     "CachedFeatureDataset",
     "FeatureCache",
+    "build_manifest_caches",
     "cache_jobs",
     "cache_speeds",
     "default_cache_dir",
@@ -235,6 +237,24 @@ def cache_jobs(cfg: ExperimentConfig, train, valid) -> list[tuple]:
     if valid is not None:
         jobs.append((valid, [1.0], "validation features"))
     return jobs
+
+
+def build_manifest_caches(cfg: ExperimentConfig, manifests: Sequence[str] = ()) -> Iterator[str]:
+    """`asr data features`: the cache entries of `manifests` (each at every speed augment
+    draws; none given: the config's train and validation manifests, as `asr train` reads
+    them), built where missing; yields a line per manifest saying what was done."""
+    cache = feature_cache(cfg)
+    jobs = [job for m in manifests for job in cache_jobs(cfg, m, None)]
+    if not manifests:
+        jobs = cache_jobs(cfg, cfg.data.train_manifest or None, cfg.data.valid_manifest or None)
+    for manifest, speeds, _ in jobs:
+        paths = [u.audio_filepath for u in read_manifest(manifest)]
+        stats = cache.build(paths, speeds, Path(manifest).name)
+        yield (
+            f"{manifest}: {len(paths)} utterances x speeds {speeds}: {stats.built} built "
+            f"({stats.damaged} of them damaged), {stats.present} present, "
+            f"{stats.bytes / 2**20:.1f} MiB in {cache.root}"
+        )
 
 
 def open_feature_cache(cfg: ExperimentConfig, train_set, valid_set, dist: DistContext):
