@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from asr.bilstm import bidirectional_lstm, check_sizes
 from asr.g2p.data import LETTERS, PHONE_SYMBOLS
 
 __all__ = ["G2PConfig", "G2PNet"]
@@ -22,11 +23,7 @@ class G2PConfig:
     dropout: float = 0.2  # between layers, training only
 
     def __post_init__(self) -> None:
-        for name in ("embed_dim", "hidden", "layers", "repeat"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"g2p.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"g2p.dropout must be in [0, 1), got {self.dropout}")
+        check_sizes(self, "g2p", ("embed_dim", "hidden", "layers", "repeat"))
 
 
 class G2PNet(nn.Module):
@@ -34,14 +31,7 @@ class G2PNet(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(len(LETTERS), config.embed_dim)
-        self.lstm = nn.LSTM(
-            config.embed_dim,
-            config.hidden,
-            num_layers=config.layers,
-            batch_first=True,
-            bidirectional=True,
-            dropout=config.dropout if config.layers > 1 else 0.0,
-        )
+        self.lstm = bidirectional_lstm(config)
         self.head = nn.Linear(2 * config.hidden, len(PHONE_SYMBOLS))
 
     def forward(self, letters: torch.Tensor) -> torch.Tensor:

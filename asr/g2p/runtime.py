@@ -41,7 +41,7 @@ class G2PRuntime:
     """A loaded G2P model folder: words -> ARPAbet phones."""
 
     def __init__(self, folder: str | Path = BUNDLED_G2P) -> None:
-        import onnxruntime as ort
+        from asr.inference.runtime_onnx import cpu_session
 
         folder = Path(folder)
         for name in (MODEL_FILE, LABELS_FILE):
@@ -53,12 +53,7 @@ class G2PRuntime:
             self.letter_ids = {c: i for i, c in enumerate(labels["letters"])}
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
             raise G2PModelError(f"{folder / LABELS_FILE}: cannot read it ({err})") from err
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = cpu_session(folder / MODEL_FILE, 1, G2PModelError)
         self.folder = folder
 
     def word(self, word: str) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from asr.g2p import data
 from asr.g2p.model import G2PConfig, G2PNet
 from asr.g2p.runtime import LABELS_FILE, MODEL_FILE, collapse
-from asr.inference.onnx_export import store_weights_half
+from asr.inference.onnx_export import export_small_graph
 from asr.metrics import error_counts
 
 __all__ = ["G2PTrainConfig", "TrainConfig", "export", "fit", "load_checkpoint", "phone_error_rate"]
@@ -182,27 +181,11 @@ def load_checkpoint(path: str | Path) -> G2PNet:
 def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
     """The model folder: model.onnx (one word's letter ids (1, L) in, log-probabilities
     (1, L * repeat, P) out; weights stored as float16) and labels.json."""
-    import onnx
-
     model = load_checkpoint(checkpoint)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / MODEL_FILE
-    with warnings.catch_warnings():  # the TorchScript exporter's notes on LSTM tracing
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.ones(1, 7, dtype=torch.int64),),
-            str(path),
-            input_names=["letters"],
-            output_names=["log_probs"],
-            dynamic_axes={"letters": {1: "letters"}, "log_probs": {1: "frames"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    graph = onnx.load(str(path))
-    store_weights_half(graph, min_size=1024)
-    onnx.save(graph, str(path))
+    axes = {"letters": {1: "letters"}, "log_probs": {1: "frames"}}
+    export_small_graph(model, torch.ones(1, 7, dtype=torch.int64), out_dir / MODEL_FILE, axes)
     labels = {
         "letters": list(data.LETTERS),
         "phones": list(data.PHONE_SYMBOLS),

@@ -152,6 +152,33 @@ def _trace_step(model, n_mels: int, path: Path) -> None:
         )
 
 
+def export_small_graph(
+    model: nn.Module, example: torch.Tensor, path: Path, axes: dict, half: bool = True
+) -> None:
+    """A small network (the G2P model, the punctuation tagger) traced to ONNX at `path`:
+    one input and the outputs named by `axes` (name -> its dynamic axes, the input first),
+    tensors of 1,024 values and more stored as float16 with `half`."""
+    import onnx
+
+    names = list(axes)
+    with warnings.catch_warnings():  # the TorchScript exporter's notes on LSTM tracing
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=names[:1],
+            output_names=names[1:],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+    if half:
+        graph = onnx.load(str(path))
+        store_weights_half(graph, min_size=1024)  # large tensors only
+        onnx.save(graph, str(path))
+
+
 def store_weights_half(graph, min_size: int = _MIN_HALF_SIZE) -> None:
     """Float32 initializers of at least `min_size` values -> float16 storage, each cast back
     to float32 where it is read; onnxruntime folds the casts once when it loads the graph

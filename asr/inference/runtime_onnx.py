@@ -87,7 +87,7 @@ class OnnxRunner:
     @classmethod
     def from_file(cls, path: str | Path, threads: int = 0) -> OnnxRunner:
         """Load an exported graph; `threads` 0: onnxruntime's default (one per core)."""
-        session = _session(path, threads)
+        session = cpu_session(path, threads)
         metadata = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         record = read_metadata(metadata, path)
         try:
@@ -163,12 +163,14 @@ class OnnxRunner:
         return log_probs, out_lens
 
 
-def _session(path: str | Path, threads: int):
-    """An onnxruntime session of the graph at `path` on the CPU; CheckpointError otherwise."""
+def cpu_session(path: str | Path, threads: int = 1, error: type[Exception] = CheckpointError):
+    """An onnxruntime session of the graph at `path` on the CPU (every ONNX model of the
+    toolkit loads through here); `error` when it cannot be loaded."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
     # onnxruntime's arena keeps every block it ever allocated: over a long recording
     # decoded in batches of chunks its peak grew with the file (5 min 546 MiB, 15 min
     # 829 MiB); without it the peak stays that of one batch (benchmarks/bad_input.py).
@@ -176,4 +178,4 @@ def _session(path: str | Path, threads: int):
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own types for unreadable files
-        raise CheckpointError(f"{path}: not a loadable ONNX graph ({err})") from err
+        raise error(f"{path}: not a loadable ONNX graph ({err})") from err

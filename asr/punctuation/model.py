@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from asr.bilstm import bidirectional_lstm, check_sizes
 from asr.punctuation.data import CASES, PUNCTS
 
 __all__ = ["Tagger", "TaggerConfig"]
@@ -25,11 +26,7 @@ class TaggerConfig:
     dropout: float = 0.2  # on the embeddings and between layers, training only
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "embed_dim", "hidden", "layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"tagger.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"tagger.dropout must be in [0, 1), got {self.dropout}")
+        check_sizes(self, "tagger", ("vocab_size", "embed_dim", "hidden", "layers"))
 
 
 class Tagger(nn.Module):
@@ -38,14 +35,7 @@ class Tagger(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
         self.dropout = nn.Dropout(config.dropout)
-        self.lstm = nn.LSTM(
-            config.embed_dim,
-            config.hidden,
-            num_layers=config.layers,
-            batch_first=True,
-            bidirectional=True,
-            dropout=config.dropout if config.layers > 1 else 0.0,
-        )
+        self.lstm = bidirectional_lstm(config)
         self.case_head = nn.Linear(2 * config.hidden, len(CASES))
         self.punct_head = nn.Linear(2 * config.hidden, len(PUNCTS))
 

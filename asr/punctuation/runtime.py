@@ -38,7 +38,7 @@ class TaggerRuntime:
     """A loaded punctuation model folder."""
 
     def __init__(self, folder: str | Path) -> None:
-        import onnxruntime as ort
+        from asr.inference.runtime_onnx import cpu_session
 
         folder = Path(folder)
         for name in (MODEL_FILE, VOCAB_FILE, LABELS_FILE):
@@ -63,12 +63,7 @@ class TaggerRuntime:
                     f"{folder / LABELS_FILE}: {name} must be {len(names)} finite numbers"
                 )
         self.index = {w: i for i, w in enumerate(vocabulary)}
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = cpu_session(folder / MODEL_FILE, 1, PunctModelError)
         self.folder = folder
 
     def logits_of_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from asr.inference.onnx_export import store_weights_half
+from asr.inference.onnx_export import export_small_graph
 from asr.punctuation import data
 from asr.punctuation.metrics import capital_f1, punct_f1s
 from asr.punctuation.model import Tagger, TaggerConfig
@@ -238,32 +237,12 @@ def load_checkpoint(path: str | Path) -> tuple[Tagger, dict]:
 def export(checkpoint: str | Path, out_dir: str | Path, half: bool = True) -> Path:
     """The model folder: model.onnx (weights stored as float16 with `half`), vocab.txt,
     labels.json (cases, marks, mixed forms, the network's config)."""
-    import onnx
-
     model, saved = load_checkpoint(checkpoint)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / MODEL_FILE
-    with warnings.catch_warnings():  # the TorchScript exporter's notes on LSTM tracing
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 12, dtype=torch.int64),),  # (B, T) word ids
-            str(path),
-            input_names=["word_ids"],
-            output_names=["case_logits", "punct_logits"],
-            dynamic_axes={
-                "word_ids": {0: "batch", 1: "time"},
-                "case_logits": {0: "batch", 1: "time"},
-                "punct_logits": {0: "batch", 1: "time"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
-    if half:
-        graph = onnx.load(str(path))
-        store_weights_half(graph, min_size=1024)  # large tensors only
-        onnx.save(graph, str(path))
+    example = torch.zeros(1, 12, dtype=torch.int64)  # (B, T) word ids
+    axes = {name: {0: "batch", 1: "time"} for name in ("word_ids", "case_logits", "punct_logits")}
+    export_small_graph(model, example, out_dir / MODEL_FILE, axes, half)
     (out_dir / VOCAB_FILE).write_text("\n".join(saved["vocabulary"]) + "\n", encoding="utf-8")
     labels = {
         "cases": list(data.CASES),
