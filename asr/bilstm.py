@@ -1,11 +1,13 @@
-"""What the small token networks share (the G2P model, the punctuation tagger): the checks
-of their sizes and their bidirectional LSTM over token embeddings."""
+"""What the small token networks share (the G2P model, the punctuation tagger, the word
+LSTM LM): the checks of their sizes, their bidirectional LSTM over token embeddings, and
+their optimizer step."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-__all__ = ["bidirectional_lstm", "check_sizes"]
+__all__ = ["bidirectional_lstm", "check_sizes", "optimizer_step"]
 
 
 def check_sizes(config, section: str, sizes: tuple[str, ...]) -> None:
@@ -27,3 +29,13 @@ def bidirectional_lstm(config) -> nn.LSTM:
         bidirectional=True,
         dropout=config.dropout if config.layers > 1 else 0.0,
     )
+
+
+def optimizer_step(model: nn.Module, optimizer, loss, lr: float, clip: float = 5.0) -> None:
+    """One update of `model` from `loss` at learning rate `lr`, the gradient norm clipped."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()

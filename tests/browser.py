@@ -28,9 +28,11 @@ needs_browser = [
 ]
 
 
-def serve_in_thread(app) -> Iterator[str]:
-    """Run `app` with uvicorn on 127.0.0.1 and a free port; yield its base URL, then stop."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning")
+def serve_in_thread(app, **options) -> Iterator[str]:
+    """Run `app` with uvicorn on 127.0.0.1 and a free port (more uvicorn `options`, such as
+    `asr serve`'s limits); yield its base URL, then stop."""
+    options = {"access_log": False, "log_level": "warning", **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, **options)
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

@@ -354,6 +354,19 @@ def test_a_body_that_is_not_multipart_is_400(upload_dir):
     assert "multipart/form-data" in response.json()["error"]["message"]
 
 
+def test_the_media_type_is_case_insensitive(upload_dir):
+    """RFC 9110: "Multipart/Form-Data" is multipart/form-data (it was a 400)."""
+    data = _tone_recording("the cat")[0]
+    with _client(OracleRecognizer(), upload_dir) as client:
+        request = client.build_request("POST", URL, files={"file": ("a.wav", data, "audio/wav")})
+        body, content_type = request.read(), request.headers["content-type"]
+        mixed = content_type.replace("multipart/form-data", "Multipart/Form-Data")
+        response = client.post(URL, content=body, headers={"Content-Type": mixed})
+    assert mixed != content_type
+    assert response.status_code == 200, response.text
+    assert response.json()["text"] == "The cat."
+
+
 def test_oversized_upload_is_413(upload_dir):
     data = _wav_bytes(np.zeros(4 * SR, np.float32))  # 128 KiB of samples
     with _client(OracleRecognizer(), upload_dir, max_upload_mb=0.05) as client:
@@ -665,24 +678,15 @@ def test_a_client_that_leaves_mid_upload_is_one_quiet_line(upload_dir, caplog):
 def running_server(upload_dir):
     """(host, port) of a real uvicorn server on 127.0.0.1, started with the options
     `asr serve` gives it (connections.uvicorn_options): 4 connections, 0.5 s to a head."""
-    import uvicorn
+    from browser import serve_in_thread
 
     from asr.serve.connections import uvicorn_options
 
     limits = {"head_timeout": 0.5, "max_connections": 4, "upload_dir": str(upload_dir)}
     app = create_app(OracleRecognizer(), ServeConfig(**limits))
-    options = uvicorn_options(ServeConfig(**limits))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options)
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield "127.0.0.1", uv.servers[0].sockets[0].getsockname()[1]
-    uv.should_exit = True
-    thread.join(10)
+    for url in serve_in_thread(app, **uvicorn_options(ServeConfig(**limits))):
+        host, port = url.removeprefix("http://").split(":")
+        yield host, int(port)
 
 
 def _read_until_closed(sock, seconds: float = 5.0) -> tuple[bytes, float]:

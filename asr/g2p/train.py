@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asr.bilstm import optimizer_step
 from asr.g2p import data
 from asr.g2p.model import G2PConfig, G2PNet
 from asr.g2p.runtime import LABELS_FILE, MODEL_FILE, collapse
@@ -141,13 +142,10 @@ def fit(config: G2PTrainConfig, out_dir: str | Path) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     start, best, step = time.time(), {"per": math.inf}, 0
     while step < config.train.max_steps and time.time() - start < 60 * config.train.max_minutes:
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config.train, step, time.time() - start)
         loss = _loss(model, random_batch(groups, sizes, config.train, rng))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
+        optimizer_step(
+            model, optimizer, loss, _learning_rate(config.train, step, time.time() - start)
+        )
         step += 1
         if step % config.train.eval_every == 0:
             best = _evaluate_and_keep(model, dev, step, start, loss, best, out_dir)

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from asr.config import check_ranges
 from asr.inference.align import WordTiming
 
 __all__ = ["SubtitleConfig", "SubtitleCue", "layout_lines", "split_cues"]
@@ -41,10 +42,7 @@ class SubtitleConfig:
                 f"subtitles: max_line_chars and max_lines must be >= 1, got "
                 f"{self.max_line_chars}, {self.max_lines}"
             )
-        for name in ("max_seconds", "pause"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"subtitles.{name} must be a finite number > 0, got {value}")
+        check_ranges("subtitles", self, {"max_seconds": (1e-3, 3600.0), "pause": (1e-3, 60.0)})
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asr.bilstm import optimizer_step
+from asr.config import check_ranges
 from asr.inference.onnx_export import export_small_graph
 from asr.punctuation import data
 from asr.punctuation.metrics import capital_f1, punct_f1s
@@ -56,13 +58,16 @@ class TrainConfig:
                 f"train: need 1 <= min_len <= max_len <= batch_words, got "
                 f"{self.min_len}, {self.max_len}, {self.batch_words}"
             )
-        for name in ("lr", "max_minutes"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"train.{name} must be a finite number > 0, got {value}")
-        for name in ("max_steps", "eval_every", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        check_ranges("train", self, _TRAIN_RANGES)
+
+
+_TRAIN_RANGES = {
+    "lr": (1e-8, 10.0),
+    "max_minutes": (1e-3, 1e5),
+    "max_steps": (1, 10**9),
+    "eval_every": (1, 10**9),
+    "threads": (1, 1024),
+}
 
 
 @dataclass(frozen=True)
@@ -183,13 +188,10 @@ def fit(config: PunctTrainConfig, data_dir: str | Path, out_dir: str | Path) -> 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     start, best, step = time.time(), {"score": -1.0}, 0
     while step < config.train.max_steps and time.time() - start < 60 * config.train.max_minutes:
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config.train, step, time.time() - start)
         loss = compute_loss(model, *random_batch(train, config.train, rng))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
+        optimizer_step(
+            model, optimizer, loss, _learning_rate(config.train, step, time.time() - start)
+        )
         step += 1
         if step % config.train.eval_every == 0:
             best = _evaluate_and_keep(model, dev, step, start, loss, best, out_dir, data_dir)

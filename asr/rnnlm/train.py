@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr.bilstm import optimizer_step
 from asr.files import atomic_write
 from asr.rnnlm import data
 from asr.rnnlm.model import RNNLMConfig, WordLSTM
@@ -68,16 +69,12 @@ def fit(text: str | Path, out: str | Path, config: RNNLMTrainConfig) -> dict:
 
 def _train_step(model, optim, window: np.ndarray, state, config, progress: float):
     """One window: (B, bptt + 1) ids; returns the detached LSTM state to carry on."""
-    for group in optim.param_groups:
-        group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     model.train()
     batch = torch.from_numpy(window.astype(np.int64))
     hidden, state = model(batch[:, :-1], state)  # (B, T, H)
     loss = -model.target_log_probs(hidden, batch[:, 1:]).mean()
-    optim.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-    optim.step()
+    lr = config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    optimizer_step(model, optim, loss, lr, config.clip)
     return tuple(s.detach() for s in state)
 
 

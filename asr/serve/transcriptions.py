@@ -261,7 +261,8 @@ async def transcriptions(server: Server, request: Request) -> Response:
     if server.queue.full:  # refuse before reading the upload
         raise ApiError(503, "server busy: every worker and queue place is taken; try later")
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
+    # A media type is case-insensitive (RFC 9110 8.3.1): "Multipart/Form-Data" is one.
+    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
         raise ApiError(400, f"expected a multipart/form-data body, got {content_type!r}")
     async with request.form(max_files=1, max_fields=len(_FIELDS)) as form:
         params = _parse_form(form, server.recognizer, server.config.max_hotwords)
