@@ -168,7 +168,7 @@ class DecodingOptions:
     @property
     def search_key(self) -> DecodingOptions:
         """The options that shape the search itself (execution and output settings reset)."""
-        return replace(self, num_workers=1, raw=False)
+        return replace(self, num_workers=1, raw=False, nbest=1)
 
 
 @dataclass
@@ -580,6 +580,7 @@ class StreamSearch:
         self.search = self.base.make()
         self.search.decode_begin()
         self.frames = 0  # rows accepted in this segment
+        self.nbest = options.nbest  # hypotheses a segment's final carries
 
     def accept(self, log_probs: np.ndarray) -> None:
         """(n, V) log-prob rows, the segment's next."""
@@ -596,16 +597,19 @@ class StreamSearch:
         return _to_hypothesis(self.base._raw(result.tokens, result.words, 0.0), self.vocab)
 
     def finish(self) -> Hypothesis:
-        """The segment's best hypothesis; the search is ready for the next segment."""
+        """The segment's best hypothesis, with the next `options.nbest` - 1 as its
+        alternatives; the search is ready for the next segment."""
         if self.frames and self.base.words is not None:
             frame = self.base.closing_frame(np.zeros((1, len(self.vocab)), np.float32))
             self.search.decode_step(frame.ctypes.data, *frame.shape)
         self.search.decode_end()
         results = self.search.get_all_final_hypothesis() if self.frames else []
-        best = Hypothesis("")
-        if results:
-            top = results[0]
-            best = _to_hypothesis(self.base._raw(top.tokens, top.words, top.score), self.vocab)
+        found = [
+            _to_hypothesis(self.base._raw(r.tokens, r.words, r.score), self.vocab)
+            for r in results[: self.nbest]
+        ]
+        best = found[0] if found else Hypothesis("")
+        best.alternatives = found[1:]
         self.search.decode_begin()
         self.frames = 0
         return best

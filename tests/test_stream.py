@@ -499,6 +499,8 @@ def test_a_stream_takes_hotwords_in_its_config(tone_model, tmp_path):
             assert said(ws, {"hotwords": [f"{missing}:4"]}) == utt.text  # (a tiny model:
         with client.websocket_connect(WS) as ws:  # boost 8 makes "is it" "it it")
             assert said(ws, {"hotwords": f"{missing}:2,\n"}) == utt.text  # a string
+        with client.websocket_connect(WS) as ws:  # Vosk's grammar: boosted, as hotwords
+            assert said(ws, {"phrase_list": [utt.text, "[unk]"]}) == utt.text
         for bad, code, reason in [
             ({"hotwords": [f"{missing}:0"]}, 1007, "config hotwords entry 1: boost '0'"),
             ({"hotwords": [7]}, 1007, "a list of strings or a string"),
@@ -830,3 +832,127 @@ def test_a_wyoming_client_still_writing_reads_why_it_is_closed(random_stream_mod
 
     event = _wyoming_exchange(random_stream_model, client)
     assert event["type"] == "error" and "16-bit mono" in event["data"]["text"]
+
+
+# --- a Vosk client, as alphacep/vosk-server's websocket/test.py and test_srt.py speak ----
+
+
+@pytest.fixture(scope="module")
+def vosk_url(tone_model):
+    """A real server (uvicorn on a socket) of the tone model with a beam search, so that
+    finals have an n-best: its Vosk WebSocket URL."""
+    from asr.corpora.tones import _WORDS
+    from asr.inference.lm import write_lexicon
+    from asr.serve import ServeConfig, create_app
+    from tests.browser import serve_in_thread
+
+    folder, _ = tone_model
+    lexicon = folder.parent / "vosk_lexicon.txt"
+    write_lexicon(list(_WORDS), lexicon)
+    recognizer = load_model(folder, "cpu", "onnx", decoder="beam", lexicon_path=str(lexicon))
+    for url in serve_in_thread(create_app(recognizer, ServeConfig())):
+        yield url.replace("http", "ws") + "/v1/stream"
+
+
+def _vosk_client(url: str, config: dict, messages: list[bytes]) -> tuple[list[dict], str]:
+    """What a Vosk client reads: one answer after each message it sends, then one after
+    eof; (the answers, how the server then ended the connection)."""
+    from websockets.exceptions import ConnectionClosedOK
+    from websockets.sync.client import connect
+
+    with connect(url) as ws:
+        ws.send(json.dumps({"config": config}))
+        answers = []
+        for message in messages:
+            ws.send(message)
+            answers.append(json.loads(ws.recv(timeout=30)))
+        ws.send('{"eof" : 1}')
+        answers.append(json.loads(ws.recv(timeout=30)))
+        try:
+            extra = ws.recv(timeout=10)
+            return answers, f"a further message {extra!r}"
+        except ConnectionClosedOK:
+            return answers, "closed"
+
+
+def _two_utterances(manifest) -> tuple[np.ndarray, float, list]:
+    """Two tone utterances with a 1 s pause between them and after: (audio, the pause's
+    start in seconds, the utterances). (The third and fourth: the tiny model, trained on
+    single utterances, hears some of the second one after the first.)"""
+    utterances = read_manifest(manifest)[2:4]
+    waves = [load_audio(u.audio_filepath) for u in utterances]
+    pause = np.random.default_rng(0).normal(0, 0.003, 16000).astype(np.float32)
+    return np.concatenate([waves[0], pause, waves[1], pause]), len(waves[0]) / 16000, utterances
+
+
+@pytest.mark.slow
+def test_a_vosk_client_reads_one_answer_per_message(vosk_url, tone_model):
+    """Two utterances that end in one message are one final; eof gets one answer, then the
+    close: nothing is left for the client to miss. Timed words are on by default."""
+    audio, pause_start, _ = _two_utterances(tone_model[1])
+    answers, ending = _vosk_client(vosk_url, {"sample_rate": 16000}, [_pcm16(audio)])
+    assert ending == "closed" and len(answers) == 2
+    both, at_eof = answers
+    words = both["result"]  # the second utterance starts 1 s after the pause does
+    assert words[0]["start"] < pause_start and words[-1]["start"] > pause_start + 0.5
+    assert both["text"].count(".") == 2, both  # two sentences, written
+    assert at_eof == {"text": ""}  # the audio ended in a pause: nothing was left to say
+    chunks = [_pcm16(audio[i : i + 4000]) for i in range(0, len(audio), 4000)]
+    answers, ending = _vosk_client(vosk_url, {"sample_rate": 16000}, chunks)
+    assert ending == "closed" and len(answers) == len(chunks) + 1
+    finals = [a for a in answers if "text" in a and a["text"]]
+    assert len(finals) == 2 and all(f["result"] for f in finals)
+
+
+@pytest.mark.slow
+def test_a_vosk_client_can_turn_words_off(vosk_url, tone_model):
+    audio, _, _ = _two_utterances(tone_model[1])
+    for words in (False, 0):
+        answers, _ = _vosk_client(vosk_url, {"words": words}, [_pcm16(audio)])
+        assert answers[0]["text"] and "result" not in answers[0]
+
+
+@pytest.mark.slow
+def test_a_vosk_client_gets_max_alternatives(vosk_url, tone_model):
+    """Finals as Vosk words an n-best: alternatives, best first, distinct spoken texts; the
+    first is the text a client without the option gets, and carries the timed words."""
+    utt = read_manifest(tone_model[1])[0]
+    message = [_pcm16(load_audio(utt.audio_filepath))]
+    plain, _ = _vosk_client(vosk_url, {"raw": True}, message)
+    answers, _ = _vosk_client(vosk_url, {"max_alternatives": 3}, message)
+    said = [a for a in answers if "alternatives" in a]
+    assert said and all("text" not in a for a in answers if "partial" not in a)
+    final = " ".join(a["text"] for a in plain if a.get("text"))
+    best = " ".join(a["alternatives"][0]["text"] for a in said if a["alternatives"][0]["text"])
+    assert best == final == utt.text
+    for answer in said:
+        alternatives = answer["alternatives"]
+        texts = [a["text"] for a in alternatives]
+        scores = [a["confidence"] for a in alternatives]
+        assert 1 <= len(alternatives) <= 3 and len(set(texts)) == len(texts)
+        assert scores == sorted(scores, reverse=True)
+    assert any(len(a["alternatives"]) > 1 for a in said)  # the beam did find others
+    assert any(a["alternatives"][0].get("result") for a in said)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        ({"max_alternatives": 21}, "max_alternatives must be an integer 0-20"),
+        ({"max_alternatives": "3"}, "max_alternatives must be an integer 0-20"),
+        ({"max_alternatives": True}, "max_alternatives must be an integer 0-20"),
+        ({"words": "yes"}, "words must be true or false"),
+        ({"words": 2}, "words must be true or false"),
+        ({"phrase_list": "captain nemo"}, "phrase_list must be a list of strings"),
+    ],
+)
+def test_a_vosk_config_out_of_its_rules_is_refused(vosk_url, config, reason):
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    with connect(vosk_url) as ws:
+        ws.send(json.dumps({"config": config}))
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1007 and reason in closed.value.rcvd.reason

@@ -102,6 +102,8 @@ class StreamEvent:
     end: float  # seconds of the stream decoded when this was said
     words: list[WordTiming] = field(default_factory=list)  # final results: timed spoken words
     raw_text: str = ""  # the normalized spoken words (= text, unless written)
+    # a final's n-best (DecodingOptions.nbest), best first: (spoken words, search score)
+    alternatives: list[tuple[str, float]] = field(default_factory=list)
 
 
 class FeatureStream:
@@ -298,6 +300,7 @@ class SegmentDecoder:
             rows, hyp.token_ids, self.vocab, self.frame_seconds, hyp.timesteps, offset, hyp.text
         )
         event = self._event("final", hyp.text, end, words)
+        event.alternatives = [(h.text, h.score) for h in [hyp, *hyp.alternatives]]
         self.rows, self.start, self.silent_run, self.spoken, self.partial = [], end, 0, False, ""
         return event
 

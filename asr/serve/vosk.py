@@ -3,16 +3,25 @@ websocket/asr_server.py, which Vosk's clients speak):
 
     -> {"config": {"sample_rate": 16000, "words": true,     text, optional, first
                    "hotwords": ["Nautilus", "Captain Nemo:8"],
+                   "phrase_list": ["captain nemo"], "max_alternatives": 3,
                    "raw": false}}
     -> <16-bit little-endian mono PCM>                        binary, any length
-    <- {"partial": "the old man"}                             the text so far changed
+    <- {"partial": "the old man"}                             the text so far
     <- {"text": "The old man...", "result": [{"word", "start", "end", "conf"}]}   at a pause
     -> {"eof": 1}                                             text: the end of the audio
     <- {"text": "..."}                                        the last result, then closed
 
-A final's text is written (case, punctuation, numbers), its result the timed spoken words;
-partials are spoken words. "raw": true in the config gives spoken words in the finals too.
-A client that breaks a rule (asr/serve/streaming.py) is closed with a close code and reason.
+One answer per message, as the Vosk server gives: an audio message gets a final when an
+utterance ended in it (two that ended in one message are one final), else the partial;
+`eof` gets one final. A final's text is written (case, punctuation, numbers), its result
+the timed spoken words (on unless "words": false, as VOSK_SHOW_WORDS; absent when none);
+partials are spoken words. "raw": true gives spoken words in the finals too.
+"phrase_list" (Vosk's grammar) joins "hotwords": its phrases are boosted, not the only
+ones allowed ("[unk]" is dropped).
+"max_alternatives": N > 0 answers finals as Vosk does, {"alternatives": [{"text",
+"confidence"}, ...]} (the beam's n-best, spoken words, confidence its search score; the
+first carries the result). docs/protocols.md lists every field. A client that breaks a
+rule (asr/serve/streaming.py) is closed with a close code and reason.
 """
 
 from __future__ import annotations
@@ -21,10 +30,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+from dataclasses import dataclass, replace
 
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from asr.decode import DecodingOptions
+from asr.hotwords import split_list
 from asr.inference.stream import StreamEvent
 from asr.serve.server import Protocol, Server
 from asr.serve.streaming import (
@@ -42,37 +54,67 @@ from asr.serve.streaming import (
     stream_options,
 )
 
-__all__ = ["PROTOCOL", "URL", "vosk_message", "vosk_replies"]
+__all__ = ["PROTOCOL", "URL", "VoskReply", "vosk_message", "vosk_reply"]
 
 log = logging.getLogger("asr.serve.vosk")
 
 URL = "/v1/stream"
 
 
-def vosk_message(event: StreamEvent, words: bool) -> dict:
+MAX_ALTERNATIVES = 20  # a client's max_alternatives; more is refused (1007)
+
+
+@dataclass(frozen=True)
+class VoskReply:
+    """How a client asked its finals to be worded (its config)."""
+
+    words: bool = True  # timed words in "result" (Vosk's VOSK_SHOW_WORDS, on by default)
+    alternatives: int = 0  # > 0: finals as an n-best of at most this many
+
+
+def vosk_message(event: StreamEvent, reply: VoskReply = VoskReply()) -> dict:
     """An event as the Vosk server words it."""
     if event.kind == "partial":
         return {"partial": event.text}
-    message: dict = {"text": event.text}
-    if words:
-        message["result"] = [
-            {
-                "word": w.word,
-                "start": round(w.start, 3),
-                "end": round(w.end, 3),
-                "conf": round(w.confidence, 4),
-            }
-            for w in event.words
-        ]
-    return message
+    result = [
+        {
+            "word": w.word,
+            "start": round(w.start, 3),
+            "end": round(w.end, 3),
+            "conf": round(w.confidence, 4),
+        }
+        for w in event.words
+    ]
+    if reply.alternatives:
+        best = event.alternatives or [(event.raw_text, 0.0)]
+        return {
+            "alternatives": [
+                {"text": text, "confidence": round(score, 3)}
+                | ({"result": result} if i == 0 and reply.words and result else {})
+                for i, (text, score) in enumerate(best[: reply.alternatives])
+            ]
+        }
+    return {"text": event.text} | ({"result": result} if reply.words and result else {})
 
 
-def vosk_replies(events: list[StreamEvent], partial: str, words: bool) -> list[dict]:
-    """What the Vosk server answers an audio message with: each utterance it ended, else
-    the partial text (unchanged or not): every message gets an answer, as Vosk's clients
-    (send, then wait for the reply) expect."""
-    finals = [vosk_message(e, words) for e in events if e.kind == "final"]
-    return finals or [{"partial": partial}]
+def vosk_reply(events: list[StreamEvent], partial: str, reply: VoskReply = VoskReply()) -> dict:
+    """The one answer to an audio message (or to `eof`): the utterances it ended, as one
+    final, else the partial text (unchanged or not). Vosk's clients send a message, then
+    read one answer: a second would be read as the next message's."""
+    finals = [e for e in events if e.kind == "final"]
+    if not finals:
+        return {"partial": partial}
+    if len(finals) == 1:
+        return vosk_message(finals[0], reply)
+    merged = StreamEvent(
+        "final",
+        " ".join(e.text for e in finals if e.text),
+        finals[0].start,
+        finals[-1].end,
+        [w for e in finals for w in e.words],
+        " ".join(e.raw_text for e in finals if e.raw_text),
+    )
+    return vosk_message(merged, reply)
 
 
 async def vosk_stream(server: Server, websocket: WebSocket) -> None:
@@ -101,7 +143,7 @@ async def vosk_stream(server: Server, websocket: WebSocket) -> None:
 
 async def _vosk_session(websocket: WebSocket, server: Server) -> None:
     recognizer, limits = server.recognizer, server.stream_limits
-    words, session = False, None
+    reply, session = VoskReply(), None
     budget = AudioBudget(limits.idle_timeout)
     while True:
         message = await _receive(websocket, budget)
@@ -110,20 +152,13 @@ async def _vosk_session(websocket: WebSocket, server: Server) -> None:
             if "config" in request:
                 if session is not None:
                     raise ProtocolError(CLOSE_POLICY, "config comes before the audio")
-                config = request["config"]
-                if not isinstance(config, dict):
-                    raise ProtocolError(CLOSE_BAD_DATA, "config must be an object")
-                words = bool(config.get("words", False))
-                hotwords, raw = config.get("hotwords"), config.get("raw")
-                options = stream_options(recognizer, hotwords, limits, "config hotwords", raw)
-                rate = config.get("sample_rate", 16000)
+                reply, options, rate = _read_config(request["config"], server)
                 session = await asyncio.to_thread(open_session, recognizer, rate, limits, options)
                 continue
             if "eof" in request:
                 session = session or await _open_default(server)
-                for event in await asyncio.to_thread(session.finish):
-                    if event.kind == "final":
-                        await websocket.send_json(vosk_message(event, words))
+                events = await asyncio.to_thread(session.finish)
+                await websocket.send_json(vosk_reply(events, "", reply))
                 await websocket.close(CLOSE_NORMAL)
                 return
             raise ProtocolError(
@@ -133,8 +168,42 @@ async def _vosk_session(websocket: WebSocket, server: Server) -> None:
         audio = message.get("bytes") or b""
         events = await asyncio.to_thread(session.accept, audio)
         budget.heard(len(audio) / (2 * session.rate))
-        for reply in vosk_replies(events, session.stream.partial, words):
-            await websocket.send_json(reply)
+        await websocket.send_json(vosk_reply(events, session.stream.partial, reply))
+
+
+def _read_config(config, server: Server) -> tuple[VoskReply, DecodingOptions, object]:
+    """A client's config: how to word the finals, the options to decode with, its rate."""
+    if not isinstance(config, dict):
+        raise ProtocolError(CLOSE_BAD_DATA, "config must be an object")
+    words = config.get("words", True)
+    alternatives = config.get("max_alternatives", 0)
+    if type(words) not in (bool, int) or words not in (0, 1):  # clients send 1 or true
+        raise ProtocolError(CLOSE_BAD_DATA, f"words must be true or false, got {words!r}")
+    if type(alternatives) is not int or not 0 <= alternatives <= MAX_ALTERNATIVES:
+        raise ProtocolError(
+            CLOSE_BAD_DATA,
+            f"max_alternatives must be an integer 0-{MAX_ALTERNATIVES}, got {alternatives!r}",
+        )
+    hotwords = _with_phrases(config.get("hotwords"), config.get("phrase_list"))
+    limits = server.stream_limits
+    options = stream_options(
+        server.recognizer, hotwords, limits, "config hotwords", config.get("raw")
+    )
+    if alternatives > 1:
+        options = replace(options, nbest=min(alternatives, options.beam_size))
+    return VoskReply(bool(words), alternatives), options, config.get("sample_rate", 16000)
+
+
+def _with_phrases(hotwords, phrases):
+    """The config's hotwords with its phrase_list (Vosk's grammar) joined to them."""
+    if phrases is None:
+        return hotwords
+    if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+        raise ProtocolError(CLOSE_BAD_DATA, "phrase_list must be a list of strings")
+    phrases = [p for p in phrases if p.strip() and p.strip() != "[unk]"]
+    if isinstance(hotwords, str):
+        hotwords = split_list(hotwords)
+    return [*(hotwords or []), *phrases] or None
 
 
 async def _open_default(server: Server) -> StreamSession:
