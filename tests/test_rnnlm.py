@@ -46,7 +46,8 @@ def test_a_short_fit_learns_word_order(tmp_path):
         model=model, batch_size=8, bptt=8, max_minutes=0.15, eval_every=100, threads=1
     )
     best = fit(tmp_path / "text.txt", tmp_path / "run", config)
-    logged = [json.loads(line) for line in (tmp_path / "run/train.log").read_text().split("\n")[:-1]]
+    log = (tmp_path / "run/train.log").read_text().splitlines()
+    logged = [json.loads(line) for line in log]
     assert best["valid_ppl"] == min(line["valid_ppl"] for line in logged) < 6
     scorer = RNNLMScorer(tmp_path / "run/rnnlm.pt")
     heard, shuffled, empty = scorer.log_probs(
