@@ -200,10 +200,15 @@ def _run_serve(args) -> int:
         from asr.serve import run_server
     except ModuleNotFoundError as err:  # the optional 'serve' extra
         raise ConfigError(f"asr serve needs {err.name}: pip install -e '.[serve]'") from err
+    from asr.inference.model_folder import live_model_path
     from asr.inference.recognizer import load_model
 
-    config = serve_config(args)
-    run_server(load_model(args.model, args.device, args.runtime, **_decoding(args)), config)
+    config, decoding = serve_config(args), _decoding(args)
+    recognizer = load_model(args.model, args.device, args.runtime, **decoding)
+    live = live_model_path(args.model, config.stream_model)
+    shared = {k: v for k, v in decoding.items() if k in ("hotwords", "raw")}  # not the search's
+    streamer = live and load_model(live, args.device, args.runtime, **shared)
+    run_server(recognizer, config, streamer)
     return 0
 
 

@@ -22,6 +22,7 @@ from asr.audio import AudioError, load_audio
 from asr.cli import build_parser, main, serve_config
 from asr.corpora.tones import ToneConfig, random_sentence, render_tones_timed
 from asr.decode import DecodingOptions
+from asr.inference.model_folder import STREAM_MODEL
 from asr.serve import ServeConfig, Server, create_app, server_app
 
 SR = 16_000
@@ -504,7 +505,8 @@ def test_health_page_and_only_the_page_files_are_served(upload_dir):
         script = client.get("/static/app.js")
         outside = client.get("/static/../serve.py")
         missing = client.get("/static/index.html")
-    assert health == {"status": "ok", "model": "tone oracle", "pending": 0, "capacity": 9}
+    expected = {"status": "ok", "model": "tone oracle", "stream_model": None}  # cannot stream
+    assert health == {**expected, "pending": 0, "capacity": 9}
     assert page.status_code == 200 and 'id="file"' in page.text and 'id="record"' in page.text
     assert script.status_code == 200 and "/v1/audio/transcriptions" in script.text
     assert outside.status_code == 404 and missing.status_code == 404
@@ -540,12 +542,19 @@ def test_cli_serve_loads_the_model_once_and_runs_the_server(monkeypatch):
     load = lambda *a, **decoding: calls.append((a, decoding)) or recognizer  # noqa: E731
     monkeypatch.setattr(asr.inference.recognizer, "load_model", load)
     monkeypatch.setattr(asr.serve, "run_server", lambda *a: calls.append(a))
-    argv = ["serve", "--decoder", "greedy", "--port", "8123", "--workers", "2"]
+    argv = ["serve", "--decoder", "greedy", "--port", "8123", "--workers", "2", "--raw"]
     assert main(argv) == 0
-    ((load_args, decoding), (served, config)) = calls
+    ((load_args, decoding), (live_args, live_decoding), (served, config, streamer)) = calls
     assert load_args == (None, "auto", "auto") and served is recognizer
-    assert decoding == {"decoder": "greedy"}  # resolved once, by load_model
+    assert decoding == {"decoder": "greedy", "raw": True}  # resolved once, by load_model
     assert (config.port, config.workers, config.host) == (8123, 2, "127.0.0.1")
+    # no --model: live streams run on the bundled streaming model, the search its own
+    assert live_args == (STREAM_MODEL, "auto", "auto") and live_decoding == {"raw": True}
+    assert streamer is recognizer  # (the stub loads one object)
+    calls.clear()
+    assert main(["serve", "--model", "exp/x"]) == 0
+    ((load_args, _), (_, _, streamer)) = calls  # a named model: it streams itself, or not
+    assert load_args[0] == "exp/x" and streamer is None
 
 
 def test_cli_rejects_bad_limits(capsys):

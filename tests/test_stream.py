@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -770,7 +771,9 @@ def test_pings_do_not_keep_a_wyoming_stream(random_stream_model):
             writer.write(_event("ping"))
             await writer.drain()
             try:
-                return await asyncio.wait_for(_next_event(reader), 0.1), time.monotonic() - start
+                while (event := await asyncio.wait_for(_next_event(reader), 0.1))["type"] == "pong":
+                    pass  # answered, but a ping earns no time
+                return event, time.monotonic() - start
             except TimeoutError:
                 pass
         return None, 5.0
@@ -799,7 +802,9 @@ def test_a_wyoming_transcribe_the_server_cannot_do_is_an_error(random_stream_mod
 
 def test_a_wyoming_transcribe_of_the_listed_model_is_answered(random_stream_model):
     async def client(reader, writer):
-        writer.write(_event("transcribe", {"name": "en-stream", "language": "en-US"}))
+        writer.write(_event("describe"))
+        (model,) = (await _next_event(reader))["data"]["asr"][0]["models"]
+        writer.write(_event("transcribe", {"name": model["name"], "language": "en-US"}))
         writer.write(_event("audio-start", {"rate": 16000, "width": 2, "channels": 1}))
         writer.write(_event("audio-stop"))
         return await _next_event(reader)
@@ -956,3 +961,203 @@ def test_a_vosk_config_out_of_its_rules_is_refused(vosk_url, config, reason):
         with pytest.raises(ConnectionClosedError) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd.code == 1007 and reason in closed.value.rcvd.reason
+
+
+# --- Wyoming as Home Assistant uses it (issue 34 items 1 and 7) --------------------------
+
+
+def test_wyoming_describes_the_model_that_runs_and_answers_pings(random_stream_model):
+    async def client(reader, writer):
+        writer.write(_event("describe") + _event("ping", {"text": "hi"}))
+        return await _next_event(reader), await _next_event(reader)
+
+    info, pong = _wyoming_exchange(random_stream_model, client)
+    (program,) = info["data"]["asr"]
+    (model,) = program["models"]
+    assert model["name"] == Path(random_stream_model.source).name  # the model that runs
+    assert program["supports_transcript_streaming"] is False  # it sends no streaming events
+    assert program["attribution"]["url"] != "https://github.com/" and model["version"] != "1"
+    assert pong == {"type": "pong", "data": {"text": "hi"}}
+
+
+def test_idle_wyoming_connections_hold_no_stream_slot(random_stream_model):
+    """max_streams 1: two idle connections, then a third transcribes; a second utterance at
+    once is refused as busy."""
+
+    async def client(reader, writer):
+        idle = [await asyncio.open_connection(*writer.get_extra_info("peername")[:2])]
+        idle.append(await asyncio.open_connection(*writer.get_extra_info("peername")[:2]))
+        fmt = {"rate": 16000, "width": 2, "channels": 1}
+        writer.write(_event("audio-start", fmt) + _event("audio-chunk", fmt, bytes(3200)))
+        other_reader, other_writer = idle[0]
+        other_writer.write(_event("audio-start", fmt))  # a second utterance while one runs
+        busy = await _next_event(other_reader)
+        writer.write(_event("audio-stop"))
+        transcript = await _next_event(reader)
+        for _, w in idle:
+            w.close()
+        return busy, transcript
+
+    busy, transcript = _wyoming_exchange(random_stream_model, client, stream_idle_timeout=5.0)
+    assert busy["type"] == "error" and busy["data"]["code"] == "1013"
+    assert transcript["type"] == "transcript"
+
+
+@pytest.mark.slow
+def test_wyoming_names_and_terms_bias_the_words(tone_model, tmp_path):
+    """wyoming 1.10's transcript_names and transcript_terms favour their words, as hotwords:
+    a lexicon without the utterance's last word hears it only when they bring it."""
+    from wyoming.asr import Transcribe, Transcript
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+
+    from asr.corpora.tones import _WORDS
+    from asr.inference.lm import write_lexicon
+    from asr.serve import ServeConfig, Server
+    from asr.serve.wyoming import wyoming_server
+
+    folder, manifest = tone_model
+    utt = read_manifest(manifest)[0]
+    missing = utt.text.split()[-1]
+    write_lexicon([w for w in _WORDS if w != missing], tmp_path / "lexicon.txt")
+    search = {"decoder": "beam", "lexicon_path": str(tmp_path / "lexicon.txt")}
+    recognizer = load_model(folder, "cpu", "onnx", **search)
+    pcm = _pcm16(load_audio(utt.audio_filepath))
+
+    async def said(**biasing) -> str:
+        server = await wyoming_server(Server(recognizer, ServeConfig()), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, AsyncTcpClient("127.0.0.1", port) as client:
+            request = Transcribe(language="en", **biasing).event()
+            request.data["raw"] = True
+            await client.write_event(request)
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm)
+            await client.write_event(chunk.event())
+            await client.write_event(AudioStop().event())
+            return Transcript.from_event(await client.read_event()).text
+
+    assert missing not in asyncio.run(said()).split()
+    assert asyncio.run(said(transcript_terms=[missing])) == utt.text
+    assert asyncio.run(said(transcript_names=[utt.text])) == utt.text
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"transcript_names": "Kitchen"}, "transcript_names must be a list of strings"),
+        ({"transcript_terms": ["!!!"]}, "has no letters"),
+    ],
+)
+def test_wyoming_biasing_out_of_its_rules_is_an_error(random_stream_model, data, words):
+    async def client(reader, writer):
+        writer.write(_event("transcribe", data))
+        return await _next_event(reader)
+
+    event = _wyoming_exchange(random_stream_model, client)
+    assert event["type"] == "error" and words in event["data"]["text"]
+
+
+# --- one server, two models: files by the default, live streams by a streaming one -------
+
+
+def test_a_server_without_a_streaming_model_says_live_streams_are_off(tmp_path):
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from asr.serve import ServeConfig, Server, server_app
+    from tests.helpers import tiny_checkpoint
+
+    tiny_checkpoint(tmp_path, ModelConfig(num_layers=1, hidden_size=8, conv_channels=4))
+    server = Server(load_model(tmp_path, "cpu", "torch", raw=True), ServeConfig())
+    assert server.live is None and "live streams are off" in server.live_note
+    assert "--stream-model" in server.live_note
+    with (
+        TestClient(server_app(server), base_url=LOCAL) as client,
+        client.websocket_connect(WS) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        ws.receive_json()
+    assert closed.value.code == 1008 and "live text is off" in closed.value.reason
+    assert "--stream-model" in closed.value.reason  # whole: under the 123 bytes of a reason
+
+
+def test_the_bundled_streaming_model_serves_live_streams_when_no_model_is_named(tmp_path):
+    from asr.inference.model_folder import DEFAULT_MODEL, STREAM_MODEL, live_model_path
+
+    assert live_model_path(None, None) == STREAM_MODEL and STREAM_MODEL.is_dir()
+    assert live_model_path(DEFAULT_MODEL, None) is None  # a named model streams itself
+    assert live_model_path(None, tmp_path) == live_model_path("x", tmp_path) == tmp_path
+
+
+@pytest.mark.slow
+def test_asr_serve_with_no_options_streams_and_transcribes(tmp_path):
+    """`asr serve` as a user starts it: the bundled models answer an upload, a Vosk client's
+    live stream and a Wyoming transcription of data/samples/sample.wav."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from websockets.sync.client import connect
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    port, wyoming_port = free_port(), free_port()
+    command = [sys.executable, "-m", "asr", "serve", "--port", str(port)]
+    command += ["--wyoming-port", str(wyoming_port)]
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 (closed in the finally below)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2) as answer:
+                    health = json.load(answer)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.5)
+        assert Path(health["model"]).name == "en-phones"
+        assert Path(health["stream_model"]).name == "en-stream"
+        sample = Path(__file__).resolve().parent.parent / "data/samples/sample.wav"
+        wave = load_audio(sample)
+        with connect(f"ws://127.0.0.1:{port}/v1/stream") as ws:
+            ws.send(json.dumps({"config": {"sample_rate": 16000}}))
+            answers = []
+            for i in range(0, len(wave), 8000):
+                ws.send(_pcm16(wave[i : i + 8000]))
+                answers.append(json.loads(ws.recv(timeout=60)))
+            ws.send('{"eof": 1}')
+            answers.append(json.loads(ws.recv(timeout=60)))
+        live = " ".join(a["text"] for a in answers if a.get("text"))
+        assert "old man" in live.lower() and any(a.get("partial") for a in answers)
+
+        async def wyoming() -> tuple[dict, str]:
+            from wyoming.asr import Transcribe, Transcript
+            from wyoming.audio import AudioChunk, AudioStart, AudioStop
+            from wyoming.client import AsyncTcpClient
+            from wyoming.info import Describe
+
+            async with AsyncTcpClient("127.0.0.1", wyoming_port) as client:
+                await client.write_event(Describe().event())
+                info = (await client.read_event()).data
+                await client.write_event(Transcribe(language="en").event())
+                await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+                audio = AudioChunk(rate=16000, width=2, channels=1, audio=_pcm16(wave))
+                await client.write_event(audio.event())
+                await client.write_event(AudioStop().event())
+                return info, Transcript.from_event(await client.read_event()).text
+
+        info, heard = asyncio.run(wyoming())
+        assert info["asr"][0]["models"][0]["name"] == "en-phones"
+        assert "old man" in heard.lower() and heard[0].isupper()
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()

@@ -45,8 +45,10 @@ __all__ = [
     "DECODING_FILE",
     "DEFAULT_MODEL",
     "NO_LEXICON",
+    "STREAM_MODEL",
     "decoding_grid",
     "lexicon_for",
+    "live_model_path",
     "model_dir",
     "resolve_decoding",
     "resolve_model_path",
@@ -59,6 +61,9 @@ __all__ = [
 # phone model: the best on the validation speakers of both corpora (issue 32,
 # recipes/default_model/README.md); hotwords outside its lexicon are pronounced by g2p-en.
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "en-phones"
+# The bundled streaming model: what `asr serve` runs live streams on when no model is named
+# (the default model's encoder is fully bidirectional; this one steps in chunks).
+STREAM_MODEL = DEFAULT_MODEL.parent / "en-stream"
 NO_LEXICON = "none"  # a lexicon_path asking for lexicon-free search even beside a word LM
 _OPTIONS = {f.name: f for f in fields(DecodingOptions)}
 _SAVED_FIELDS = tuple(name for name, f in _OPTIONS.items() if f.metadata["saved"])
@@ -73,6 +78,17 @@ def resolve_model_path(path: str | Path | None) -> Path:
             f"no bundled model at {DEFAULT_MODEL}; pass a model path (e.g. exp/quickstart)"
         )
     return DEFAULT_MODEL
+
+
+def live_model_path(model: str | Path | None, stream_model: str | Path | None) -> Path | None:
+    """The model live streams run on beside `model` (`asr serve --model --stream-model`):
+    `stream_model` when given; the bundled streaming model when neither is (the bundled
+    default cannot stream); else None: `model` itself, where it can stream."""
+    if stream_model is not None:
+        return Path(stream_model)
+    if model is None and STREAM_MODEL.is_dir():
+        return STREAM_MODEL
+    return None
 
 
 def model_dir(model: str | Path | None) -> Path:

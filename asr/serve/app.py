@@ -51,7 +51,9 @@ _STATIC_FILES = {
 
 async def health(server: Server, _request: Request) -> Response:
     queue = server.queue
-    status = {"status": "ok", "model": server.recognizer.source, "pending": queue.pending}
+    live = server.live.source if server.live else None
+    status = {"status": "ok", "model": server.recognizer.source, "stream_model": live}
+    status |= {"pending": queue.pending}
     return JSONResponse({**status, "capacity": queue.capacity})
 
 
@@ -101,10 +103,13 @@ def server_app(server: Server) -> Starlette:
     )
 
 
-def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Starlette:
+def create_app(
+    recognizer: Recognizer, config: ServeConfig | None = None, streamer: Recognizer | None = None
+) -> Starlette:
     """The ASGI application around a loaded Recognizer, decoding with its own options
-    (`load_model(path, **decoding)`); `server_app(Server(...))` keeps the server in hand."""
-    return server_app(Server(recognizer, config or ServeConfig()))
+    (`load_model(path, **decoding)`), and `streamer` for live streams (None: the recognizer
+    where it can stream); `server_app(Server(...))` keeps the server in hand."""
+    return server_app(Server(recognizer, config or ServeConfig(), streamer))
 
 
 def is_loopback(host: str) -> bool:
@@ -116,13 +121,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_server(recognizer: Recognizer, config: ServeConfig) -> None:
-    """Serve until interrupted."""
+def run_server(
+    recognizer: Recognizer, config: ServeConfig, streamer: Recognizer | None = None
+) -> None:
+    """Serve until interrupted: `recognizer` for files, `streamer` (or the recognizer, where
+    it can) for live streams."""
     if not is_loopback(config.host):
         log.warning(
             "listening on %s: anyone who reaches this address can use the server "
             "(it has no authentication)",
             config.host,
         )
-    app = create_app(recognizer, config)
+    server = Server(recognizer, config, streamer)
+    log.log(logging.INFO if server.live else logging.WARNING, "%s", server.live_note)
+    app = server_app(server)
     uvicorn.run(app, host=config.host, port=config.port, **uvicorn_options(config))

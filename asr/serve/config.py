@@ -58,6 +58,11 @@ class ServeConfig:
         15.0, "seconds a live stream may wait without audio (pings earn none); then closed"
     )
     max_stream_seconds: float = option(3600.0, "seconds of audio one live stream may send")
+    stream_model: str | None = option(
+        None,
+        "the model of live streams (/v1/stream, the page's live text); default: the bundled "
+        "en-stream when no --model is given, else --model itself where it can stream",
+    )
     wyoming_port: int | None = option(
         None, "also speak the Wyoming protocol (Home Assistant) on this TCP port"
     )

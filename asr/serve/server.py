@@ -13,14 +13,16 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from starlette.routing import BaseRoute
 
 from asr.inference.recognizer import Recognizer
+from asr.inference.stream import StreamError
 from asr.serve.config import ServeConfig
 from asr.serve.streaming import StreamLimits, StreamSlots
 
-__all__ = ["Protocol", "QueueFull", "RecognitionQueue", "Server"]
+__all__ = ["Protocol", "QueueFull", "RecognitionQueue", "Server", "model_name"]
 
 
 class QueueFull(Exception):
@@ -61,14 +63,23 @@ class RecognitionQueue:
 
 @dataclass
 class Server:
-    """What every protocol shares: the model (decoding with its own options, each request's
-    through `recognizer.options`), the limits, the recognition queue, the stream slots."""
+    """What every protocol shares: the models (decoding with their own options, each
+    request's through `recognizer.options`), the limits, the recognition queue, the stream
+    slots.
+
+    `recognizer` transcribes whole recordings (HTTP uploads, Wyoming's utterances);
+    `streamer`, when given, runs live streams (the Vosk WebSocket, the page's live text),
+    else `recognizer` does where it can. `live` is the one they run on, None when neither
+    can stream, and `live_note` says which, or why none, in a user's words."""
 
     recognizer: Recognizer
     config: ServeConfig = field(default_factory=ServeConfig)
+    streamer: Recognizer | None = None
     queue: RecognitionQueue = field(init=False)  # whole-file recognitions (HTTP)
     stream_limits: StreamLimits = field(init=False)  # live streams, every protocol
     stream_slots: StreamSlots = field(init=False)
+    live: Recognizer | None = field(init=False)
+    live_note: str = field(init=False)
 
     def __post_init__(self) -> None:
         config = self.config
@@ -82,6 +93,31 @@ class Server:
         self.stream_slots = StreamSlots(config.max_streams)
         # the punctuation model loads now: one that cannot fails the start, not a request
         self.recognizer.writer(self.recognizer.default_options)
+        self.live, self.live_note = _live_model(self.recognizer, self.streamer)
+
+
+def model_name(recognizer: Recognizer) -> str:
+    """The name clients know a model by: its folder's name ("en-phones"), the file's stem
+    for a checkpoint or graph given alone, "asr" for one with no source."""
+    source = PurePath(recognizer.source or "asr")
+    return source.stem if source.suffix in (".pt", ".onnx") else source.name
+
+
+def _live_model(recognizer: Recognizer, streamer: Recognizer | None):
+    """(the model live streams run on or None, a line saying so). A stream is opened once
+    here: a model that cannot stream is known at the start, and its LM is loaded."""
+    model = streamer or recognizer
+    try:
+        model.stream()
+    except StreamError as err:
+        if streamer is not None:  # asked for by name: the start fails
+            raise
+        note = (
+            f"live streams are off: {model_name(model)} cannot stream ({err}); files are "
+            "transcribed. asr serve --stream-model PATH adds a streaming model"
+        )
+        return None, note
+    return model, f"live streams: {model_name(model)}; files: {model_name(recognizer)}"
 
 
 # A protocol's own listener (Wyoming's TCP port): started with the app, closed at its end;

@@ -159,17 +159,18 @@ def check_rate(value) -> int:
 
 
 def stream_options(
-    recognizer: Recognizer, hotwords, limits: StreamLimits, where: str, raw=None
+    recognizer: Recognizer, hotwords, limits: StreamLimits, where: str, raw=None, hints=()
 ) -> DecodingOptions:
     """A stream's options: the client's hotwords (a list of entries or one string of them)
     and its `raw` (true: finals as spoken words, false: written; None: the server's own)
     through the one door (`Recognizer.options`). Hotwords over a limit, or for a search that
     cannot use them, break the server's policy (1008); a wrong entry is bad data (1007), as
-    is a raw that is not true or false."""
+    is a raw that is not true or false. `hints`: weak hotwords, used where the search can
+    (`Recognizer.options`)."""
     if raw is not None and not isinstance(raw, bool):
         raise ProtocolError(CLOSE_BAD_DATA, f"raw must be true or false, got {raw!r}")
     try:
-        return recognizer.options(hotwords, limits.max_hotwords, where=where, raw=raw)
+        return recognizer.options(hotwords, limits.max_hotwords, hints, where=where, raw=raw)
     except HotwordLimitError as err:
         raise ProtocolError(CLOSE_POLICY, str(err)) from None
     except HotwordError as err:

@@ -50,7 +50,7 @@ from asr.inference.recognizer import Recognizer, Transcript
 from asr.inference.segment import SegmentConfig
 from asr.serve.config import ServeConfig
 from asr.serve.errors import ApiError
-from asr.serve.server import Protocol, QueueFull, Server
+from asr.serve.server import Protocol, QueueFull, Server, model_name
 from asr.text import normalize_text
 
 __all__ = ["MODELS_URL", "PROMPT_BOOST", "PROTOCOL", "RESPONSE_FORMATS", "URL", "model_id"]
@@ -294,10 +294,8 @@ def model_record(server: Server) -> dict:
 
 
 def model_id(server: Server) -> str:
-    """The name clients know the loaded model by: its folder's name ("en-phones"), the
-    file's stem for a checkpoint or graph given alone, "asr" for one with no source."""
-    source = PurePath(server.recognizer.source or "asr")
-    return source.stem if source.suffix in (".pt", ".onnx") else source.name
+    """The name clients know the loaded model by (`server.model_name`)."""
+    return model_name(server.recognizer)
 
 
 async def list_models(server: Server, _request: Request) -> Response:

@@ -38,7 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from asr.decode import DecodingOptions
 from asr.hotwords import split_list
 from asr.inference.stream import StreamEvent
-from asr.serve.server import Protocol, Server
+from asr.serve.server import Protocol, Server, model_name
 from asr.serve.streaming import (
     CLOSE_BAD_DATA,
     CLOSE_ERROR,
@@ -104,15 +104,16 @@ def vosk_reply(events: list[StreamEvent], partial: str, reply: VoskReply = VoskR
     finals = [e for e in events if e.kind == "final"]
     if not finals:
         return {"partial": partial}
-    if len(finals) == 1:
-        return vosk_message(finals[0], reply)
+    said = [e for e in finals if e.raw_text or e.text]
+    if len(said) <= 1:  # one utterance (its n-best kept), or only silence
+        return vosk_message(said[0] if said else finals[-1], reply)
     merged = StreamEvent(
         "final",
-        " ".join(e.text for e in finals if e.text),
-        finals[0].start,
-        finals[-1].end,
-        [w for e in finals for w in e.words],
-        " ".join(e.raw_text for e in finals if e.raw_text),
+        " ".join(e.text for e in said),
+        said[0].start,
+        said[-1].end,
+        [w for e in said for w in e.words],
+        " ".join(e.raw_text for e in said),
     )
     return vosk_message(merged, reply)
 
@@ -120,7 +121,13 @@ def vosk_reply(events: list[StreamEvent], partial: str, reply: VoskReply = VoskR
 async def vosk_stream(server: Server, websocket: WebSocket) -> None:
     """/v1/stream: one client's stream in the Vosk protocol."""
     slots = server.stream_slots
-    if not slots.take():  # accepted first, so that the client reads why it is closed
+    if server.live is None:  # accepted first, so that the client reads why it is closed
+        await websocket.accept()
+        name = model_name(server.recognizer)
+        reason = f"live text is off: {name} cannot stream; asr serve --stream-model adds one"
+        await websocket.close(CLOSE_POLICY, close_reason(reason))
+        return
+    if not slots.take():
         await websocket.accept()
         await websocket.close(CLOSE_FULL, f"{slots.limit} streams at once: try again later")
         return
@@ -142,7 +149,7 @@ async def vosk_stream(server: Server, websocket: WebSocket) -> None:
 
 
 async def _vosk_session(websocket: WebSocket, server: Server) -> None:
-    recognizer, limits = server.recognizer, server.stream_limits
+    recognizer, limits = server.live, server.stream_limits
     reply, session = VoskReply(), None
     budget = AudioBudget(limits.idle_timeout)
     while True:
@@ -151,7 +158,7 @@ async def _vosk_session(websocket: WebSocket, server: Server) -> None:
             request = json_object(message["text"], "a text message")
             if "config" in request:
                 if session is not None:
-                    raise ProtocolError(CLOSE_POLICY, "config comes before the audio")
+                    raise ProtocolError(CLOSE_POLICY, "one config, before the audio")
                 reply, options, rate = _read_config(request["config"], server)
                 session = await asyncio.to_thread(open_session, recognizer, rate, limits, options)
                 continue
@@ -186,9 +193,7 @@ def _read_config(config, server: Server) -> tuple[VoskReply, DecodingOptions, ob
         )
     hotwords = _with_phrases(config.get("hotwords"), config.get("phrase_list"))
     limits = server.stream_limits
-    options = stream_options(
-        server.recognizer, hotwords, limits, "config hotwords", config.get("raw")
-    )
+    options = stream_options(server.live, hotwords, limits, "config hotwords", config.get("raw"))
     if alternatives > 1:
         options = replace(options, nbest=min(alternatives, options.beam_size))
     return VoskReply(bool(words), alternatives), options, config.get("sample_rate", 16000)
@@ -198,6 +203,8 @@ def _with_phrases(hotwords, phrases):
     """The config's hotwords with its phrase_list (Vosk's grammar) joined to them."""
     if phrases is None:
         return hotwords
+    if hotwords is not None and not isinstance(hotwords, str | list):
+        raise ProtocolError(CLOSE_BAD_DATA, "config hotwords must be a list of strings or a string")
     if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
         raise ProtocolError(CLOSE_BAD_DATA, "phrase_list must be a list of strings")
     phrases = [p for p in phrases if p.strip() and p.strip() != "[unk]"]
@@ -209,7 +216,7 @@ def _with_phrases(hotwords, phrases):
 async def _open_default(server: Server) -> StreamSession:
     """A session at 16 kHz with the server's options: audio came before any config."""
     limits = server.stream_limits
-    return await asyncio.to_thread(open_session, server.recognizer, 16000, limits)
+    return await asyncio.to_thread(open_session, server.live, 16000, limits)
 
 
 async def _receive(websocket: WebSocket, budget: AudioBudget) -> dict:
