@@ -281,6 +281,9 @@ def test_the_server_takes_a_hotwords_field_and_the_prompt(tone_setup):
         assert "mat" not in post().json()["text"].split()
         assert post(hotwords="mat").json() == {"text": "a red mat"}
         assert post(hotwords="mat", raw="false").json() == {"text": "A red mat."}
+        assert post(**{"keywords[]": ["mat"]}).json() == {"text": "a red mat"}  # OpenAI's
+        joined = post(hotwords="look", **{"keywords[]": ["all", "mat"]})  # one count
+        assert joined.status_code == 400 and "3 hotwords; at most 2" in joined.text
         data = (wav.parent / "look.wav").read_bytes()  # "look a red mat"
         hinted = post(prompt="Look at the red mat.").json()["text"].split()
         assert hinted[0] == "look" and "mat" not in hinted  # words of 4+ letters are hints

@@ -273,6 +273,54 @@ def test_openai_sdk_verbose_json_segments_have_whisper_fields(openai_server):
     assert " ".join(spoken) == TEXT
 
 
+def test_openai_sdk_streams_events_and_gets_logprobs(openai_server):
+    """stream=True: transcript.text.delta events that join to the text, then
+    transcript.text.done; include=["logprobs"]: one log-probability per spoken word."""
+    client, _ = openai_server
+    data, _, _ = _tone_recording(TEXT)
+    events = list(
+        client.audio.transcriptions.create(file=("a.wav", data), model="whisper-1", stream=True)
+    )
+    *deltas, done = events
+    assert {e.type for e in deltas} == {"transcript.text.delta"} and len(deltas) == 8
+    assert "".join(e.delta for e in deltas) == done.text == WRITTEN
+    assert done.type == "transcript.text.done"
+    result = client.audio.transcriptions.create(
+        file=("a.wav", data), model="whisper-1", include=["logprobs"], stream=False
+    )
+    assert result.text == WRITTEN
+    assert [p.token for p in result.logprobs] == TEXT.split()
+    for p in result.logprobs:
+        assert p.logprob <= 0 and bytes(map(int, p.bytes)).decode() == p.token
+
+
+def test_openai_sdk_fields_accepted_where_they_mean_something(openai_server):
+    import openai
+
+    client, _ = openai_server
+    data, _, _ = _tone_recording(TEXT)
+
+    def create(**fields):
+        return client.audio.transcriptions.create(file=("a.wav", data), model="x", **fields)
+
+    vad = {"type": "server_vad", "silence_duration_ms": 500, "threshold": 0.5}
+    for fields in ({"chunking_strategy": "auto"}, {"chunking_strategy": vad}):
+        assert create(**fields).text == WRITTEN
+    assert create(languages=["en", "en-US"], language="en_GB").text == WRITTEN
+    for fields, words in [
+        ({"languages": ["en", "de"]}, "language 'de' is not supported"),
+        ({"chunking_strategy": {"type": "semantic"}}, "must be 'server_vad'"),
+        ({"chunking_strategy": {**vad, "threshold": 2}}, "threshold must be a number in [0, 1]"),
+        ({"include": ["segments"]}, "include[] 'segments' is not one of logprobs"),
+        ({"stream": True, "response_format": "srt"}, "stream=true goes with response_format"),
+        ({"include": ["logprobs"], "response_format": "vtt"}, "include[]=logprobs goes with"),
+    ]:
+        with pytest.raises(openai.BadRequestError) as refused:
+            result = create(**fields)
+            list(result) if fields.get("stream") else result
+        assert words in refused.value.message, refused.value.message
+
+
 # --- errors ------------------------------------------------------------------------------
 
 
@@ -324,6 +372,9 @@ def _multipart(parts: list[tuple[str, bytes, str | None]]) -> tuple[bytes, dict]
 WAV = b"RIFF"  # never decoded: these requests fail before
 
 
+SPEAKERS = "known_speaker_names[]"  # OpenAI's diarization: not done here
+
+
 @pytest.mark.parametrize(
     ("parts", "param", "says"),
     [
@@ -335,7 +386,8 @@ WAV = b"RIFF"  # never decoded: these requests fail before
         ([("file", WAV, "a.wav"), ("file", WAV, "b.wav")], None, "Too many files"),
         ([("file", WAV, "a.wav"), ("response_format", b"xml", None)], "response_format", "'xml'"),
         ([("file", WAV, "a.wav"), ("language", b"fr", None)], "language", "English (en)"),
-        ([("file", WAV, "a.wav"), ("stream", b"true", None)], "stream", "unknown field"),
+        ([("file", WAV, "a.wav"), ("stream", b"yes", None)], "stream", "true or false"),
+        ([("file", WAV, "a.wav"), (SPEAKERS, b"x", None)], SPEAKERS, "unknown field"),
     ],
 )
 def test_bad_fields_are_400_naming_the_field(parts, param, says, upload_dir):

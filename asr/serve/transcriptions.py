@@ -13,6 +13,16 @@ multipart form, OpenAI's fields:
     raw              true: the text is the normalized spoken words ("mister smith paid
                      twenty dollars"); false: written ("Mr. Smith paid $20."); unset: the
                      server's own (written, unless `asr serve --raw`)
+    keywords[]       more hotwords, one entry each (OpenAI's biasing list)
+    stream           true: server-sent events (json or text only): one
+                     `transcript.text.delta` per written word, then `transcript.text.done`
+                     with the whole text. A file is decoded whole first, so the events
+                     come together; text while audio arrives is /v1/stream's
+    include[]        "logprobs" (json or a stream only): per spoken word its log-probability
+                     (the log of its confidence), as {"token", "logprob", "bytes"}
+    chunking_strategy  "auto" or server_vad (its numbers checked): long recordings are
+                     split at pauses either way, by `inference/segment.py`'s own rule
+    languages[]      each "en" (with any region), as `language`
     model, temperature, timestamp_granularities[]   accepted and ignored: one model is
                      loaded, decoding is deterministic, and verbose_json always has
                      segments and words
@@ -27,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -39,12 +51,12 @@ from pathlib import Path, PurePath
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
-from asr.hotwords import MAX_LIST_CHARS, Hotword, HotwordError
+from asr.hotwords import MAX_LIST_CHARS, Hotword, HotwordError, split_list
 from asr.inference import formats
 from asr.inference.recognizer import Recognizer, Transcript
 from asr.inference.segment import SegmentConfig
@@ -57,10 +69,21 @@ __all__ = ["MODELS_URL", "PROMPT_BOOST", "PROTOCOL", "RESPONSE_FORMATS", "URL", 
 
 URL = "/v1/audio/transcriptions"
 MODELS_URL = "/v1/models"
+# chunking_strategy's server_vad numbers: checked against OpenAI's ranges, then the pause
+# splitter's own rule applies (module docstring)
+_VAD_RANGES = {
+    "threshold": (0.0, 1.0),
+    "prefix_padding_ms": (0.0, 10_000.0),
+    "silence_duration_ms": (0.0, 10_000.0),
+}
+_INCLUDES = ("logprobs",)
+_STREAMED_FORMATS = ("json", "text")  # what stream=true and include[]=logprobs go with
 # Fields of OpenAI's transcription request that change nothing here (see the module docstring).
 _IGNORED_FIELDS = ("model", "temperature")
 _IGNORED_FIELDS += ("timestamp_granularities", "timestamp_granularities[]")
-_FIELDS = ("file", "response_format", "language", "hotwords", "prompt", "raw")
+_FIELDS = ("file", "response_format", "language", "hotwords", "prompt", "raw", "stream")
+_FIELDS += ("keywords[]", "include[]", "languages[]", "chunking_strategy")
+_FIELDS += tuple(f"chunking_strategy[{key}]" for key in ("type", *_VAD_RANGES))
 _FIELDS += _IGNORED_FIELDS
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}  # a form field's text
 PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default is higher)
@@ -75,6 +98,42 @@ _STARTED = int(time.time())  # a model's `created` when it has no file to date i
 
 def _json(t: Transcript, _recognizer: Recognizer) -> Response:
     return JSONResponse({"text": t.text})
+
+
+def _logprobs(t: Transcript) -> list[dict]:
+    """OpenAI's logprobs: per spoken word, the log of its confidence."""
+    return [
+        {
+            "token": w.word,
+            "logprob": round(math.log(max(w.confidence, 1e-10)), 4),
+            "bytes": list(w.word.encode()),
+        }
+        for w in t.words
+    ]
+
+
+def _events(t: Transcript, logprobs: bool) -> Iterator[bytes]:
+    """stream=true: one transcript.text.delta per written word (its leading space
+    included, so the deltas join to the text), then transcript.text.done."""
+    pieces = t.text.split(" ")
+    for i, piece in enumerate(pieces):
+        yield _event({"type": "transcript.text.delta", "delta": piece if i == 0 else " " + piece})
+    done = {"type": "transcript.text.done", "text": t.text}
+    yield _event(done | ({"logprobs": _logprobs(t)} if logprobs else {}))
+
+
+def _event(data: dict) -> bytes:
+    return f"data: {json.dumps(data)}\n\n".encode()
+
+
+def _respond(t: Transcript, recognizer: Recognizer, params: _Params) -> Response:
+    """The answer in the request's format: as a stream of events, with logprobs, or plain."""
+    logprobs = "logprobs" in params.include
+    if params.stream:
+        return StreamingResponse(_events(t, logprobs), media_type="text/event-stream")
+    if logprobs:  # json only (_parse_form)
+        return JSONResponse({"text": t.text, "logprobs": _logprobs(t)})
+    return RESPONSE_FORMATS[params.response_format].respond(t, recognizer)
 
 
 def _text(t: Transcript, _recognizer: Recognizer) -> Response:
@@ -130,6 +189,13 @@ class _Params:
     response_format: str
     name: str  # the client's file name, for messages only: never a path here
     options: DecodingOptions  # the server's, with the hotwords and prompt fields' hotwords
+    stream: bool = False  # server-sent events
+    include: tuple[str, ...] = ()  # "logprobs"
+
+    @property
+    def timed(self) -> bool:
+        """Recognized with word times: the format needs them, or the logprobs do."""
+        return RESPONSE_FORMATS[self.response_format].timed or bool(self.include)
 
 
 def _request_options(form: FormData, recognizer: Recognizer, limit: int) -> DecodingOptions:
@@ -142,21 +208,56 @@ def _request_options(form: FormData, recognizer: Recognizer, limit: int) -> Deco
         raise ApiError(400, f"field 'prompt' is longer than {MAX_LIST_CHARS} characters", "prompt")
     hinted = [w for w in normalize_text(prompt).split() if len(w) >= _PROMPT_MIN_LETTERS]
     hints = [Hotword((w,), PROMPT_BOOST) for w in dict.fromkeys(hinted)]
+    text, keywords = str(form.get("hotwords") or ""), form.getlist("keywords[]")
+    # keywords[] join the field's entries (a text over its limit goes as it is, refused)
+    joined = keywords and len(text) <= MAX_LIST_CHARS
+    hotwords = [*split_list(text), *keywords] if joined else text
     try:
-        hotwords = str(form.get("hotwords") or "")
         return recognizer.options(hotwords, limit, hints, where=_WHERE, raw=raw)
     except HotwordError as err:
         raise ApiError(400, str(err), "hotwords") from None
 
 
-def _raw_field(form: FormData) -> bool | None:
-    """The raw field: true or false (or 1, 0); None when absent or empty."""
-    text = str(form.get("raw") or "").strip().lower()
+def _raw_field(form: FormData, name: str = "raw") -> bool | None:
+    """A true-or-false field (or 1, 0); None when absent or empty."""
+    text = str(form.get(name) or "").strip().lower()
     if not text:
         return None
     if text not in _BOOLEANS:
-        raise ApiError(400, f"field 'raw' must be true or false, got {text[:20]!r}", "raw")
+        raise ApiError(400, f"field {name!r} must be true or false, got {text[:20]!r}", name)
     return _BOOLEANS[text]
+
+
+def _check_language(language: str, field: str) -> None:
+    """English, with any region (en, EN, en-US, en_GB); else a 400 naming the field."""
+    if language.replace("_", "-").split("-")[0].lower() not in _LANGUAGES:
+        message = f"language {language!r} is not supported: this model transcribes English (en)"
+        raise ApiError(400, message, field)
+
+
+def _check_chunking(form: FormData) -> None:
+    """chunking_strategy: "auto", or server_vad with numbers in OpenAI's ranges."""
+    whole = form.get("chunking_strategy")
+    kind = form.get("chunking_strategy[type]")
+    if whole is not None and (whole != "auto" or kind is not None):
+        message = f"chunking_strategy must be 'auto' or a server_vad object, got {whole[:20]!r}"
+        raise ApiError(400, message, "chunking_strategy")
+    numbers = {k: form.get(f"chunking_strategy[{k}]") for k in _VAD_RANGES}
+    given = {k: v for k, v in numbers.items() if v is not None}
+    if kind is None and not given:
+        return
+    if kind != "server_vad":
+        message = f"chunking_strategy type must be 'server_vad', got {kind!r}"
+        raise ApiError(400, message, "chunking_strategy")
+    for key, value in given.items():
+        low, high = _VAD_RANGES[key]
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not low <= number <= high:
+            message = f"chunking_strategy {key} must be a number in [{low:g}, {high:g}]"
+            raise ApiError(400, f"{message}, got {value[:20]!r}", "chunking_strategy")
 
 
 def _parse_form(form: FormData, recognizer: Recognizer, max_hotwords: int) -> _Params:
@@ -176,13 +277,23 @@ def _parse_form(form: FormData, recognizer: Recognizer, max_hotwords: int) -> _P
         choices = ", ".join(RESPONSE_FORMATS)
         message = f"response_format {response_format!r} is not one of {choices}"
         raise ApiError(400, message, "response_format")
-    language = str(form.get("language") or "en")
-    if language.lower() not in _LANGUAGES:
-        message = f"language {language!r} is not supported: this model transcribes English (en)"
-        raise ApiError(400, message, "language")
+    _check_language(str(form.get("language") or "en"), "language")
+    for language in form.getlist("languages[]"):
+        _check_language(str(language), "languages")
+    _check_chunking(form)
+    include = tuple(dict.fromkeys(str(v) for v in form.getlist("include[]")))
+    unknown = [v for v in include if v not in _INCLUDES]
+    if unknown:
+        message = f"include[] {unknown[0][:20]!r} is not one of {', '.join(_INCLUDES)}"
+        raise ApiError(400, message, "include")
+    stream = bool(_raw_field(form, "stream"))
+    if (stream or include) and response_format not in _STREAMED_FORMATS:
+        asked = "stream=true" if stream else "include[]=logprobs"
+        message = f"{asked} goes with response_format json or text, not {response_format}"
+        raise ApiError(400, message, "response_format")
     name = PurePath(upload.filename or "").name or "upload"
     options = _request_options(form, recognizer, max_hotwords)
-    return _Params(upload, response_format, name, options)
+    return _Params(upload, response_format, name, options, stream, include)
 
 
 @contextmanager
@@ -227,8 +338,7 @@ def _client_message(err: AudioError, path: Path, name: str) -> str:
 
 async def _run_recognition(server: Server, path: Path, params: _Params, deadline: float):
     """Queue the recognition and wait for it until `deadline` (event-loop time)."""
-    timed = RESPONSE_FORMATS[params.response_format].timed
-    args = (server.recognizer, path, params.options, timed, server.config)
+    args = (server.recognizer, path, params.options, params.timed, server.config)
     try:
         future = server.queue.submit(_recognize, *args)
     except QueueFull as err:
@@ -276,7 +386,7 @@ async def transcriptions(server: Server, request: Request) -> Response:
             transcript, seconds = await _run_recognition(server, path, params, deadline)
     request.state.audio_seconds = transcript.duration
     request.state.recognition_seconds = seconds
-    return RESPONSE_FORMATS[params.response_format].respond(transcript, server.recognizer)
+    return _respond(transcript, server.recognizer, params)
 
 
 # --- the models ---------------------------------------------------------------------------
