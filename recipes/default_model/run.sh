@@ -17,7 +17,9 @@ set -euo pipefail
 ASR=${ASR:-python -m asr}
 STAGE=${STAGE:-1}  # 1 data, 2 N, 3 O, 4 LM, 5 O's folder, 6 N on 22, 7 O on 22, 8 folder, 9 evaluate
 # issue 32 (every voice): 10 speechocean762 data, 11 Q, 12 Q2, 13 R, 14 folders, tuning, reports,
-# 15 Q3 (Q2 + VTLP), 16 its folder and reports, 17 Q4 (Q2 + an utterance summary), 18 its folder
+# 15 Q3 (Q2 + VTLP), 16 its folder and reports, 17 Q4 (Q2 + an utterance summary), 18 its folder;
+# direction 4 (not run by default: STAGE=19 STOP_STAGE=20): 19 a word LSTM LM (40 min) and
+# n-best rescoring, 20 a less pruned 4-gram (79 MB) in place of the folder's
 STOP_STAGE=${STOP_STAGE:-18}
 SHARED=${SHARED:-../shared/data/mini_librispeech}
 GUTENBERG=${GUTENBERG:-../shared/data/gutenberg/books ../shared/data/gutenberg_extra/books}
@@ -184,4 +186,19 @@ if ((STAGE <= 17 && 17 <= STOP_STAGE)); then  # Q4: Q2 with an utterance summary
 fi
 if ((STAGE <= 18 && 18 <= STOP_STAGE)); then
     folder_and_reports q4 ft_ph_so762x2_summary "$PHONES"
+fi
+if ((STAGE <= 19 && 19 <= STOP_STAGE)); then  # a word LSTM LM rescoring en-phones' 16-best
+    python recipes/rnnlm/train.py --text "$EXP/lm/text_big.txt" --out "$EXP/rnnlm" --minutes 40
+    python benchmarks/rescore.py --rnnlm "$EXP/rnnlm/rnnlm.pt" --model "$PHONES" \
+        --tune "$MANIFESTS/so762_spk/held_out.jsonl" \
+        --test "$DEV" "$MANIFESTS/so762_spk/held_out.jsonl" --json "$EXP/rescore.json"
+fi
+if ((STAGE <= 20 && 20 <= STOP_STAGE)); then  # a bigger n-gram: count-1 n-grams pruned only
+    $ASR lm build --text "$EXP/lm/text_big.txt" --order 4 --prune 0 1 1 1 \
+        --vocab-size 100000 --memory 8G --quantize 8 --out "$EXP/lm/big_less_pruned"
+    for manifest in "$DEV" "$MANIFESTS/so762_spk/held_out.jsonl"; do
+        $ASR evaluate "$manifest" --model "$PHONES" --lm "$EXP/lm/big_less_pruned/lm.bin" \
+            --lexicon "$PHONES/lm/lexicon.txt" \
+            --out-dir "$EXP/bigngram/$(basename "$(dirname "$manifest")")"
+    done
 fi
