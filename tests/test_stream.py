@@ -201,7 +201,7 @@ def test_a_punctuator_writes_the_finals_and_not_the_partials():
     for punctuator in (default_punctuator(), None):
         stream = Stream(_runner(), DecodingOptions(), punctuator=punctuator)
         stream.decoder = SegmentDecoder(VOCAB, DecodingOptions(), 0.04)
-        stream.acoustic.accept = lambda _feats: rows  # the decoder's rows, whatever the audio
+        stream.acoustic.steps = lambda _feats: iter([rows])  # the rows, whatever the audio
         events = stream.accept(np.zeros(1600, np.float32))
         finals = [e for e in events if e.kind == "final"]
         assert [e.raw_text for e in finals] == ["hi there"]
@@ -1161,3 +1161,28 @@ def test_asr_serve_with_no_options_streams_and_transcribes(tmp_path):
         process.terminate()
         process.wait(30)
         log.close()
+
+
+@pytest.mark.slow
+def test_the_streamed_text_does_not_depend_on_the_message_size(tone_model):
+    """Two utterances and a pause sent in 0.1 s, 0.2 s, 1 s and 3 s pieces: the same finals,
+    word for word and time for time (the forward state is reset at the step after an
+    endpoint, not after the message that held it)."""
+    folder, manifest = tone_model
+    recognizer = load_model(folder, "cpu", "onnx")
+    waves = [load_audio(u.audio_filepath) for u in read_manifest(manifest)[2:4]]
+    pause = np.random.default_rng(0).normal(0, 0.003, 16000).astype(np.float32)
+    audio = np.concatenate([waves[0], pause, waves[1], pause, waves[0]])
+
+    def finals(block: int) -> list[tuple]:
+        stream = recognizer.stream(raw=True)
+        events = [
+            e for i in range(0, len(audio), block) for e in stream.accept(audio[i : i + block])
+        ]
+        said = [e for e in [*events, *stream.finish()] if e.kind == "final" and e.text]
+        return [(e.text, e.start, e.end, [(w.word, w.start) for w in e.words]) for e in said]
+
+    heard = finals(1600)
+    assert len(heard) == 3
+    for block in (3200, 16000, 48000):
+        assert finals(block) == heard, block

@@ -20,9 +20,10 @@ one, its spoken words kept in `raw_text` and `words`; partial results stay spoke
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -172,22 +173,28 @@ class AcousticStream:
 
     def accept(self, feats: np.ndarray) -> np.ndarray:
         """(n, n_mels) the next frames -> (m, V) the log-prob rows now computable."""
+        return _rows(list(self.steps(feats)), len(self.runner.vocab))
+
+    def steps(self, feats: np.ndarray) -> Iterator[np.ndarray]:
+        """(n, n_mels) the next frames -> each step's (chunk, V) rows now computable, one
+        step at a time (a step runs when the next is asked for: `reset_states` between two
+        applies from the next)."""
         self.frames = np.concatenate([self.frames, feats])
-        rows = []
         while self.base + len(self.frames) >= self.window.start(self.step) + self.window.frames:
-            rows.append(self._run(self.window.frames, self.window.chunk))
-        return _rows(rows, len(self.runner.vocab))
+            yield self._run(self.window.frames, self.window.chunk)
 
     def finish(self) -> np.ndarray:
         """The rows of the last steps, the stream's end known: as many rows in all as the
         model gives the whole file."""
+        return _rows(list(self.final_steps()), len(self.runner.vocab))
+
+    def final_steps(self) -> Iterator[np.ndarray]:
+        """`finish`, one step at a time."""
         total = self.base + len(self.frames)  # feature frames of the stream
         out_frames = subsampled_length(total, self.window.stride)
-        rows = []
         while self.step * self.window.chunk < out_frames:
             valid = total - self.window.start(self.step)
-            rows.append(self._run(valid, out_frames - self.step * self.window.chunk))
-        return _rows(rows, len(self.runner.vocab))
+            yield self._run(valid, out_frames - self.step * self.window.chunk)
 
     def _run(self, valid: int, emit: int) -> np.ndarray:
         """Step `self.step` over its window ([0, valid) of it real) -> its first `emit` rows."""
@@ -347,10 +354,7 @@ class Stream:
         samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim != 1 or not np.isfinite(samples).all():
             raise StreamError("stream audio must be one channel of finite samples")
-        events = self.decoder.accept(self.acoustic.accept(self.features.accept(samples)))
-        if self.reset_at_endpoint and any(e.kind == "final" for e in events):
-            self.acoustic.reset_states()
-        return self._written(events)
+        return self._written(self._decode(self.acoustic.steps(self.features.accept(samples))))
 
     def accept_pcm16(self, data: bytes) -> list[StreamEvent]:
         """Little-endian 16-bit mono PCM bytes (an even count) -> events."""
@@ -370,9 +374,24 @@ class Stream:
         self.finished = True
         if self.features.samples == 0:  # nothing was sent: nothing was said
             return [StreamEvent("final", "", 0.0, 0.0)]
-        rows = self.acoustic.accept(self.features.finish())
-        rows = np.concatenate([rows, self.acoustic.finish()])
-        return self._written(self.decoder.accept(rows) + self.decoder.finish())
+        steps = itertools.chain(
+            self.acoustic.steps(self.features.finish()), self.acoustic.final_steps()
+        )
+        return self._written(self._decode(steps) + self.decoder.finish())
+
+    def _decode(self, steps: Iterable[np.ndarray]) -> list[StreamEvent]:
+        """Each acoustic step's rows through the decoder, the forward state reset from the
+        step after an endpoint's: the same steps, states and events whatever sizes the
+        audio arrived in. Of the partials, only the last after the last final is kept."""
+        events: list[StreamEvent] = []
+        for rows in steps:
+            found = self.decoder.accept(rows)
+            if self.reset_at_endpoint and any(e.kind == "final" for e in found):
+                self.acoustic.reset_states()
+            events += found
+        last_final = max((i for i, e in enumerate(events) if e.kind == "final"), default=-1)
+        partials = [e for e in events[last_final + 1 :] if e.kind == "partial"]
+        return [e for e in events[: last_final + 1] if e.kind == "final"] + partials[-1:]
 
     def _written(self, events: list[StreamEvent]) -> list[StreamEvent]:
         """The events with each final's text written (with a punctuator)."""
