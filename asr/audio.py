@@ -20,6 +20,7 @@ from asr.usererror import UserError
 
 SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au"}
+AUDIO_EXTENSIONS |= {".webm", ".m4a", ".mp4", ".aac", ".mka"}  # with PyAV (asr/containers.py)
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -61,7 +62,8 @@ class AudioInfo:
     path: str
     sample_rate: int
     channels: int
-    frames: int
+    frames: int  # 0: not stated (a container may not say)
+    container: bool = False  # read through PyAV (asr/containers.py), not libsndfile
 
     @property
     def duration(self) -> float:
@@ -85,15 +87,27 @@ def audio_info(path: str | Path) -> AudioInfo:
     except Exception as err:  # soundfile raises several types for undecodable input
         if not os.access(path, os.R_OK):
             raise AudioError(f"{path}: permission denied") from err
-        raise AudioError(f"{path}: not a readable audio file ({err})") from err
-    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        from asr.containers import container_info  # WebM, MP4: PyAV's
+
+        found = container_info(path)
+        if found is None:
+            raise AudioError(f"{path}: not a readable audio file ({err})") from err
+        return _checked(found)
+    return _checked(
+        AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames))
+    )
+
+
+def _checked(info: AudioInfo) -> AudioInfo:
+    """`info` of a rate and channel count this reads; AudioError naming the file else."""
+    if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(
-            f"{path}: sample rate {info.samplerate} Hz is not audio this reads "
+            f"{info.path}: sample rate {info.sample_rate} Hz is not audio this reads "
             f"({MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)"
         )
     if not 1 <= info.channels <= MAX_CHANNELS:
-        raise AudioError(f"{path}: {info.channels} channels; at most {MAX_CHANNELS} are read")
-    return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames))
+        raise AudioError(f"{info.path}: {info.channels} channels; at most {MAX_CHANNELS} are read")
+    return info
 
 
 def resampling_ratio(orig_rate: int, new_rate: int) -> tuple[int, int]:
@@ -140,14 +154,12 @@ def iter_audio_blocks(
     block = max(1, int(block_seconds * info.sample_rate))
     decoded = 0
     try:
-        with sf.SoundFile(os.fsencode(path)) as f:
-            floating = f.subtype in FLOAT_SUBTYPES
-            for samples in decoded_blocks(f, block):
-                _check_samples(path, samples, decoded, info.sample_rate, floating)
-                decoded += samples.shape[0]
-                out = resampler.push(samples.mean(axis=1))  # (S, C) -> (S,)
-                if len(out):
-                    yield out
+        for samples, floating in _decoded(info, block):
+            _check_samples(path, samples, decoded, info.sample_rate, floating)
+            decoded += samples.shape[0]
+            out = resampler.push(samples.mean(axis=1))  # (S, C) -> (S,)
+            if len(out):
+                yield out
     except AudioError:
         raise
     except Exception as err:  # libsndfile raises several types for undecodable data
@@ -163,6 +175,21 @@ def iter_audio_blocks(
     tail = resampler.flush()
     if len(tail):
         yield tail
+
+
+def _decoded(info: AudioInfo, block: int) -> Iterator[tuple[np.ndarray, bool]]:
+    """(samples (S_i, C), whether the file stores floats) as decoded: by libsndfile, or
+    by PyAV for a container (lossy codecs decode to floats at full scale 1.0)."""
+    if info.container:
+        from asr.containers import container_blocks
+
+        for samples in container_blocks(info.path):
+            yield samples, False
+        return
+    with sf.SoundFile(os.fsencode(info.path)) as f:
+        floating = f.subtype in FLOAT_SUBTYPES
+        for samples in decoded_blocks(f, block):
+            yield samples, floating
 
 
 def decoded_blocks(f: sf.SoundFile, block: int) -> Iterator[np.ndarray]:

@@ -6,7 +6,7 @@
 #   bash scripts/setup.sh --system   # everything, and the Debian packages the tests use (root):
 #                                    # espeak-ng, flite, festival voices, KenLM, Chromium
 # Bump the lock (README, "Installs"): edit pyproject.toml, then
-#   uv pip compile pyproject.toml --extra train --extra dev --extra serve --python-version 3.11 \
+#   uv pip compile pyproject.toml --extra train --extra dev --extra serve --extra media --python-version 3.11 \
 #       --no-annotate -o requirements.lock
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ fi
 # wheel does not declare its torch); pip's default torch wheel is a CUDA build that also runs
 # on the CPU.
 "${pip[@]}" -r requirements.lock
-"${pip[@]}" -c requirements.lock --no-build-isolation --no-deps -e '.[train,dev,serve]'
+"${pip[@]}" -c requirements.lock --no-build-isolation --no-deps -e '.[train,dev,serve,media]'
 if [[ "$mode" == "--system" ]]; then
     for step in .ci/install.d/*.sh; do
         bash "$step"

@@ -8,6 +8,7 @@ import asyncio
 import io
 import logging
 import random
+import sys
 import threading
 import time
 from pathlib import Path
@@ -319,6 +320,53 @@ def test_openai_sdk_fields_accepted_where_they_mean_something(openai_server):
             result = create(**fields)
             list(result) if fields.get("stream") else result
         assert words in refused.value.message, refused.value.message
+
+
+def _encoded(wave: np.ndarray, container: str, codec: str, rate: int) -> bytes:
+    """`wave` (16 kHz) as a browser or phone records it: Opus in WebM, AAC in MP4/M4A."""
+    import av
+
+    from asr.audio import resample
+
+    pcm = (np.clip(resample(wave, SR, rate), -1, 1) * 32767).astype(np.int16)[None]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "container", "codec", "rate"),
+    [("talk.webm", "webm", "libopus", 48000), ("memo.m4a", "ipod", "aac", 44100)],
+)
+def test_browser_and_phone_uploads_are_transcribed(name, container, codec, rate, upload_dir):
+    """MediaRecorder's WebM/Opus and Safari's or iOS's M4A/AAC, read through PyAV."""
+    pytest.importorskip("av")
+    _, wave, _ = _tone_recording(TEXT)
+    data = _encoded(wave, container, codec, rate)
+    with _client(OracleRecognizer(), upload_dir) as client:
+        response = _post(client, data, name=name, response_format="verbose_json")
+    assert response.status_code == 200, response.text
+    assert response.json()["text"] == WRITTEN
+    assert abs(response.json()["duration"] - len(wave) / SR) < 0.1
+
+
+def test_without_pyav_a_webm_upload_says_how_to_read_it(upload_dir, monkeypatch):
+    pytest.importorskip("av")
+    _, wave, _ = _tone_recording(TEXT)
+    data = _encoded(wave, "webm", "libopus", 48000)
+    monkeypatch.setitem(sys.modules, "av", None)  # import av: ImportError
+    with _client(OracleRecognizer(), upload_dir) as client:
+        response = _post(client, data, name="talk.webm")
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.startswith("talk.webm: WebM/Matroska audio needs PyAV")
+    assert "pip install 'asr[media]'" in message
 
 
 # --- errors ------------------------------------------------------------------------------
