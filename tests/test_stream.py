@@ -36,6 +36,7 @@ from asr.logmel import RunningNorm
 from asr.manifest import read_manifest
 from asr.model import AcousticModel, ModelConfig
 from asr.punctuation import default_punctuator
+from asr.text import normalize_text
 from tests.helpers import VOCAB, assert_raw, assert_written, train_tone_model
 
 
@@ -1186,3 +1187,112 @@ def test_the_streamed_text_does_not_depend_on_the_message_size(tone_model):
     assert len(heard) == 3
     for block in (3200, 16000, 48000):
         assert finals(block) == heard, block
+
+
+# --- OpenAI Realtime transcription, with the openai SDK's realtime client (item 9) -------
+
+
+@pytest.fixture(scope="module")
+def realtime_client(tone_model):
+    """An openai.OpenAI client of a running server whose live model is the tone model."""
+    openai = pytest.importorskip("openai")
+    from asr.serve import ServeConfig, create_app
+    from tests.browser import serve_in_thread
+
+    recognizer = load_model(tone_model[0], "cpu", "onnx")
+    for url in serve_in_thread(create_app(recognizer, ServeConfig())):
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+def _realtime_turns(client, manifest, vad) -> tuple[list, list]:
+    """Two tone utterances with pauses, at 24 kHz in 0.2 s appends, then a commit: (every
+    server event until the commit's answer, the utterances)."""
+    import base64
+
+    from asr.audio import resample
+
+    audio, _, utterances = _two_utterances(manifest)
+    pcm = _pcm16(resample(audio, 16000, 24000))
+    session = {"type": "transcription", "audio": {"input": {"turn_detection": vad}}}
+    session["audio"]["input"]["format"] = {"type": "audio/pcm", "rate": 24000}
+    session["audio"]["input"]["transcription"] = {"model": "gpt-4o-transcribe", "language": "en"}
+    events = []
+    query = {"intent": "transcription"}
+    with client.realtime.connect(model="gpt-4o-transcribe", extra_query=query) as conn:
+        events.append(conn.recv())
+        conn.session.update(session=session)
+        events.append(conn.recv())
+        for i in range(0, len(pcm), 9600):
+            conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 9600]).decode())
+        conn.input_audio_buffer.commit()
+        last = "error" if vad else "conversation.item.input_audio_transcription.completed"
+        while events[-1].type != last:
+            events.append(conn.recv())
+    return events, utterances
+
+
+@pytest.mark.slow
+def test_a_realtime_client_gets_each_turn_at_a_pause(realtime_client, tone_model):
+    """Server VAD: each utterance is a turn (speech_started, speech_stopped, committed, a
+    delta, completed, in that order, on one item); the commit after them has nothing to
+    commit and is an error event, as OpenAI's is."""
+    events, utterances = _realtime_turns(realtime_client, tone_model[1], {"type": "server_vad"})
+    created, updated, *turns, empty = events
+    assert created.type == "session.created" and updated.type == "session.updated"
+    assert updated.session.audio.input.format.rate == 24000
+    assert empty.type == "error" and empty.error.code == "input_audio_buffer_commit_empty"
+    kinds = [e.type for e in turns]
+    one_turn = [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+    ]
+    assert kinds == one_turn * 2
+    first, second = turns[:5], turns[5:]
+    for turn in (first, second):
+        assert len({e.item_id for e in turn}) == 1
+        assert turn[3].delta == turn[4].transcript and turn[4].transcript[:1].isupper()
+        assert turn[0].audio_start_ms < turn[1].audio_end_ms
+    assert second[2].previous_item_id == first[2].item_id
+    assert first[1].audio_end_ms <= second[0].audio_start_ms  # a turn starts where one ended
+    heard = normalize_text(first[4].transcript).split()
+    assert heard and set(heard) <= set(utterances[0].text.split())
+
+
+@pytest.mark.slow
+def test_a_realtime_turn_without_vad_ends_at_the_commit(realtime_client, tone_model):
+    events, _ = _realtime_turns(realtime_client, tone_model[1], None)
+    turns = [e for e in events[2:] if e.type.startswith("conversation.item")]
+    assert [e.type for e in turns][-1] == "conversation.item.input_audio_transcription.completed"
+    assert len(turns) == 2  # one turn: both utterances, at the commit
+    assert turns[-1].transcript.count(".") == 2
+
+
+@pytest.mark.slow
+def test_realtime_events_it_cannot_use_are_error_events(realtime_client):
+    query = {"intent": "transcription"}
+    with realtime_client.realtime.connect(model="x", extra_query=query) as conn:
+        conn.recv()
+        conn.input_audio_buffer.append(audio="not base64!")
+        bad_audio = conn.recv()
+        pcmu = {"input": {"format": {"type": "audio/pcmu"}}}
+        conn.session.update(session={"type": "transcription", "audio": pcmu})
+        bad_format = conn.recv()
+        conn.send({"type": "response.create"})
+        unknown = conn.recv()
+        conn.session.update(session={"type": "transcription"})
+        still_open = conn.recv()
+    assert bad_audio.error.param == "audio" and "base64" in bad_audio.error.message
+    assert "audio/pcmu" in bad_format.error.message
+    assert unknown.error.code == "invalid_type"
+    assert still_open.type == "session.updated"
+    from websockets.exceptions import ConnectionClosedError
+
+    with (
+        pytest.raises(ConnectionClosedError) as closed,
+        realtime_client.realtime.connect(model="x") as conn,
+    ):
+        conn.recv()  # no intent=transcription: closed with the reason
+    assert closed.value.rcvd.code == 1008 and "intent=transcription" in closed.value.rcvd.reason

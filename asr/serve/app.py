@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from asr.inference.recognizer import Recognizer
-from asr.serve import transcriptions, vosk, wyoming
+from asr.serve import realtime, transcriptions, vosk, wyoming
 from asr.serve.config import ServeConfig
 from asr.serve.connections import uvicorn_options
 from asr.serve.errors import EXCEPTION_HANDLERS
@@ -37,6 +37,7 @@ log = logging.getLogger("asr.serve")
 PROTOCOLS: dict[str, Protocol] = {
     "openai": transcriptions.PROTOCOL,  # POST /v1/audio/transcriptions, GET /v1/models
     "vosk": vosk.PROTOCOL,  # WebSocket /v1/stream
+    "realtime": realtime.PROTOCOL,  # WebSocket /v1/realtime?intent=transcription (OpenAI)
     "wyoming": wyoming.PROTOCOL,  # TCP, --wyoming-port
 }
 
