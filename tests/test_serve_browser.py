@@ -6,6 +6,7 @@ Needs Debian's chromium and chromium-driver (bash .ci/install.d/browser.sh, as r
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -103,4 +104,57 @@ def test_page_records_the_microphone_as_16khz_wav(server, browser, tmp_path):
     assert list(upload_dir.iterdir()) == []
     # The bundled model cannot stream: the page says why there was no live text.
     note = browser.find_element(By.ID, "live-note").text
-    assert note.startswith("Live text off:") and "cannot stream" in note
+    assert note.startswith("No live text while recording") and "cannot stream" in note
+
+
+def _shoot(browser, tmp_path, name: str) -> None:
+    """A screenshot in the test's folder, and in $ASR_SCREENSHOTS when set (docs/page/)."""
+    browser.save_screenshot(str(tmp_path / name))
+    folder = os.environ.get("ASR_SCREENSHOTS")
+    if folder:
+        browser.save_screenshot(str(Path(folder) / name))
+
+
+def test_the_page_is_one_a_person_would_use(server, browser, tmp_path):
+    """Before anything: a heading, what to do, no empty box; after an upload: one labelled
+    transcript, copy, and .txt/.srt/.vtt downloads of it; a rejected file: the reason, no
+    player and no old transcript; a favicon."""
+    url, spy, _ = server
+    browser.get(url + "/")
+    _shoot(browser, tmp_path, "page_start.png")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Transcribe"
+    assert "choose an audio file, or record" in browser.find_element(By.CLASS_NAME, "lead").text
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert browser.find_element(By.ID, "status").text == "Nothing transcribed yet."
+    icon = browser.find_element(By.CSS_SELECTOR, "link[rel=icon]").get_attribute("href")
+    assert icon.startswith("data:image/svg+xml")
+    browser.find_element(By.ID, "file").send_keys(str(SAMPLE))
+    assert _wait_until_settled(browser) == "done"
+    _shoot(browser, tmp_path, "page_transcript.png")
+    (expected,) = spy.recognizer.transcribe([SAMPLE], word_timestamps=True)
+    headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2") if h.is_displayed()]
+    assert headings == ["TRANSCRIPT", "WORDS"]  # (upper-cased by the page's style)
+    saved = {}
+    for kind in ("txt", "srt", "vtt"):
+        link = browser.find_element(By.ID, f"save-{kind}")
+        assert link.get_attribute("download") == f"sample.{kind}"
+        script = "return await (await fetch(arguments[0])).text();"
+        saved[kind] = browser.execute_script(script, link.get_attribute("href"))
+    assert saved["txt"] == expected.text + "\n"
+    assert saved["srt"].startswith("1\n00:00:00,") and "-->" in saved["srt"]
+    assert saved["vtt"].startswith("WEBVTT\n\n00:00:00.")
+    cue_words = " ".join(
+        line
+        for line in saved["srt"].splitlines()
+        if line and "-->" not in line and not line.isdigit()
+    )
+    assert cue_words == expected.text
+    rejected = tmp_path / "notes.wav"
+    rejected.write_bytes(b"these are not audio samples")
+    browser.find_element(By.ID, "file").send_keys(str(rejected))
+    assert _wait_until_settled(browser) == "error"
+    _shoot(browser, tmp_path, "page_rejected.png")
+    status = browser.find_element(By.ID, "status").text
+    assert status.startswith("Could not transcribe notes.wav: not a readable audio file")
+    assert not browser.find_element(By.ID, "player").is_displayed()
+    assert not browser.find_element(By.ID, "result").is_displayed()

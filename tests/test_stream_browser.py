@@ -6,6 +6,7 @@ Needs Debian's chromium and chromium-driver (bash .ci/install.d/browser.sh, as r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,8 @@ def test_the_page_shows_partial_text_live_while_recording(server, browser, tmp_p
     WebDriverWait(browser, 40).until(lambda _: len(set(live.text.split()) & expected) >= 3)
     assert status.get_attribute("data-state") == "recording", status.text
     browser.save_screenshot(str(tmp_path / "serve_page_live.png"))
+    if os.environ.get("ASR_SCREENSHOTS"):  # docs/page/
+        browser.save_screenshot(str(Path(os.environ["ASR_SCREENSHOTS"]) / "page_live.png"))
     record.click()
     WebDriverWait(browser, 60).until(
         lambda _: status.get_attribute("data-state") in ("done", "error")

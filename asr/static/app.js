@@ -1,7 +1,7 @@
 // The page of `asr serve`: a picked file or a microphone recording goes to
 // POST /v1/audio/transcriptions (verbose_json); the transcript and its timed words come back.
-// Recordings are sent as 16 kHz 16-bit WAV, since the server's libsndfile cannot read the
-// WebM/Opus that MediaRecorder makes. While recording, the microphone also streams to the
+// Recordings are sent as 16 kHz 16-bit WAV (the server reads MediaRecorder's WebM/Opus only
+// with PyAV installed; WAV needs nothing). While recording, the microphone also streams to the
 // WebSocket /v1/stream (the Vosk protocol) and its partial text shows live; a server whose
 // model cannot stream closes the socket with its reason, and the page says so.
 "use strict";
@@ -34,12 +34,44 @@ function playFrom(seconds) {
   player.play();
 }
 
+// Subtitle cues from verbose_json's segments (the server's own cues): SRT or WebVTT.
+function subtitles(segments, vtt) {
+  const time = (s) => {
+    const ms = Math.round(s * 1000);
+    const pad = (n, w) => String(n).padStart(w, "0");
+    const hms = `${pad(Math.floor(ms / 3600000), 2)}:${pad(Math.floor(ms / 60000) % 60, 2)}:${pad(Math.floor(ms / 1000) % 60, 2)}`;
+    return `${hms}${vtt ? "." : ","}${pad(ms % 1000, 3)}`;
+  };
+  const cues = segments.map((s, i) => `${vtt ? "" : `${i + 1}\n`}${time(s.start)} --> ${time(s.end)}\n${s.text.trim()}\n`);
+  return (vtt ? "WEBVTT\n\n" : "") + cues.join("\n");
+}
+
+function offer(id, text, type) {
+  const link = byId(id);
+  URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([text], { type }));
+}
+
+function showResult(body, name) {
+  const stem = name.replace(/\.[^.]*$/, "") || "transcript";
+  byId("transcript").textContent = body.text || "(no words recognized)";
+  offer("save-txt", `${body.text}\n`, "text/plain");
+  offer("save-srt", subtitles(body.segments, false), "application/x-subrip");
+  offer("save-vtt", subtitles(body.segments, true), "text/vtt");
+  for (const [id, ext] of [["save-txt", "txt"], ["save-srt", "srt"], ["save-vtt", "vtt"]]) {
+    byId(id).download = `${stem}.${ext}`;
+  }
+  showWords(body.words);
+  byId("result").hidden = false;
+  byId("live-section").hidden = true; // the transcript replaces the live text
+}
+
 async function transcribe(blob, name) {
   const player = byId("player");
   URL.revokeObjectURL(player.src);
   player.src = URL.createObjectURL(blob);
-  player.hidden = false;
-  byId("transcript").textContent = "";
+  player.hidden = true; // shown once the server has read the audio
+  byId("result").hidden = true;
   showWords([]);
   setStatus(`Transcribing ${name}…`, "busy");
   const form = new FormData();
@@ -55,12 +87,13 @@ async function transcribe(blob, name) {
     return;
   }
   if (!response.ok) {
-    setStatus(`Error ${response.status}: ${body.error ? body.error.message : ""}`, "error");
+    const why = body.error ? body.error.message.replace(`${name}: `, "") : `error ${response.status}`;
+    setStatus(`Could not transcribe ${name}: ${why}`, "error");
     return;
   }
   const seconds = (performance.now() - started) / 1000;
-  byId("transcript").textContent = body.text || "(no words recognized)";
-  showWords(body.words);
+  showResult(body, name);
+  player.hidden = false;
   const audio = body.duration.toFixed(1);
   setStatus(`${name}: ${audio} s of audio transcribed in ${seconds.toFixed(2)} s`, "done");
 }
@@ -95,7 +128,7 @@ function openLive(rate) {
   let pendingLength = 0;
   const show = (partial) => {
     byId("live").textContent = [...finals, partial].filter((t) => t).join(" ");
-    byId("live").hidden = false;
+    byId("live-section").hidden = false;
   };
   socket.onopen = () => socket.send(JSON.stringify({ config: { sample_rate: rate, words: true } }));
   socket.onmessage = (event) => {
@@ -107,7 +140,9 @@ function openLive(rate) {
     }
   };
   socket.onclose = (event) => {
-    if (event.code !== 1000 && event.reason) byId("live-note").textContent = `Live text off: ${event.reason}`;
+    if (event.code !== 1000 && event.reason) {
+      byId("live-note").textContent = `No live text while recording (${event.reason}); the transcript comes when you stop.`;
+    }
   };
   return {
     push(block) {
@@ -208,11 +243,11 @@ async function toggleRecording() {
       byId("live").textContent = "";
       byId("live-note").textContent = "";
       await startRecording();
-      button.textContent = "Stop";
+      button.textContent = "■ Stop";
       button.classList.add("recording");
       setStatus("Recording… press Stop to transcribe", "recording");
     } else {
-      button.textContent = "Record";
+      button.textContent = "● Record";
       button.classList.remove("recording");
       await stopRecording();
     }
@@ -229,3 +264,11 @@ byId("file").addEventListener("change", (event) => {
   if (file) transcribe(file, file.name);
 });
 byId("record").addEventListener("click", toggleRecording);
+byId("copy").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(byId("transcript").textContent);
+    setStatus("Transcript copied", "done");
+  } catch (err) {
+    setStatus(`Could not copy: ${err.message || err}`, "error");
+  }
+});
