@@ -356,6 +356,20 @@ def test_browser_and_phone_uploads_are_transcribed(name, container, codec, rate,
     assert abs(response.json()["duration"] - len(wave) / SR) < 0.1
 
 
+def test_openai_sdk_uploads_webm_and_m4a(openai_server):
+    """The SDK's upload of a browser's WebM and a phone's M4A to a running server."""
+    pytest.importorskip("av")
+    client, _ = openai_server
+    _, wave, _ = _tone_recording(TEXT)
+    for name, container, codec, rate in [
+        ("talk.webm", "webm", "libopus", 48000),
+        ("memo.m4a", "ipod", "aac", 44100),
+    ]:
+        data = _encoded(wave, container, codec, rate)
+        result = client.audio.transcriptions.create(file=(name, data), model="whisper-1")
+        assert result.text == WRITTEN, name
+
+
 def test_without_pyav_a_webm_upload_says_how_to_read_it(upload_dir, monkeypatch):
     pytest.importorskip("av")
     _, wave, _ = _tone_recording(TEXT)

@@ -911,6 +911,18 @@ def test_a_vosk_client_reads_one_answer_per_message(vosk_url, tone_model):
 
 
 @pytest.mark.slow
+def test_a_vosk_client_hears_the_same_whatever_its_message_size(vosk_url, tone_model):
+    """0.2 s and 1 s messages (issue 34 item 8: they differed on 2 of 5 files)."""
+    audio, _, _ = _two_utterances(tone_model[1])
+    heard = []
+    for block in (3200, 16000):
+        chunks = [_pcm16(audio[i : i + block]) for i in range(0, len(audio), block)]
+        answers, _ = _vosk_client(vosk_url, {"raw": True}, chunks)
+        heard.append([(a["text"], a.get("result")) for a in answers if a.get("text")])
+    assert heard[0] == heard[1] and len(heard[0]) == 2
+
+
+@pytest.mark.slow
 def test_a_vosk_client_can_turn_words_off(vosk_url, tone_model):
     audio, _, _ = _two_utterances(tone_model[1])
     for words in (False, 0):
