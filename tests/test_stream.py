@@ -458,22 +458,31 @@ def test_bad_messages_get_a_close_code_and_reason(client, messages, code, reason
     assert closed.value.code == code and reason in closed.value.reason
 
 
+def _without_last_word(tone_model, folder) -> tuple:
+    """(the tone model searching a lexicon without its first utterance's last word, that
+    utterance, the search's options): only hotwords can bring the word back."""
+    from asr.corpora.tones import _WORDS
+    from asr.inference.lm import write_lexicon
+
+    model, manifest = tone_model
+    utt = read_manifest(manifest)[0]
+    missing = utt.text.split()[-1]
+    write_lexicon([w for w in _WORDS if w != missing], folder / "lexicon.txt")
+    search = {"decoder": "beam", "lexicon_path": str(folder / "lexicon.txt")}
+    return load_model(model, "cpu", "onnx", **search), utt, search
+
+
 @pytest.mark.slow
 def test_a_stream_takes_hotwords_in_its_config(tone_model, tmp_path):
     """A lexicon without the utterance's last word: only the config's hotwords bring it."""
     from starlette.testclient import TestClient
     from starlette.websockets import WebSocketDisconnect
 
-    from asr.corpora.tones import _WORDS
-    from asr.inference.lm import write_lexicon
     from asr.serve import ServeConfig, create_app
 
-    folder, manifest = tone_model
-    utt = read_manifest(manifest)[0]
+    folder = tone_model[0]
+    recognizer, utt, search = _without_last_word(tone_model, tmp_path)
     missing = utt.text.split()[-1]
-    write_lexicon([w for w in _WORDS if w != missing], tmp_path / "lexicon.txt")
-    search = {"decoder": "beam", "lexicon_path": str(tmp_path / "lexicon.txt")}
-    recognizer = load_model(folder, "cpu", "onnx", **search)
     wave = load_audio(utt.audio_filepath)
 
     def said(ws, config: dict) -> str:
@@ -506,7 +515,7 @@ def test_a_stream_takes_hotwords_in_its_config(tone_model, tmp_path):
         for bad, code, reason in [
             ({"hotwords": [f"{missing}:0"]}, 1007, "config hotwords entry 1: boost '0'"),
             ({"hotwords": [7]}, 1007, "a list of strings or a string"),
-            ({"hotwords": f"{missing}, {_WORDS[0]}"}, 1008, "2 hotwords; at most 1"),
+            ({"hotwords": f"{missing}, {utt.text.split()[0]}"}, 1008, "2 hotwords; at most 1"),
             ({"hotwords": "x" * 20_001}, 1008, "over 20000 characters"),
             ({"hotwords": ["\u2605" * 80]}, 1007, "config hotwords entry 1"),  # > 123 bytes
         ]:
@@ -1024,17 +1033,11 @@ def test_wyoming_names_and_terms_bias_the_words(tone_model, tmp_path):
     from wyoming.audio import AudioChunk, AudioStart, AudioStop
     from wyoming.client import AsyncTcpClient
 
-    from asr.corpora.tones import _WORDS
-    from asr.inference.lm import write_lexicon
     from asr.serve import ServeConfig, Server
     from asr.serve.wyoming import wyoming_server
 
-    folder, manifest = tone_model
-    utt = read_manifest(manifest)[0]
+    recognizer, utt, _ = _without_last_word(tone_model, tmp_path)
     missing = utt.text.split()[-1]
-    write_lexicon([w for w in _WORDS if w != missing], tmp_path / "lexicon.txt")
-    search = {"decoder": "beam", "lexicon_path": str(tmp_path / "lexicon.txt")}
-    recognizer = load_model(folder, "cpu", "onnx", **search)
     pcm = _pcm16(load_audio(utt.audio_filepath))
 
     async def said(**biasing) -> str:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import functools
 import itertools
 import logging
@@ -44,15 +43,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from asr.decode import DecodingOptions
 from asr.hotwords import Hotword
 from asr.inference.stream import StreamEvent
-from asr.serve.server import Protocol, Server, model_name
+from asr.serve.server import Protocol, Server, live_connection
 from asr.serve.streaming import (
-    CLOSE_ERROR,
-    CLOSE_FULL,
     CLOSE_POLICY,
     AudioBudget,
     ProtocolError,
     StreamSession,
-    close_reason,
     json_object,
     open_session,
     stream_options,
@@ -115,34 +111,13 @@ class Turns:
 
 async def realtime(server: Server, websocket: WebSocket) -> None:
     """/v1/realtime: one client's transcription session."""
-    await websocket.accept()
     if websocket.query_params.get("intent") != "transcription":
+        await websocket.accept()  # first, so that the client reads why it is closed
         reason = "only transcription sessions are served: connect with ?intent=transcription"
         await websocket.close(CLOSE_POLICY, reason)
         return
-    if server.live is None:
-        name = model_name(server.recognizer)
-        reason = f"live text is off: {name} cannot stream; asr serve --stream-model adds one"
-        await websocket.close(CLOSE_POLICY, close_reason(reason))
-        return
-    slots = server.stream_slots
-    if not slots.take():
-        await websocket.close(CLOSE_FULL, f"{slots.limit} streams at once: try again later")
-        return
-    try:
-        await _session(server, websocket)
-    except WebSocketDisconnect:
-        log.info("realtime: the client went away")
-    except ProtocolError as err:
-        log.info("realtime closed: %s", err.reason)
-        with contextlib.suppress(Exception):
-            await websocket.close(err.code, close_reason(err.reason))
-    except Exception:  # a bug: logged, and the client told so, not left hanging
-        log.exception("realtime session failed")
-        with contextlib.suppress(Exception):
-            await websocket.close(CLOSE_ERROR, "internal error")
-    finally:
-        slots.give()
+    run = functools.partial(_session, server, websocket)
+    await live_connection(server, websocket, run, "realtime")
 
 
 async def _session(server: Server, websocket: WebSocket) -> None:

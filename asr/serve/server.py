@@ -9,6 +9,8 @@ answers. Every request's decoding options come from `server.recognizer.options(.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,13 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from starlette.routing import BaseRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asr.inference.recognizer import Recognizer
 from asr.inference.stream import StreamError
 from asr.serve.config import ServeConfig
-from asr.serve.streaming import StreamLimits, StreamSlots
+from asr.serve.streaming import (
+    CLOSE_ERROR,
+    CLOSE_FULL,
+    CLOSE_POLICY,
+    ProtocolError,
+    StreamLimits,
+    StreamSlots,
+    close_reason,
+)
 
-__all__ = ["Protocol", "QueueFull", "RecognitionQueue", "Server", "model_name"]
+__all__ = ["Protocol", "QueueFull", "RecognitionQueue", "Server", "live_connection", "model_name"]
+
+log = logging.getLogger("asr.serve")
 
 
 class QueueFull(Exception):
@@ -118,6 +131,39 @@ def _live_model(recognizer: Recognizer, streamer: Recognizer | None):
         )
         return None, note
     return model, f"live streams: {model_name(model)}; files: {model_name(recognizer)}"
+
+
+async def live_connection(
+    server: Server, websocket: WebSocket, run: Callable[[], Awaitable[None]], name: str
+) -> None:
+    """One live-stream WebSocket (Vosk's, Realtime's) around its protocol's `run`: accepted
+    first, so that a refused client reads why; refused (1008) when the server has no live
+    model, (1013) when every stream slot is taken; else `run` holds a slot until it ends,
+    a ProtocolError closing with its code and reason, a bug with 1011."""
+    await websocket.accept()
+    if server.live is None:
+        model = model_name(server.recognizer)
+        reason = f"live text is off: {model} cannot stream; asr serve --stream-model adds one"
+        await websocket.close(CLOSE_POLICY, close_reason(reason))
+        return
+    slots = server.stream_slots
+    if not slots.take():
+        await websocket.close(CLOSE_FULL, f"{slots.limit} streams at once: try again later")
+        return
+    try:
+        await run()
+    except WebSocketDisconnect:
+        log.info("%s: the client went away", name)
+    except ProtocolError as err:
+        log.info("%s closed: %s", name, err.reason)
+        with contextlib.suppress(Exception):
+            await websocket.close(err.code, close_reason(err.reason))
+    except Exception:  # a bug: logged, and the client told so, not left hanging
+        log.exception("%s failed", name)
+        with contextlib.suppress(Exception):
+            await websocket.close(CLOSE_ERROR, "internal error")
+    finally:
+        slots.give()
 
 
 # A protocol's own listener (Wyoming's TCP port): started with the app, closed at its end;

@@ -27,7 +27,6 @@ rule (asr/serve/streaming.py) is closed with a close code and reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from dataclasses import dataclass, replace
@@ -38,17 +37,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from asr.decode import DecodingOptions
 from asr.hotwords import split_list
 from asr.inference.stream import StreamEvent
-from asr.serve.server import Protocol, Server, model_name
+from asr.serve.server import Protocol, Server, live_connection
 from asr.serve.streaming import (
     CLOSE_BAD_DATA,
-    CLOSE_ERROR,
-    CLOSE_FULL,
     CLOSE_NORMAL,
     CLOSE_POLICY,
     AudioBudget,
     ProtocolError,
     StreamSession,
-    close_reason,
     json_object,
     open_session,
     stream_options,
@@ -120,32 +116,8 @@ def vosk_reply(events: list[StreamEvent], partial: str, reply: VoskReply = VoskR
 
 async def vosk_stream(server: Server, websocket: WebSocket) -> None:
     """/v1/stream: one client's stream in the Vosk protocol."""
-    slots = server.stream_slots
-    if server.live is None:  # accepted first, so that the client reads why it is closed
-        await websocket.accept()
-        name = model_name(server.recognizer)
-        reason = f"live text is off: {name} cannot stream; asr serve --stream-model adds one"
-        await websocket.close(CLOSE_POLICY, close_reason(reason))
-        return
-    if not slots.take():
-        await websocket.accept()
-        await websocket.close(CLOSE_FULL, f"{slots.limit} streams at once: try again later")
-        return
-    try:
-        await websocket.accept()
-        await _vosk_session(websocket, server)
-    except WebSocketDisconnect:
-        log.info("stream: the client went away")
-    except ProtocolError as err:
-        log.info("stream closed: %s", err.reason)
-        with contextlib.suppress(Exception):
-            await websocket.close(err.code, close_reason(err.reason))
-    except Exception:  # a bug: logged, and the client told so, not left hanging
-        log.exception("stream failed")
-        with contextlib.suppress(Exception):
-            await websocket.close(CLOSE_ERROR, "internal error")
-    finally:
-        slots.give()
+    run = functools.partial(_vosk_session, websocket, server)
+    await live_connection(server, websocket, run, "stream")
 
 
 async def _vosk_session(websocket: WebSocket, server: Server) -> None:
