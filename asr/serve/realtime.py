@@ -49,6 +49,7 @@ from asr.serve.streaming import (
     AudioBudget,
     ProtocolError,
     StreamSession,
+    is_english,
     json_object,
     open_session,
     stream_options,
@@ -303,9 +304,7 @@ def _transcription_options(turns: Turns, transcription: dict) -> DecodingOptions
     """transcription.language (English only) and prompt (its words of 4+ letters favoured,
     as the HTTP API reads a prompt); model is the server's, whatever is named."""
     language = transcription.get("language")
-    if language is not None and (
-        not isinstance(language, str) or language.replace("_", "-").split("-")[0].lower() != "en"
-    ):
+    if language is not None and not is_english(language):
         raise RealtimeError(
             f"language {language!r} is not supported: this model transcribes English (en)",
             "session.audio.input.transcription.language",

@@ -206,3 +206,9 @@ def json_object(text: str | bytes, source: str = "a text message") -> dict:
     if not isinstance(request, dict):
         raise ProtocolError(CLOSE_BAD_DATA, f"{source} must be a JSON object")
     return request
+
+
+def is_english(language) -> bool:
+    """A request's language is English: "en" in any case, with any region (en-US, en_GB);
+    the one rule every protocol applies."""
+    return isinstance(language, str) and language.replace("_", "-").split("-")[0].lower() == "en"

@@ -63,6 +63,7 @@ from asr.inference.segment import SegmentConfig
 from asr.serve.config import ServeConfig
 from asr.serve.errors import ApiError
 from asr.serve.server import Protocol, QueueFull, Server, model_name
+from asr.serve.streaming import is_english
 from asr.text import normalize_text
 
 __all__ = ["MODELS_URL", "PROMPT_BOOST", "PROTOCOL", "RESPONSE_FORMATS", "URL", "model_id"]
@@ -88,7 +89,6 @@ _FIELDS += _IGNORED_FIELDS
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}  # a form field's text
 PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default is higher)
 _PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
-_LANGUAGES = ("en",)
 _WHERE = "field 'hotwords'"  # how errors name the hotwords field
 _STARTED = int(time.time())  # a model's `created` when it has no file to date it by
 
@@ -230,7 +230,7 @@ def _raw_field(form: FormData, name: str = "raw") -> bool | None:
 
 def _check_language(language: str, field: str) -> None:
     """English, with any region (en, EN, en-US, en_GB); else a 400 naming the field."""
-    if language.replace("_", "-").split("-")[0].lower() not in _LANGUAGES:
+    if not is_english(language):
         message = f"language {language!r} is not supported: this model transcribes English (en)"
         raise ApiError(400, message, field)
 

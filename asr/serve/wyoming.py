@@ -49,6 +49,7 @@ from asr.serve.streaming import (
     StreamLimits,
     StreamSlots,
     check_rate,
+    is_english,
     json_object,
     stream_options,
 )
@@ -345,8 +346,7 @@ def _check_model(server: Server, data: dict) -> None:
         raise ProtocolError(
             CLOSE_BAD_DATA, f"model {name!r} is not served: the one model is {served!r}"
         )
-    primary = language.replace("_", "-").split("-")[0] if isinstance(language, str) else None
-    if language is not None and (primary or "").lower() != LANGUAGE:
+    if language is not None and not is_english(language):
         raise ProtocolError(
             CLOSE_BAD_DATA,
             f"language {language!r} is not supported: this model transcribes English (en)",
