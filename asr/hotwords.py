@@ -284,3 +284,14 @@ def _pronounce(words: list[str]) -> dict[str, list[str]]:
         pronouncer = Pronouncer({}, guess_phones)
     pronouncer.prepare(words)
     return {w: pronouncer.phones(w) for w in words}
+
+
+PROMPT_BOOST = 3.0  # per word of a prompt's hints (a list's own default is higher)
+PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hints
+
+
+def prompt_hints(prompt: str) -> list[Hotword]:
+    """A prompt read as Whisper reads it, a vocabulary hint: its distinct normalized words
+    of PROMPT_MIN_LETTERS or more, each a weak hotword (the HTTP API's and Realtime's)."""
+    words = [w for w in normalize_text(prompt).split() if len(w) >= PROMPT_MIN_LETTERS]
+    return [Hotword((w,), PROMPT_BOOST) for w in dict.fromkeys(words)]

@@ -41,7 +41,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asr.decode import DecodingOptions
-from asr.hotwords import Hotword
+from asr.hotwords import prompt_hints
 from asr.inference.stream import StreamEvent
 from asr.serve.server import Protocol, Server, live_connection
 from asr.serve.streaming import (
@@ -54,7 +54,6 @@ from asr.serve.streaming import (
     open_session,
     stream_options,
 )
-from asr.text import normalize_text
 
 __all__ = ["PROTOCOL", "URL"]
 
@@ -68,7 +67,6 @@ _VAD_RANGES = {
     "prefix_padding_ms": (0, 10_000),
     "silence_duration_ms": (0, 10_000),
 }
-_PROMPT_BOOST = 3.0  # a prompt's words of 4+ letters, as the HTTP API reads a prompt
 
 
 class RealtimeError(Exception):
@@ -312,8 +310,7 @@ def _transcription_options(turns: Turns, transcription: dict) -> DecodingOptions
     prompt = transcription.get("prompt") or ""
     if not isinstance(prompt, str):
         raise RealtimeError("prompt must be a string", "session.audio.input.transcription.prompt")
-    words = [w for w in normalize_text(prompt[:20_000]).split() if len(w) >= 4]
-    hints = [Hotword((w,), _PROMPT_BOOST) for w in dict.fromkeys(words)]
+    hints = prompt_hints(prompt[:20_000])
     server = turns.server
     try:
         return stream_options(server.live, None, server.stream_limits, "prompt", None, hints)

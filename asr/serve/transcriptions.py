@@ -56,7 +56,7 @@ from starlette.routing import BaseRoute, Route
 
 from asr.audio import AudioError, audio_info
 from asr.decode import DecodingOptions
-from asr.hotwords import MAX_LIST_CHARS, Hotword, HotwordError, split_list
+from asr.hotwords import MAX_LIST_CHARS, PROMPT_BOOST, HotwordError, prompt_hints, split_list
 from asr.inference import formats
 from asr.inference.recognizer import Recognizer, Transcript
 from asr.inference.segment import SegmentConfig
@@ -64,7 +64,6 @@ from asr.serve.config import ServeConfig
 from asr.serve.errors import ApiError
 from asr.serve.server import Protocol, QueueFull, Server, model_name
 from asr.serve.streaming import is_english
-from asr.text import normalize_text
 
 __all__ = ["MODELS_URL", "PROMPT_BOOST", "PROTOCOL", "RESPONSE_FORMATS", "URL", "model_id"]
 
@@ -87,8 +86,6 @@ _FIELDS += ("keywords[]", "include[]", "languages[]", "chunking_strategy")
 _FIELDS += tuple(f"chunking_strategy[{key}]" for key in ("type", *_VAD_RANGES))
 _FIELDS += _IGNORED_FIELDS
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}  # a form field's text
-PROMPT_BOOST = 3.0  # per word of a prompt's hotwords (their own list's default is higher)
-_PROMPT_MIN_LETTERS = 4  # shorter prompt words ("the", "and") are not hotwords
 _WHERE = "field 'hotwords'"  # how errors name the hotwords field
 _STARTED = int(time.time())  # a model's `created` when it has no file to date it by
 
@@ -206,8 +203,7 @@ def _request_options(form: FormData, recognizer: Recognizer, limit: int) -> Deco
     prompt = str(form.get("prompt") or "")
     if len(prompt) > MAX_LIST_CHARS:
         raise ApiError(400, f"field 'prompt' is longer than {MAX_LIST_CHARS} characters", "prompt")
-    hinted = [w for w in normalize_text(prompt).split() if len(w) >= _PROMPT_MIN_LETTERS]
-    hints = [Hotword((w,), PROMPT_BOOST) for w in dict.fromkeys(hinted)]
+    hints = prompt_hints(prompt)
     text, keywords = str(form.get("hotwords") or ""), form.getlist("keywords[]")
     # keywords[] join the field's entries (a text over its limit goes as it is, refused)
     joined = keywords and len(text) <= MAX_LIST_CHARS
