@@ -12,6 +12,9 @@ from asr.training.augment import (
     AugmentedDataset,
     SpecAugment,
     add_noise,
+    band_limit,
+    reverberate,
+    room_impulse,
     speed_perturb,
     speed_perturbed_length,
 )
@@ -114,8 +117,69 @@ def test_missing_noise_folder_is_named(tmp_path):
         AugmentedDataset(_Waves([100]), cfg, seed=0)
 
 
+def _level_db(wave: torch.Tensor, sample_rate: int, hz: float) -> float:
+    """The level of `hz` in `wave`, dB (its bin of the spectrum)."""
+    spectrum = torch.fft.rfft(wave).abs()
+    return 20 * float(torch.log10(spectrum[round(hz * len(wave) / sample_rate)]))
+
+
+def test_band_limit_passes_speech_and_cuts_outside_the_band():
+    t = torch.arange(16000) / 16000
+    tones = {hz: torch.sin(2 * torch.pi * hz * t) for hz in (60, 1000, 6000)}
+    cut = {hz: _level_db(band_limit(w, 16000, 200, 3400), 16000, hz) - _level_db(w, 16000, hz)
+           for hz, w in tones.items()}  # fmt: skip
+    assert abs(cut[1000]) < 1.0
+    assert cut[60] < -30 and cut[6000] < -30
+
+
+def test_room_impulse_decays_at_its_reverberation_time():
+    rng = np.random.default_rng(0)
+    impulse = room_impulse(0.5, 6.0, 16000, rng)
+    assert impulse.shape == (8000,) and impulse[0] == 1.0
+    tail = impulse[1:].square()
+    assert 10 * np.log10(1 / float(tail.sum())) == pytest.approx(6.0, abs=1e-3)  # the DRR
+    early, late = tail[:800].mean(), tail[-800:].mean()  # first and last 50 ms
+    assert 10 * np.log10(float(early / late)) > 40  # ~54 dB of the 60 over 0.45 s
+
+
+def test_reverberation_keeps_length_and_level_and_smears_a_click():
+    click = torch.zeros(16000)
+    click[100] = 1.0
+    impulse = room_impulse(0.3, 0.0, 16000, np.random.default_rng(1))
+    wet = reverberate(click, impulse)
+    assert wet.shape == click.shape
+    assert float(wet.square().mean()) == pytest.approx(float(click.square().mean()), rel=1e-3)
+    assert float(wet[2000:4000].abs().max()) > 1e-3  # the click rings on 0.1-0.25 s later
+
+
+def test_channel_draws_are_seeded_and_leave_noise_draws_alone():
+    base = _Waves([16000] * 16)
+    plain = AugmentedDataset(base, AugmentConfig(noise_prob=1.0), seed=0)
+    cfg = AugmentConfig(noise_prob=1.0, reverb_prob=0.5, band_prob=0.5, rt60_max=0.4)
+    roomy = AugmentedDataset(base, cfg, seed=0)
+    channels = [roomy.channel(i)[0] for i in range(16)]
+    assert channels == [roomy.channel(i)[0] for i in range(16)]
+    assert any(c.room for c in channels) and any(not c.room for c in channels)
+    assert any(c.band for c in channels) and any(not c.band for c in channels)
+    for c in channels:
+        assert c.room is None or 0.2 <= c.room[0] <= 0.4
+        assert c.band is None or (50 <= c.band[0] <= 300 and 3000 <= c.band[1] <= 7000)
+    untouched = [i for i, c in enumerate(channels) if not c.touched]
+    assert untouched and all(torch.equal(roomy[i][0], plain[i][0]) for i in untouched)
+    touched = [i for i, c in enumerate(channels) if c.touched]
+    assert all(not torch.equal(roomy[i][0], plain[i][0]) for i in touched)
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"speeds": [0.0, 1.0]}, {"noise_prob": 1.5}, {"snr_min": 20, "snr_max": 10}]
+    "kwargs",
+    [
+        {"speeds": [0.0, 1.0]},
+        {"noise_prob": 1.5},
+        {"snr_min": 20, "snr_max": 10},
+        {"rt60_min": 0.9, "rt60_max": 0.5},
+        {"lowpass_max": 9000},
+        {"band_prob": -0.1},
+    ],
 )
 def test_bad_config_is_rejected(kwargs):
     with pytest.raises(ValueError):

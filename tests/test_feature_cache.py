@@ -76,11 +76,15 @@ def test_a_changed_feature_config_is_another_entry(tmp_path, corpus):
     assert per_utt.entry(path, 1.0) == default.entry(path, 1.0)
 
 
-def test_cached_dataset_draws_the_waveform_path_speeds(tmp_path, corpus):
-    """Epoch by epoch, each utterance gets the speed factor AugmentedDataset gives it."""
+@pytest.mark.parametrize(
+    "channel", [{}, {"reverb_prob": 0.5, "band_prob": 0.5}], ids=["speeds", "room-and-band"]
+)
+def test_cached_dataset_draws_the_waveform_path_speeds(tmp_path, corpus, channel):
+    """Epoch by epoch, each utterance gets the speed factor (and the room and band)
+    AugmentedDataset gives it."""
     utts = read_manifest(corpus)
     base = SpeechDataset(utts, Vocabulary.english(), 16_000)
-    cfg = AugmentConfig(speed_perturb=True)
+    cfg = AugmentConfig(speed_perturb=True, **channel)
     cache = FeatureCache(tmp_path, FeatureConfig())
     cached = CachedFeatureDataset(base, cfg, seed=3, cache=cache)
     waves = AugmentedDataset(base, cfg, seed=3)

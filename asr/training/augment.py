@@ -1,5 +1,6 @@
-"""Training-time augmentation: speed perturbation and additive noise on waveforms (in the
-data-loading workers), SpecAugment on features (on the training device).
+"""Training-time augmentation: speed perturbation, a room (reverberation), additive noise and
+a microphone's band on waveforms (in the data-loading workers), VTLP and SpecAugment on
+features (on the training device).
 
 Waveform augmentation draws from a generator seeded by (seed, epoch, utterance index), so
 an utterance gets the same perturbation in a given epoch whichever worker loads it and
@@ -26,8 +27,12 @@ from asr.config import check_ranges
 __all__ = [
     "AugmentConfig",
     "AugmentedDataset",
+    "Channel",
     "SpecAugment",
     "add_noise",
+    "band_limit",
+    "reverberate",
+    "room_impulse",
     "speed_perturb",
     "speed_perturbed_length",
     "warp_mel",
@@ -55,14 +60,29 @@ class AugmentConfig:
     # drawn from [1 - vtlp, 1 + vtlp] (a new speaker's formants; Jaitly and Hinton 2013)
     vtlp: float = 0.0
     vtlp_boundary: float = 0.8  # fraction of the mel axis warped linearly; the rest is fixed up
+    # A room: the probability of convolving an utterance with a synthetic impulse response
+    # (decaying noise behind the direct path) of a reverberation time drawn in [rt60_min, rt60_max]
+    reverb_prob: float = 0.0
+    rt60_min: float = 0.2  # seconds for the tail to fall 60 dB
+    rt60_max: float = 0.8
+    # A microphone or line: the probability of a band limit, high-pass at a cutoff drawn in
+    # [highpass_min, highpass_max] Hz and low-pass in [lowpass_min, lowpass_max] Hz
+    band_prob: float = 0.0
+    highpass_min: float = 50.0
+    highpass_max: float = 300.0
+    lowpass_min: float = 3000.0
+    lowpass_max: float = 7000.0
 
     def __post_init__(self) -> None:
         self.speeds = list(self.speeds)
         if not self.speeds:
             raise ValueError("augment.speeds must hold at least one factor")
         check_ranges("augment", self, _AUGMENT_RANGES)
-        if self.snr_min > self.snr_max:
-            raise ValueError(f"augment.snr_min {self.snr_min} > snr_max {self.snr_max}")
+        for low, high in _AUGMENT_INTERVALS:
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(
+                    f"augment.{low} {getattr(self, low)} > {high} {getattr(self, high)}"
+                )
 
     def active(self, epoch: int) -> bool:
         """Whether augmentation applies in 0-based `epoch`."""
@@ -70,7 +90,11 @@ class AugmentConfig:
 
     @property
     def waveform_enabled(self) -> bool:
-        return self.speed_perturb or self.noise_prob > 0
+        return self.speed_perturb or self.noise_prob > 0 or self.channel_enabled
+
+    @property
+    def channel_enabled(self) -> bool:
+        return self.reverb_prob > 0 or self.band_prob > 0
 
     @property
     def feature_enabled(self) -> bool:
@@ -91,7 +115,24 @@ _AUGMENT_RANGES = {
     "start_epoch": (0, 10_000),
     "vtlp": (0.0, 0.49),
     "vtlp_boundary": (0.01, 1.0),
+    "reverb_prob": (0.0, 1.0),
+    "rt60_min": (0.05, 3.0),
+    "rt60_max": (0.05, 3.0),
+    "band_prob": (0.0, 1.0),
+    "highpass_min": (1.0, 4000.0),
+    "highpass_max": (1.0, 4000.0),
+    "lowpass_min": (500.0, 7900.0),  # below the Nyquist frequency of 16 kHz audio
+    "lowpass_max": (500.0, 7900.0),
 }
+# (lowest, highest) pairs of [augment] that draw between them
+_AUGMENT_INTERVALS = (
+    ("snr_min", "snr_max"),
+    ("rt60_min", "rt60_max"),
+    ("highpass_min", "highpass_max"),
+    ("lowpass_min", "lowpass_max"),
+)
+# The direct path's energy over the reverberant tail's, dB, drawn per room
+_DIRECT_TO_REVERB_DB = (0.0, 10.0)
 
 
 def _speed_ratio(speed: float) -> tuple[int, int]:
@@ -121,6 +162,47 @@ def add_noise(waveform: torch.Tensor, noise: torch.Tensor, snr_db: float) -> tor
     noise_power = noise.square().mean().clamp(min=1e-10)
     scale = torch.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
     return waveform + scale * noise
+
+
+def room_impulse(rt60: float, drr_db: float, sample_rate: int, rng: np.random.Generator):
+    """(L,) impulse response of a synthetic room, L = rt60 seconds: a unit direct path, then
+    Gaussian noise decaying 60 dB over `rt60` (Polack's model), scaled so that the direct
+    path carries `drr_db` dB more energy than the tail."""
+    length = max(2, int(rt60 * sample_rate))
+    t = np.arange(1, length) / sample_rate
+    tail = rng.standard_normal(length - 1) * np.exp(-3 * np.log(10) * t / rt60)
+    tail *= math.sqrt(10 ** (-drr_db / 10) / max(float(np.sum(tail**2)), 1e-12))
+    return torch.from_numpy(np.concatenate([[1.0], tail]).astype(np.float32))
+
+
+def reverberate(waveform: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+    """(S,) convolved with (L,) -> (S,): the tail past the end is cut, the level kept."""
+    wet = AF.fftconvolve(waveform, impulse)[: len(waveform)]
+    gain = waveform.square().mean().sqrt() / wet.square().mean().sqrt().clamp(min=1e-10)
+    return wet * gain
+
+
+def band_limit(waveform: torch.Tensor, sample_rate: int, low: float, high: float) -> torch.Tensor:
+    """(S,) -> (S,) through a high-pass at `low` Hz and a low-pass at `high` Hz, each two
+    biquads in a row (24 dB per octave), as a small microphone or a phone line."""
+    for _ in range(2):
+        waveform = AF.highpass_biquad(waveform, sample_rate, low)
+        waveform = AF.lowpass_biquad(waveform, sample_rate, high)
+    return waveform
+
+
+@dataclass(frozen=True)
+class Channel:
+    """What one utterance goes through after its speed: a room (seconds of reverberation
+    time and the direct-to-reverberant ratio in dB) and a band (high-pass, low-pass Hz);
+    None where it does not."""
+
+    room: tuple[float, float] | None = None
+    band: tuple[float, float] | None = None
+
+    @property
+    def touched(self) -> bool:
+        return self.room is not None or self.band is not None
 
 
 def _noise_files(folder: str) -> list[str]:
@@ -173,10 +255,33 @@ class AugmentedDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.cfg.speed_perturb:
             waveform = speed_perturb(waveform, float(self.speed_factors(self.epoch)[index]))
+        channel, channel_rng = self.channel(index)
+        if channel.room is not None:
+            rt60, drr_db = channel.room
+            impulse = room_impulse(rt60, drr_db, self.sample_rate, channel_rng)
+            waveform = reverberate(waveform, impulse)
         if rng.random() < self.cfg.noise_prob and self.cfg.active(self.epoch):
             snr = float(rng.uniform(self.cfg.snr_min, self.cfg.snr_max))
             waveform = add_noise(waveform, self._noise(len(waveform), rng), snr)
+        if channel.band is not None:
+            waveform = band_limit(waveform, self.sample_rate, *channel.band)
         return (waveform, *targets)
+
+    def channel(self, index: int) -> tuple[Channel, np.random.Generator]:
+        """Utterance `index`'s room and band in this epoch, and the generator that draws its
+        impulse response: a stream of its own, so noise draws are those of a run without."""
+        rng = np.random.default_rng([self.seed, self.epoch, index, 2])
+        if not (self.cfg.channel_enabled and self.cfg.active(self.epoch)):
+            return Channel(), rng
+        cfg = self.cfg
+        room = band = None
+        if rng.random() < cfg.reverb_prob:
+            room = (float(rng.uniform(cfg.rt60_min, cfg.rt60_max)),
+                    float(rng.uniform(*_DIRECT_TO_REVERB_DB)))  # fmt: skip
+        if rng.random() < cfg.band_prob:
+            band = (float(rng.uniform(cfg.highpass_min, cfg.highpass_max)),
+                    float(rng.uniform(cfg.lowpass_min, cfg.lowpass_max)))  # fmt: skip
+        return Channel(room, band), rng
 
     def _noise(self, num_samples: int, rng: np.random.Generator) -> torch.Tensor:
         """(num_samples,) of a random noise file from a random offset (tiled), or white noise."""

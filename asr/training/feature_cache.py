@@ -208,7 +208,8 @@ def cache_speeds(cfg: AugmentConfig) -> list[float]:
 class CachedFeatureDataset(AugmentedDataset):
     """A SpeechDataset's utterances as (raw log-mel (T, F), targets...) from the cache, at
     this epoch's speed factor (drawn as `AugmentedDataset` draws it). An utterance that
-    draws additive noise is computed from its waveform instead (noise needs the samples)."""
+    draws additive noise, a room or a band is computed from its waveform instead (they need
+    the samples)."""
 
     def __init__(self, base, cfg: AugmentConfig, seed: int, cache: FeatureCache):
         super().__init__(base, cfg, seed)
@@ -216,7 +217,8 @@ class CachedFeatureDataset(AugmentedDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        if rng.random() < self.cfg.noise_prob and self.cfg.active(self.epoch):
+        noisy = rng.random() < self.cfg.noise_prob and self.cfg.active(self.epoch)
+        if noisy or self.channel(index)[0].touched:
             waveform, *targets = super().__getitem__(index)  # the same draws
             return (self.cache.raw(waveform), *targets)
         speed = float(self.speed_factors(self.epoch)[index])
