@@ -114,9 +114,9 @@ def main() -> None:
         streamed_s = time.monotonic() - start
         audio = sum(len(w) for w in waves) / recognizer.sample_rate
         a, b = wer(refs, offline), wer(refs, streamed)
-        print(f"dev WER offline  {100 * a:.2f}%  ({audio / offline_s:.1f}x real time)")
+        print(f"WER offline  {100 * a:.2f}%  ({audio / offline_s:.1f}x real time)")
         print(
-            f"dev WER streamed {100 * b:.2f}%  ({audio / streamed_s:.1f}x real time); "
+            f"WER streamed {100 * b:.2f}%  ({audio / streamed_s:.1f}x real time); "
             f"relative {100 * (b - a) / a:+.1f}%"
         )
     subset = waves[: args.latency_utterances]

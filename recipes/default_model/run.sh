@@ -18,9 +18,12 @@ ASR=${ASR:-python -m asr}
 STAGE=${STAGE:-1}  # 1 data, 2 N, 3 O, 4 LM, 5 O's folder, 6 N on 22, 7 O on 22, 8 folder, 9 evaluate
 # issue 32 (every voice): 10 speechocean762 data, 11 Q, 12 Q2, 13 R, 14 folders, tuning, reports,
 # 15 Q3 (Q2 + VTLP), 16 its folder and reports, 17 Q4 (Q2 + an utterance summary), 18 its folder;
-# direction 4 (not run by default: STAGE=19 STOP_STAGE=20): 19 a word LSTM LM (40 min) and
-# n-best rescoring, 20 a less pruned 4-gram (79 MB) in place of the folder's
-STOP_STAGE=${STOP_STAGE:-18}
+# direction 4 (not run by default: SKIP="" STAGE=19 STOP_STAGE=20): 19 a word LSTM LM (40 min)
+# and n-best rescoring, 20 a less pruned 4-gram (79 MB) in place of the folder's;
+# 21 Q5 (Q4 + room, noise and band augmentation), 22 its folder and reports, 23 T (en-stream:
+# the streaming model on Q2's phones and both corpora), 24 its folder, offline and streamed
+STOP_STAGE=${STOP_STAGE:-24}
+SKIP=${SKIP:-19 20}  # stages not run unless asked for
 SHARED=${SHARED:-../shared/data/mini_librispeech}
 GUTENBERG=${GUTENBERG:-../shared/data/gutenberg/books ../shared/data/gutenberg_extra/books}
 CONFIGS=recipes/default_model/configs
@@ -47,6 +50,9 @@ VALID=$MANIFESTS/mini_spk/held_out.jsonl
 DEV=$MANIFESTS/mini/dev.jsonl
 resume=()
 ((RESUME)) && resume=(--resume)
+stage() {  # whether stage $1 runs: within STAGE..STOP_STAGE and not in SKIP
+    ((STAGE <= $1 && $1 <= STOP_STAGE)) && [[ " $SKIP " != *" $1 "* ]]
+}
 start_from() {  # a fine-tuning starts from checkpoint $1, or continues (RESUME=1): $start
     if ((RESUME)); then start=(--resume); else start=(--init-from "$1"); fi
 }
@@ -187,18 +193,39 @@ fi
 if ((STAGE <= 18 && 18 <= STOP_STAGE)); then
     folder_and_reports q4 ft_ph_so762x2_summary "$PHONES"
 fi
-if ((STAGE <= 19 && 19 <= STOP_STAGE)); then  # a word LSTM LM rescoring en-phones' 16-best
+if stage 19; then  # a word LSTM LM rescoring en-phones' 16-best
     python recipes/rnnlm/train.py --text "$EXP/lm/text_big.txt" --out "$EXP/rnnlm" --minutes 40
     python benchmarks/rescore.py --rnnlm "$EXP/rnnlm/rnnlm.pt" --model "$PHONES" \
         --tune "$MANIFESTS/so762_spk/held_out.jsonl" \
         --test "$DEV" "$MANIFESTS/so762_spk/held_out.jsonl" --json "$EXP/rescore.json"
 fi
-if ((STAGE <= 20 && 20 <= STOP_STAGE)); then  # a bigger n-gram: count-1 n-grams pruned only
+if stage 20; then  # a bigger n-gram: count-1 n-grams pruned only
     $ASR lm build --text "$EXP/lm/text_big.txt" --order 4 --prune 0 1 1 1 \
         --vocab-size 100000 --memory 8G --quantize 8 --out "$EXP/lm/big_less_pruned"
     for manifest in "$DEV" "$MANIFESTS/so762_spk/held_out.jsonl"; do
         $ASR evaluate "$manifest" --model "$PHONES" --lm "$EXP/lm/big_less_pruned/lm.bin" \
             --lexicon "$PHONES/lm/lexicon.txt" \
             --out-dir "$EXP/bigngram/$(basename "$(dirname "$manifest")")"
+    done
+fi
+if stage 21; then  # Q5: Q4 with a room, noise and a band on 30% of the utterances each
+    start_from "$EXP/ft_ph_so762/averaged.pt"
+    $ASR train --config $CONFIGS/q5_phones_so762x2_room_ft.toml --exp-dir "$EXP/ft_ph_so762x2_room" \
+        --set "data.train_manifest=\"$MANIFESTS/mix2/train.jsonl\"" "${so[@]}" "${start[@]}"
+fi
+if stage 22; then
+    folder_and_reports q5 ft_ph_so762x2_room "$PHONES"
+fi
+if stage 23; then  # T: Q2 as a streaming model (S's chunks and causal normalization)
+    start_from "$EXP/ft_ph_so762x2/averaged.pt"
+    $ASR train --config $CONFIGS/t_stream_phones_so762x2_ft.toml --exp-dir "$EXP/ft_stream_phones" \
+        --set "data.train_manifest=\"$MANIFESTS/mix2/train.jsonl\"" "${so[@]}" "${start[@]}"
+fi
+if stage 24; then  # T's folder with en-phones' LM and weights; offline, then streamed
+    folder_and_reports t ft_stream_phones "$PHONES"
+    cp "$PHONES/decoding.json" "$EXP/en-t/decoding.json"  # the shipped weights again
+    for set in so762:"$SO_VALID" dev:"$DEV"; do
+        python benchmarks/stream.py --manifest "${set#*:}" --model "$EXP/en-t" \
+            --latency-utterances 12 --streams 1 | tee "$EXP/eval_so762/t-stream-${set%%:*}.txt"
     done
 fi

@@ -9,7 +9,7 @@ The first --books folder is data/gutenberg: the held-out rule reads its index.ts
 import argparse
 import json
 
-from asr.config import load_toml_section
+from asr.config import apply_overrides, load_toml_section
 from asr.punctuation.data import PrepareConfig
 from asr.punctuation.train import prepare
 
@@ -17,6 +17,7 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--config", required=True, help="recipe config (its [prepare] section)")
 parser.add_argument("--books", nargs="+", required=True, help="book folders with index.tsv")
 parser.add_argument("--out", required=True, help="output folder")
+parser.add_argument("--set", nargs="*", default=[], help="overrides of [prepare]: key=value")
 args = parser.parse_args()
-config = load_toml_section(PrepareConfig, args.config, "prepare")
+config = apply_overrides(load_toml_section(PrepareConfig, args.config, "prepare"), args.set)
 print(json.dumps(prepare(args.books, args.out, config), indent=2))
