@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the light runtime into .venv (onnxruntime, no torch; versions from requirements.lock)
-# and transcribe the sample recording with the bundled English model (data/models/en-default:
-# BiLSTM-CTC, 4-gram LM beam search), no download needed. pip's output goes to
+# and transcribe the sample recording with the bundled default model (data/models/en-phones:
+# a BiLSTM emitting phones, lexicon and 4-gram LM beam search), no download needed. pip's output goes to
 # .venv/quickstart-install.log; the transcript is what it prints.
 #   bash scripts/quickstart.sh
 #   .venv/bin/asr transcribe your.wav more/    # then your own files or folders
