@@ -3,6 +3,7 @@ trained here and run by onnxruntime, the bundled model, and `asr punctuate` on s
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -282,3 +283,21 @@ def test_calibration_finds_the_offset_a_rare_mark_needs():
     case_logits[:, 0] = [0.5, 2.0, 2.0]  # "lower" barely wins on the capital word
     case_bias = tune_case_bias(case_logits, np.array([1, 0, 0]))
     assert -2.0 < case_bias[0] < -0.5
+
+
+@pytest.mark.parametrize(
+    "form,typography",
+    [("McDonald", False), ("IDs", False), ("D'Artagnan", False), ("MacGregor", False),
+     ("ANYthing", True), ("ALexander", True), ("AEneas", True), ("SOAMEs", True)],
+)  # fmt: skip
+def test_typography_stays_out_of_the_mixed_table(form, typography):
+    from asr.punctuation.data import is_typography
+
+    assert is_typography(form) is typography
+
+
+def test_the_bundled_mixed_table_holds_no_typography():
+    from asr.punctuation.data import is_typography
+
+    labels = json.loads((ROOT / "data/models/punct-en/labels.json").read_text())
+    assert labels["mixed"] and not [f for f in labels["mixed"].values() if is_typography(f)]

@@ -253,15 +253,25 @@ def sample_books(books: Sequence[Book], words_per_book: int, seed: int) -> tuple
     return out, starts
 
 
+# A printer's habit, not a word's spelling: a drop capital run into the word ("ANYthing",
+# "ALexander", "AEneas" for the ligature) or an upper-case name with a lower-case ending
+_TYPOGRAPHY = re.compile(r"[A-Z]{2,}[a-z]{2,}|[A-Z]{3,}s")
+
+
+def is_typography(form: str) -> bool:
+    """Whether a mixed written form is typography that must not enter the table."""
+    return _TYPOGRAPHY.fullmatch(form) is not None
+
+
 def mixed_forms(tagged: Tagged, min_count: int = 2) -> dict[str, str]:
     """Each word's commonest mixed written form ("mcdonald" -> "McDonald"), seen at least
-    `min_count` times."""
+    `min_count` times; typography ("ANYthing") left out, so such a word is capitalized."""
     counts: Counter[tuple[str, str]] = Counter(
         (w, m) for w, m in zip(tagged.words, tagged.mixed, strict=True) if m
     )
     table: dict[str, tuple[int, str]] = {}
     for (word, form), n in counts.items():
-        if n >= min_count and n > table.get(word, (0, ""))[0]:
+        if n >= min_count and n > table.get(word, (0, ""))[0] and not is_typography(form):
             table[word] = (n, form)
     return {word: form for word, (_, form) in sorted(table.items())}
 
