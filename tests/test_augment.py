@@ -179,6 +179,7 @@ def test_channel_draws_are_seeded_and_leave_noise_draws_alone():
         {"rt60_min": 0.9, "rt60_max": 0.5},
         {"lowpass_max": 9000},
         {"band_prob": -0.1},
+        {"highpass_max": 3500, "lowpass_min": 3000},
     ],
 )
 def test_bad_config_is_rejected(kwargs):

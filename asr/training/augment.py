@@ -130,6 +130,7 @@ _AUGMENT_INTERVALS = (
     ("rt60_min", "rt60_max"),
     ("highpass_min", "highpass_max"),
     ("lowpass_min", "lowpass_max"),
+    ("highpass_max", "lowpass_min"),  # a band, not a notch
 )
 # The direct path's energy over the reverberant tail's, dB, drawn per room
 _DIRECT_TO_REVERB_DB = (0.0, 10.0)
@@ -266,6 +267,13 @@ class AugmentedDataset(Dataset):
         if channel.band is not None:
             waveform = band_limit(waveform, self.sample_rate, *channel.band)
         return (waveform, *targets)
+
+    def draws_waveform(self, index: int) -> bool:
+        """Whether utterance `index` gets noise, a room or a band in this epoch: what needs
+        its samples, not frames (the draws `__getitem__` makes)."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        noisy = rng.random() < self.cfg.noise_prob and self.cfg.active(self.epoch)
+        return noisy or self.channel(index)[0].touched
 
     def channel(self, index: int) -> tuple[Channel, np.random.Generator]:
         """Utterance `index`'s room and band in this epoch, and the generator that draws its

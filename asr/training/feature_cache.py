@@ -216,9 +216,7 @@ class CachedFeatureDataset(AugmentedDataset):
         self.cache = cache
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        noisy = rng.random() < self.cfg.noise_prob and self.cfg.active(self.epoch)
-        if noisy or self.channel(index)[0].touched:
+        if self.draws_waveform(index):
             waveform, *targets = super().__getitem__(index)  # the same draws
             return (self.cache.raw(waveform), *targets)
         speed = float(self.speed_factors(self.epoch)[index])

@@ -61,22 +61,22 @@ for item in $TRAIN_SET; do sets+=(--set "$item"); done
 spk=(--set "data.train_manifest=\"$MANIFESTS/mini_spk/train.jsonl\"" "${sets[@]}")  # 19 speakers
 all=(--set "data.train_manifest=\"$MANIFESTS/mini/train.jsonl\"" "${sets[@]}")  # all 22
 
-if ((STAGE <= 1 && 1 <= STOP_STAGE)); then
+if stage 1; then
     # Manifests (durations from the headers); three whole training speakers held out for
     # choosing configurations, checkpoints and decoding weights. dev/ is only the report.
     $ASR data prepare librispeech --root "$SHARED" --subsets train dev --out "$MANIFESTS/mini"
     # shellcheck disable=SC2086
     $ASR data split "$MANIFESTS/mini/train.jsonl" --speakers $SPEAKERS --out-dir "$MANIFESTS/mini_spk"
 fi
-if ((STAGE <= 2 && 2 <= STOP_STAGE)); then  # N: E's recipe, CTC-CRF from scratch, 20 epochs
+if stage 2; then  # N: E's recipe, CTC-CRF from scratch, 20 epochs
     $ASR train --config $CONFIGS/n_crf_scratch.toml --exp-dir "$EXP/dm_crf" "${spk[@]}" "${resume[@]}"
 fi
-if ((STAGE <= 3 && 3 <= STOP_STAGE)); then  # O: N + 6 CTC-CRF epochs, per-utterance norm
+if stage 3; then  # O: N + 6 CTC-CRF epochs, per-utterance norm
     start_from "$EXP/dm_crf/averaged.pt"
     $ASR train --config $CONFIGS/o_crf_utt_ft.toml --exp-dir "$EXP/ft_crf_n_utt" \
         "${spk[@]}" "${start[@]}"
 fi
-if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
+if stage 4; then
     # Word 4-gram from both Gutenberg folders (1,104 books, 68.7M words; the books dev/
     # speakers read are left out), pruned to fit the folder: 26 MB at 8 bits (~4 min).
     # shellcheck disable=SC2086
@@ -84,7 +84,7 @@ if ((STAGE <= 4 && 4 <= STOP_STAGE)); then
     # shellcheck disable=SC2086
     $ASR lm build --text "$EXP/lm/text_big.txt" $LM_BUILD --out "$EXP/lm/big"
 fi
-if ((STAGE <= 5 && 5 <= STOP_STAGE)); then
+if stage 5; then
     # O's folder: fp16 weights + ONNX graph (the light runtime's) + LM + lexicon; the trie
     # holds the 30k commonest words; LM weight and word score tuned on the validation
     # speakers at beam 100.
@@ -93,15 +93,15 @@ if ((STAGE <= 5 && 5 <= STOP_STAGE)); then
     $ASR decode tune "$O_OUT" "$VALID" --beam-size 100 --lexicon-words 30000 \
         --lm-weights $LM_WEIGHTS --word-scores $WORD_SCORES
 fi
-if ((STAGE <= 6 && 6 <= STOP_STAGE)); then  # N's recipe on all 22 speakers
+if stage 6; then  # N's recipe on all 22 speakers
     $ASR train --config $CONFIGS/n_crf_scratch.toml --exp-dir "$EXP/dm_crf_all22" "${all[@]}" "${resume[@]}"
 fi
-if ((STAGE <= 7 && 7 <= STOP_STAGE)); then  # O's fine-tuning on all 22 speakers
+if stage 7; then  # O's fine-tuning on all 22 speakers
     start_from "$EXP/dm_crf_all22/averaged.pt"
     $ASR train --config $CONFIGS/o_crf_utt_ft.toml --exp-dir "$EXP/ft_crf_all22_utt" \
         "${all[@]}" "${start[@]}"
 fi
-if ((STAGE <= 8 && 8 <= STOP_STAGE)); then
+if stage 8; then
     # The folder that ships: the 22-speaker weights with O's decoding weights (no speakers
     # are left to choose with).
     $ASR export "$EXP/ft_crf_all22_utt/averaged.pt" --out "$OUT" --half --onnx --lm "$EXP/lm/big"
@@ -112,7 +112,7 @@ if ((STAGE <= 8 && 8 <= STOP_STAGE)); then
         cp "$OUT"/lm/{lm.bin,lexicon.txt,lm.json} data/models/en-default/lm/
     fi
 fi
-if ((STAGE <= 9 && 9 <= STOP_STAGE)); then
+if stage 9; then
     for split in valid dev; do  # O on both sets; the shipped folder on dev only
         manifest=$VALID
         [[ $split == dev ]] && manifest=$DEV
@@ -126,7 +126,7 @@ fi
 # training): speaker ids sorted, every 6th from the first (13 of 73). Its own test split and
 # children stay withheld.
 SO_VALID=$MANIFESTS/so762_spk/held_out.jsonl
-if ((STAGE <= 10 && 10 <= STOP_STAGE)); then
+if stage 10; then
     $ASR data prepare kaldi --root "$SO762" --out "$MANIFESTS/so762" --name so762
     # shellcheck disable=SC2046
     $ASR data split "$MANIFESTS/so762/so762.jsonl" --out-dir "$MANIFESTS/so762_spk" \
@@ -138,17 +138,17 @@ if ((STAGE <= 10 && 10 <= STOP_STAGE)); then
 fi
 so=(--set "data.valid_manifest=\"$SO_VALID\"")
 for item in $TRAIN_SET; do so+=(--set "$item"); done
-if ((STAGE <= 11 && 11 <= STOP_STAGE)); then  # Q: the phone model + 6 epochs on both corpora
+if stage 11; then  # Q: the phone model + 6 epochs on both corpora
     start_from "$PHONES/model.pt"
     $ASR train --config $CONFIGS/q_phones_so762_ft.toml --exp-dir "$EXP/ft_ph_so762" \
         --set "data.train_manifest=\"$MANIFESTS/mix/train.jsonl\"" "${so[@]}" "${start[@]}"
 fi
-if ((STAGE <= 12 && 12 <= STOP_STAGE)); then  # Q2: Q + 5 epochs, speechocean762 weighted x2
+if stage 12; then  # Q2: Q + 5 epochs, speechocean762 weighted x2
     start_from "$EXP/ft_ph_so762/averaged.pt"
     $ASR train --config $CONFIGS/q2_phones_so762x2_ft.toml --exp-dir "$EXP/ft_ph_so762x2" \
         --set "data.train_manifest=\"$MANIFESTS/mix2/train.jsonl\"" "${so[@]}" "${start[@]}"
 fi
-if ((STAGE <= 13 && 13 <= STOP_STAGE)); then  # R: en-default (characters) + O's 6 epochs on both
+if stage 13; then  # R: en-default (characters) + O's 6 epochs on both
     start_from "$OUT/model.pt"
     $ASR train --config $CONFIGS/r_chars_so762_ft.toml --exp-dir "$EXP/ft_ch_so762" \
         --set "data.train_manifest=\"$MANIFESTS/mix/train.jsonl\"" "${so[@]}" "${start[@]}"
@@ -167,7 +167,7 @@ folder_and_reports() {  # name, run folder under $EXP, parent folder (LM, decodi
         $ASR evaluate "${set#*:}" --model "$EXP/en-$name" --out-dir "$EXP/eval_so762/$name-tuned-${set%%:*}"
     done
 }
-if ((STAGE <= 14 && 14 <= STOP_STAGE)); then
+if stage 14; then
     # Folders with their parent's LM; the phone folders keep en-phones' decoding weights (the
     # "shipped weights" rows), then LM weight x word score tuned on the speechocean762
     # validation speakers; each folder on both validation sets and dev.
@@ -176,21 +176,21 @@ if ((STAGE <= 14 && 14 <= STOP_STAGE)); then
         folder_and_reports "$name" "$dir" "$parent"
     done
 fi
-if ((STAGE <= 15 && 15 <= STOP_STAGE)); then  # Q3: Q2 with VTLP, from the same start
+if stage 15; then  # Q3: Q2 with VTLP, from the same start
     start_from "$EXP/ft_ph_so762/averaged.pt"
     $ASR train --config $CONFIGS/q3_phones_so762x2_vtlp_ft.toml --exp-dir "$EXP/ft_ph_so762x2_vtlp" \
         --set "data.train_manifest=\"$MANIFESTS/mix2/train.jsonl\"" "${so[@]}" "${start[@]}"
 fi
-if ((STAGE <= 16 && 16 <= STOP_STAGE)); then
+if stage 16; then
     folder_and_reports q3 ft_ph_so762x2_vtlp "$PHONES"
 fi
-if ((STAGE <= 17 && 17 <= STOP_STAGE)); then  # Q4: Q2 with an utterance summary, same start
+if stage 17; then  # Q4: Q2 with an utterance summary, same start
     start_from "$EXP/ft_ph_so762/averaged.pt"
     $ASR train --config $CONFIGS/q4_phones_so762x2_summary_ft.toml \
         --exp-dir "$EXP/ft_ph_so762x2_summary" \
         --set "data.train_manifest=\"$MANIFESTS/mix2/train.jsonl\"" "${so[@]}" "${start[@]}"
 fi
-if ((STAGE <= 18 && 18 <= STOP_STAGE)); then
+if stage 18; then
     folder_and_reports q4 ft_ph_so762x2_summary "$PHONES"
 fi
 if stage 19; then  # a word LSTM LM rescoring en-phones' 16-best
